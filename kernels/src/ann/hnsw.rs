@@ -1,0 +1,546 @@
+//! Hierarchical Navigable Small World graphs: approximate nearest-neighbour search.
+//!
+//! After Yu. A. Malkov and D. A. Yashunin, "Efficient and robust approximate
+//! nearest neighbor search using Hierarchical Navigable Small World graphs",
+//! IEEE TPAMI 2018 (arXiv:1603.09320, first version 2016).
+//!
+//! Every vector lives on layer 0; a vector reaches layer `l` with probability
+//! `M^-l` (its level is `floor(-ln(U) / ln(M))` for uniform `U`), so upper
+//! layers are ever sparser "express lanes". A search descends greedily from the
+//! top layer's entry point to layer 1, then runs a best-first search with a
+//! dynamic list of `ef` candidates on layer 0 (the paper's Algorithm 2,
+//! [`Hnsw::search`]). An insertion searches the same way with
+//! `ef_construction` and links the new vector to neighbours picked by the
+//! paper's diversity heuristic (Algorithm 4 with `extendCandidates = false` and
+//! `keepPrunedConnections = false`, the choice hnswlib makes too): a candidate
+//! is kept only if it is nearer to the new vector than to every neighbour kept
+//! so far. Nodes keep at most `M` links on upper layers and `2M` on layer 0;
+//! a node that overflows is re-pruned with the same heuristic.
+//!
+//! Layout, chosen for cache behaviour on the search's hot loop:
+//! - all vectors in one contiguous `Vec<f32>` (cosine vectors are stored
+//!   unit-normalised so the hot loop needs one dot product per distance);
+//! - layer-0 adjacency in one flat `Vec<u32>` with a fixed stride of
+//!   `1 + 2M` slots per node (a count, then the ids);
+//! - upper-layer adjacency in a separate flat `Vec<u32>`, only for the few
+//!   nodes above layer 0 (a block of `1 + M` slots per layer per node);
+//! - per-search scratch (an epoch-tagged visited set and both heaps) kept in a
+//!   pool, so a search allocates nothing but its result and `search` takes
+//!   `&self` and can run from many threads at once;
+//! - software prefetch of the next neighbour's vector and visited slot.
+//!
+//! Builds are deterministic: the same seed and insertion order give the same
+//! graph and the same answers.
+
+use std::collections::BinaryHeap;
+use std::sync::Mutex;
+
+use super::visited::VisitedSet;
+use super::{Far, Near, Neighbor, check_buffer, prefetch};
+use crate::simd::{self, Metric};
+use crate::{Error, Result};
+
+/// The highest level a node may draw (keeps the level in a `u8`; reaching it
+/// would need `M^64` nodes).
+const MAX_LEVEL: usize = 64;
+
+/// Largest accepted `M` (a node then holds `2M` links on layer 0).
+const MAX_M: usize = 1 << 12;
+
+/// Build parameters of an [`Hnsw`] index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HnswConfig {
+    /// Links per node on upper layers (`2M` on layer 0). At least 2; 12 to 48 is typical.
+    pub m: usize,
+    /// Size of the candidate list while inserting. Larger builds slower and better. At least 1.
+    pub ef_construction: usize,
+    /// Distance the index ranks by.
+    pub metric: Metric,
+    /// Seed of the level generator: same seed and inserts give the same graph.
+    pub seed: u64,
+}
+
+impl Default for HnswConfig {
+    /// `M = 16`, `ef_construction = 200`, squared L2, seed 42.
+    fn default() -> Self {
+        HnswConfig { m: 16, ef_construction: 200, metric: Metric::L2, seed: 42 }
+    }
+}
+
+impl HnswConfig {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if `m < 2`, `m` is absurdly large, or `ef_construction == 0`.
+    pub fn validate(&self) -> Result<()> {
+        if self.m < 2 {
+            return Err(Error::InvalidParameter(format!("HNSW m must be at least 2, got {}", self.m)));
+        }
+        if self.m > MAX_M {
+            return Err(Error::InvalidParameter(format!("HNSW m must be at most {MAX_M}, got {}", self.m)));
+        }
+        if self.ef_construction == 0 {
+            return Err(Error::InvalidParameter("HNSW ef_construction must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reusable per-search buffers (taken from the pool, returned after).
+#[derive(Debug, Default)]
+struct Scratch {
+    visited: VisitedSet,
+    candidates: BinaryHeap<Near>,
+    results: BinaryHeap<Far>,
+    query: Vec<f32>,
+    sorted: Vec<Neighbor>,
+    selected: Vec<Neighbor>,
+    pruned: Vec<Neighbor>,
+    kept: Vec<Neighbor>,
+}
+
+/// A Hierarchical Navigable Small World index (see the module docs).
+pub struct Hnsw {
+    dim: usize,
+    config: HnswConfig,
+    /// `M` (upper-layer degree bound) and `2M` (layer-0 bound).
+    m: usize,
+    m0: usize,
+    /// Number of stored vectors.
+    len: usize,
+    /// Row-major vectors, `dim` floats each (unit length under cosine).
+    vectors: Vec<f32>,
+    /// Layer 0: `1 + m0` slots per node: count, then neighbour ids.
+    links0: Vec<u32>,
+    /// Level of every node.
+    levels: Vec<u8>,
+    /// Offset of each node's layer-1 block in `upper_links` (unused at level 0).
+    upper_start: Vec<usize>,
+    /// Layers 1..: per node with level `l`, `l` blocks of `1 + m` slots.
+    upper_links: Vec<u32>,
+    /// Entry point (meaningful when `len > 0`) and the top layer.
+    entry: u32,
+    max_level: usize,
+    /// `1 / ln(M)`.
+    level_mult: f64,
+    /// SplitMix64 state of the level generator.
+    rng: u64,
+    /// Scratch buffers for searches in flight.
+    pool: Mutex<Vec<Scratch>>,
+}
+
+impl std::fmt::Debug for Hnsw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hnsw")
+            .field("len", &self.len)
+            .field("dim", &self.dim)
+            .field("config", &self.config)
+            .field("max_level", &self.max_level)
+            .field("memory_bytes", &self.memory_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hnsw {
+    /// An empty index for `dim`-dimensional vectors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if `dim == 0` or the config is invalid.
+    pub fn new(dim: usize, config: HnswConfig) -> Result<Hnsw> {
+        if dim == 0 {
+            return Err(Error::InvalidParameter("dim must be at least 1".into()));
+        }
+        config.validate()?;
+        Ok(Hnsw {
+            dim,
+            config,
+            m: config.m,
+            m0: 2 * config.m,
+            len: 0,
+            vectors: Vec::new(),
+            links0: Vec::new(),
+            levels: Vec::new(),
+            upper_start: Vec::new(),
+            upper_links: Vec::new(),
+            entry: 0,
+            max_level: 0,
+            level_mult: 1.0 / (config.m as f64).ln(),
+            rng: config.seed,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Builds an index over `data` (row-major, `dim` floats per vector) by
+    /// inserting the vectors in order; vector `i` gets id `i`.
+    ///
+    /// # Errors
+    /// As [`Hnsw::new`], plus [`Error::RaggedBuffer`] if `data.len()` is not a
+    /// multiple of `dim` and [`Error::InvalidParameter`] for non-finite values.
+    pub fn build(data: &[f32], dim: usize, config: HnswConfig) -> Result<Hnsw> {
+        let mut index = Hnsw::new(dim, config)?;
+        check_buffer(data, dim)?;
+        let n = data.len() / dim;
+        index.reserve(n);
+        for row in data.chunks_exact(dim) {
+            index.insert(row)?;
+        }
+        Ok(index)
+    }
+
+    /// Reserves room for `additional` more vectors.
+    pub fn reserve(&mut self, additional: usize) {
+        self.vectors.reserve_exact(additional.saturating_mul(self.dim));
+        self.links0.reserve_exact(additional.saturating_mul(1 + self.m0));
+        self.levels.reserve_exact(additional);
+        self.upper_start.reserve_exact(additional);
+    }
+
+    /// Number of stored vectors.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the index holds no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Dimension of the stored vectors.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The build parameters.
+    pub fn config(&self) -> &HnswConfig {
+        &self.config
+    }
+
+    /// Heap bytes held by the vectors and the graph (scratch buffers excluded).
+    pub fn memory_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f32>();
+        let u = std::mem::size_of::<u32>();
+        self.vectors.capacity() * f
+            + self.links0.capacity() * u
+            + self.upper_links.capacity() * u
+            + self.upper_start.capacity() * std::mem::size_of::<usize>()
+            + self.levels.capacity()
+    }
+
+    /// The top layer of the graph (0 when empty).
+    pub fn max_level(&self) -> usize {
+        self.max_level
+    }
+
+    /// The entry point of every search (a node on the top layer), `None` when empty.
+    pub fn entry_point(&self) -> Option<u32> {
+        (self.len > 0).then_some(self.entry)
+    }
+
+    /// The level node `id` was assigned, `None` if there is no such node.
+    pub fn level_of(&self, id: u32) -> Option<usize> {
+        self.levels.get(id as usize).map(|&l| l as usize)
+    }
+
+    /// The neighbours of node `id` on layer `level` (empty if the node does not
+    /// exist or does not reach that layer).
+    pub fn neighbors(&self, id: u32, level: usize) -> &[u32] {
+        match self.level_of(id) {
+            Some(l) if level <= l => self.links(id, level),
+            _ => &[],
+        }
+    }
+
+    /// Inserts a vector and returns its id (the number of vectors inserted before it).
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] if `v.len() != dim`, [`Error::InvalidParameter`]
+    /// if `v` holds NaN or infinity or the index already holds `u32::MAX` vectors.
+    pub fn insert(&mut self, v: &[f32]) -> Result<u32> {
+        self.check_vector(v)?;
+        if self.len >= u32::MAX as usize {
+            return Err(Error::InvalidParameter("HNSW index is full (u32::MAX vectors)".into()));
+        }
+        let id = self.len as u32;
+        let level = self.random_level();
+
+        let start = self.vectors.len();
+        self.vectors.extend_from_slice(v);
+        if self.config.metric == Metric::Cosine {
+            normalize(&mut self.vectors[start..]);
+        }
+        self.links0.resize(self.links0.len() + 1 + self.m0, 0);
+        self.levels.push(level as u8);
+        self.upper_start.push(self.upper_links.len());
+        self.upper_links.resize(self.upper_links.len() + level * (1 + self.m), 0);
+        self.len += 1;
+
+        if id == 0 {
+            self.entry = 0;
+            self.max_level = level;
+            return Ok(id);
+        }
+
+        let mut s = self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        let mut q = std::mem::take(&mut s.query);
+        q.clear();
+        q.extend_from_slice(self.vector(id));
+
+        let mut ep = Neighbor::new(self.entry, self.dist(&q, self.vector(self.entry)));
+        for lc in (level + 1..=self.max_level).rev() {
+            ep = self.greedy_closest(&q, ep, lc);
+        }
+        for lc in (0..=level.min(self.max_level)).rev() {
+            self.search_layer(&q, ep, self.config.ef_construction, lc, &mut s);
+            s.sorted.clear();
+            s.sorted.extend(s.results.drain().map(|f| f.0).filter(|n| n.id != id));
+            s.sorted.sort_unstable_by(Neighbor::total_cmp);
+            let Some(&nearest) = s.sorted.first() else { continue };
+            ep = nearest;
+
+            let Scratch { sorted, selected, pruned, kept, .. } = &mut s;
+            self.select_heuristic(sorted, self.m, selected);
+            self.set_links(id, lc, selected);
+            for &n in selected.iter() {
+                self.connect(n.id, Neighbor::new(id, n.distance), lc, pruned, kept);
+            }
+        }
+        if level > self.max_level {
+            self.entry = id;
+            self.max_level = level;
+        }
+        s.query = q;
+        self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(s);
+        Ok(id)
+    }
+
+    /// The `k` nearest stored vectors to `query`, sorted ascending by
+    /// `(distance, id)`. `ef` is the size of the dynamic candidate list on
+    /// layer 0 (raised to `k` if smaller): larger is slower and more accurate.
+    /// Returns fewer than `k` hits only when the index holds fewer vectors.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] if `query.len() != dim`,
+    /// [`Error::InvalidParameter`] if the query holds NaN or infinity.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<Neighbor>> {
+        self.check_vector(query)?;
+        if k == 0 || self.len == 0 {
+            return Ok(Vec::new());
+        }
+        let ef = ef.max(k);
+        let mut s = self.take_scratch();
+        let mut q = std::mem::take(&mut s.query);
+        q.clear();
+        q.extend_from_slice(query);
+        if self.config.metric == Metric::Cosine {
+            normalize(&mut q);
+        }
+
+        let mut ep = Neighbor::new(self.entry, self.dist(&q, self.vector(self.entry)));
+        for lc in (1..=self.max_level).rev() {
+            ep = self.greedy_closest(&q, ep, lc);
+        }
+        self.search_layer(&q, ep, ef, 0, &mut s);
+        while s.results.len() > k {
+            s.results.pop();
+        }
+        s.sorted.clear();
+        s.sorted.extend(s.results.drain().map(|f| f.0));
+        s.sorted.sort_unstable_by(Neighbor::total_cmp);
+        let out = s.sorted.clone();
+
+        s.query = q;
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        Ok(out)
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
+    }
+
+    fn check_vector(&self, v: &[f32]) -> Result<()> {
+        if v.len() != self.dim {
+            return Err(Error::DimensionMismatch { expected: self.dim, got: v.len() });
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(Error::InvalidParameter("vector holds NaN or infinity".into()));
+        }
+        Ok(())
+    }
+
+    /// SplitMix64: small, fast and fully determined by the seed.
+    fn next_u64(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// `floor(-ln(U) / ln(M))` with `U` uniform on `(0, 1]`.
+    fn random_level(&mut self) -> usize {
+        let u = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let level = (-u.ln() * self.level_mult).floor();
+        (level as usize).min(MAX_LEVEL)
+    }
+
+    #[inline(always)]
+    fn dist(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self.config.metric {
+            Metric::L2 => simd::l2_sq(a, b),
+            Metric::Dot => -simd::dot(a, b),
+            // Stored vectors and queries are unit length: cosine is the dot product.
+            Metric::Cosine => 1.0 - simd::dot(a, b),
+        }
+    }
+
+    #[inline(always)]
+    fn vector(&self, id: u32) -> &[f32] {
+        let start = id as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    #[inline(always)]
+    fn vector_ptr(&self, id: u32) -> *const f32 {
+        self.vectors.as_ptr().wrapping_add(id as usize * self.dim)
+    }
+
+    /// Offset of the count slot of `id`'s list on `level` (in `links0` or `upper_links`).
+    #[inline(always)]
+    fn slot(&self, id: u32, level: usize) -> usize {
+        if level == 0 {
+            id as usize * (1 + self.m0)
+        } else {
+            self.upper_start[id as usize] + (level - 1) * (1 + self.m)
+        }
+    }
+
+    #[inline(always)]
+    fn links(&self, id: u32, level: usize) -> &[u32] {
+        let s = self.slot(id, level);
+        let list = if level == 0 { &self.links0 } else { &self.upper_links };
+        let n = list[s] as usize;
+        &list[s + 1..s + 1 + n]
+    }
+
+    fn set_links(&mut self, id: u32, level: usize, ids: &[Neighbor]) {
+        let s = self.slot(id, level);
+        let list = if level == 0 { &mut self.links0 } else { &mut self.upper_links };
+        list[s] = ids.len() as u32;
+        for (slot, n) in list[s + 1..].iter_mut().zip(ids) {
+            *slot = n.id;
+        }
+    }
+
+    /// Greedy walk on one layer: move to the nearest neighbour while that improves.
+    fn greedy_closest(&self, q: &[f32], mut cur: Neighbor, level: usize) -> Neighbor {
+        loop {
+            let mut moved = false;
+            for &e in self.links(cur.id, level) {
+                let d = self.dist(q, self.vector(e));
+                if d < cur.distance {
+                    cur = Neighbor::new(e, d);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return cur;
+            }
+        }
+    }
+
+    // ANCHOR: search_layer
+    /// Best-first search of one layer from `entry` (the paper's Algorithm 2).
+    /// Leaves the `ef` nearest nodes found in `s.results` (a max-heap).
+    fn search_layer(&self, q: &[f32], entry: Neighbor, ef: usize, level: usize, s: &mut Scratch) {
+        let Scratch { visited, candidates, results, .. } = s;
+        visited.reset(self.len);
+        candidates.clear();
+        results.clear();
+        visited.insert(entry.id);
+        candidates.push(Near(entry));
+        results.push(Far(entry));
+        // Distance of the farthest of the current results.
+        let mut bound = entry.distance;
+
+        while let Some(Near(c)) = candidates.pop() {
+            if c.distance > bound {
+                break; // every remaining candidate is farther than all results
+            }
+            let links = self.links(c.id, level);
+            if let Some(&first) = links.first() {
+                prefetch(visited.slot_ptr(first));
+                prefetch(self.vector_ptr(first));
+            }
+            for (j, &e) in links.iter().enumerate() {
+                // Pull the next neighbour in while this one is measured.
+                if let Some(&next) = links.get(j + 1) {
+                    prefetch(visited.slot_ptr(next));
+                    prefetch(self.vector_ptr(next));
+                }
+                if !visited.insert(e) {
+                    continue;
+                }
+                let d = self.dist(q, self.vector(e));
+                if results.len() < ef || d < bound {
+                    let n = Neighbor::new(e, d);
+                    candidates.push(Near(n));
+                    results.push(Far(n));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                    bound = results.peek().map_or(d, |f| f.0.distance);
+                }
+            }
+        }
+    }
+    // ANCHOR_END: search_layer
+
+    // ANCHOR: select_heuristic
+    /// The paper's neighbour-selection heuristic (Algorithm 4, without
+    /// extending or keeping pruned candidates). `candidates` are sorted
+    /// ascending by distance to the base vector; a candidate is kept only if
+    /// it is nearer to the base than to every neighbour already kept, which
+    /// spreads the links over different directions. At most `m` are kept.
+    fn select_heuristic(&self, candidates: &[Neighbor], m: usize, out: &mut Vec<Neighbor>) {
+        out.clear();
+        for &c in candidates {
+            if out.len() >= m {
+                break;
+            }
+            let cv = self.vector(c.id);
+            if out.iter().all(|r| self.dist(cv, self.vector(r.id)) >= c.distance) {
+                out.push(c);
+            }
+        }
+    }
+    // ANCHOR_END: select_heuristic
+
+    /// Adds the link `node -> new` on `level`, re-pruning `node`'s list with
+    /// the heuristic when it is already full.
+    fn connect(&mut self, node: u32, new: Neighbor, level: usize, pruned: &mut Vec<Neighbor>, kept: &mut Vec<Neighbor>) {
+        let cap = if level == 0 { self.m0 } else { self.m };
+        let s = self.slot(node, level);
+        let list = if level == 0 { &mut self.links0 } else { &mut self.upper_links };
+        let n = list[s] as usize;
+        if n < cap {
+            list[s + 1 + n] = new.id;
+            list[s] = n as u32 + 1;
+            return;
+        }
+        let base = self.vector(node);
+        pruned.clear();
+        pruned.extend(self.links(node, level).iter().map(|&x| Neighbor::new(x, self.dist(base, self.vector(x)))));
+        pruned.push(new);
+        pruned.sort_unstable_by(Neighbor::total_cmp);
+        self.select_heuristic(pruned, cap, kept);
+        self.set_links(node, level, kept);
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let norm = simd::dot(v, v).sqrt();
+    if norm > 0.0 {
+        let inv = 1.0 / norm;
+        v.iter_mut().for_each(|x| *x *= inv);
+    }
+}

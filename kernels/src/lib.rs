@@ -1,0 +1,46 @@
+//! `kernels`: the production compute stack every lab builds on and is graded against.
+//!
+//! It plays the role the course seeds give to trueno (SIMD), trueno-rag (BM25 +
+//! vectors) and friends. Each module is named for what it does and sits behind a
+//! cargo feature so a lab compiles only what it uses:
+//!
+//! | module | feature | what it does |
+//! |---|---|---|
+//! | [`simd`] | always | distances (dot, squared L2, cosine) with runtime CPU dispatch and scalar twins |
+//! | [`ann`] | `ann` | exact top-k search and a production HNSW index |
+//! | [`fusion`] | always | reciprocal rank fusion of several ranked lists |
+//! | [`search`] | `search` | BM25 full-text search backed by tantivy (re-exports [`fusion`]'s RRF) |
+
+pub mod fusion;
+pub mod simd;
+
+#[cfg(feature = "ann")]
+pub mod ann;
+
+#[cfg(feature = "search")]
+pub mod search;
+
+/// Everything that can go wrong in `kernels`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Two inputs that must agree in dimension did not.
+    #[error("dimension mismatch: expected {expected}, got {got}")]
+    DimensionMismatch { expected: usize, got: usize },
+    /// A flat vector buffer whose length is not a multiple of the dimension.
+    #[error("buffer of {len} floats is not a whole number of {dim}-dimensional vectors")]
+    RaggedBuffer { len: usize, dim: usize },
+    /// A parameter outside its valid range (the message says which and why).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The full-text engine failed.
+    #[cfg(feature = "search")]
+    #[error("search engine: {0}")]
+    Search(#[from] tantivy::TantivyError),
+    /// A query string the full-text engine could not parse.
+    #[cfg(feature = "search")]
+    #[error("query: {0}")]
+    Query(#[from] tantivy::query::QueryParserError),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,114 @@
+//! Exact top-k search against a naive full sort, and its error handling.
+
+use kernels::Error;
+use kernels::ann::{Neighbor, exact_top_k, exact_top_k_batch};
+use kernels::simd::Metric;
+use proptest::prelude::*;
+
+const METRICS: [Metric; 3] = [Metric::L2, Metric::Dot, Metric::Cosine];
+
+/// The reference: every distance, fully sorted by (distance, id), cut to k.
+fn naive(data: &[f32], dim: usize, q: &[f32], k: usize, metric: Metric) -> Vec<Neighbor> {
+    let mut all: Vec<Neighbor> = data
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, row)| Neighbor { id: i as u32, distance: metric.distance(q, row) })
+        .collect();
+    all.sort_by(Neighbor::total_cmp);
+    all.truncate(k);
+    all
+}
+
+fn check(case: &str, data: &[f32], dim: usize, q: &[f32], k: usize, metric: Metric) {
+    let got = exact_top_k(data, dim, q, k, metric).unwrap();
+    assert_eq!(got, naive(data, dim, q, k, metric), "{case}: {metric:?} k={k}");
+}
+
+#[test]
+fn matches_naive_sort() {
+    let dim = 17;
+    let data = datasets::vectors::uniform(300 * dim, 11);
+    let queries = datasets::vectors::uniform(5 * dim, 12);
+    for metric in METRICS {
+        for k in [1, 2, 10, 299, 300, 1000] {
+            for q in queries.chunks_exact(dim) {
+                check("uniform", &data, dim, q, k, metric);
+            }
+        }
+    }
+}
+
+#[test]
+fn ties_break_by_id() {
+    // Four copies of the same point: equal distances, so ids decide.
+    let data = [1.0f32, 0.0, 5.0, 5.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+    let got = exact_top_k(&data, 2, &[1.0, 0.0], 3, Metric::L2).unwrap();
+    let ids: Vec<u32> = got.iter().map(|n| n.id).collect();
+    assert_eq!(ids, [0, 2, 3]);
+    check("ties", &data, 2, &[1.0, 0.0], 5, Metric::L2);
+}
+
+#[test]
+fn edge_cases_and_errors() {
+    let data = [0.0f32; 12];
+    assert!(exact_top_k(&data, 3, &[0.0; 3], 0, Metric::L2).unwrap().is_empty());
+    assert!(exact_top_k(&[], 3, &[0.0; 3], 5, Metric::L2).unwrap().is_empty());
+    assert_eq!(exact_top_k(&data, 3, &[0.0; 3], 10, Metric::L2).unwrap().len(), 4);
+
+    let cases: Vec<(&str, kernels::Result<Vec<Neighbor>>, fn(&Error) -> bool)> = vec![
+        ("dim 0", exact_top_k(&data, 0, &[], 1, Metric::L2), |e| matches!(e, Error::InvalidParameter(_))),
+        ("ragged", exact_top_k(&data, 5, &[0.0; 5], 1, Metric::L2), |e| {
+            matches!(e, Error::RaggedBuffer { len: 12, dim: 5 })
+        }),
+        ("short query", exact_top_k(&data, 3, &[0.0; 2], 1, Metric::L2), |e| {
+            matches!(e, Error::DimensionMismatch { expected: 3, got: 2 })
+        }),
+    ];
+    for (case, result, expected) in cases {
+        let err = result.expect_err(case);
+        assert!(expected(&err), "{case}: unexpected error {err}");
+    }
+    assert!(matches!(
+        exact_top_k_batch(&data, 3, &[0.0; 4], 1, Metric::L2),
+        Err(Error::RaggedBuffer { len: 4, dim: 3 })
+    ));
+    assert!(matches!(exact_top_k_batch(&data, 0, &[], 1, Metric::L2), Err(Error::InvalidParameter(_))));
+}
+
+#[test]
+fn batch_matches_single_queries() {
+    let dim = 32;
+    let data = datasets::vectors::uniform(200 * dim, 21);
+    let queries = datasets::vectors::uniform(9 * dim, 22);
+    for metric in METRICS {
+        let batch = exact_top_k_batch(&data, dim, &queries, 7, metric).unwrap();
+        assert_eq!(batch.len(), 9);
+        for (q, got) in queries.chunks_exact(dim).zip(&batch) {
+            assert_eq!(got, &exact_top_k(&data, dim, q, 7, metric).unwrap());
+        }
+    }
+    assert!(exact_top_k_batch(&data, dim, &[], 7, Metric::L2).unwrap().is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn matches_naive_sort_on_random_data(
+        dim in 1usize..12,
+        n in 0usize..60,
+        k in 0usize..70,
+        seed in any::<u64>(),
+        // Small integers make exact ties common.
+        coarse in any::<bool>(),
+    ) {
+        let round = |v: Vec<f32>| -> Vec<f32> {
+            if coarse { v.into_iter().map(|x| (x * 3.0).round()).collect() } else { v }
+        };
+        let data = round(datasets::vectors::uniform(n * dim, seed));
+        let q = round(datasets::vectors::uniform(dim, seed ^ 1));
+        for metric in METRICS {
+            check("proptest", &data, dim, &q, k, metric);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests of `kernels`: one test binary, one module per area.
+//!
+//! Every test compares against an independent reference: a scalar twin, a
+//! naive sort, brute-force search, or a hand-computed value.
+
+mod fusion;
+mod simd;
+
+#[cfg(feature = "ann")]
+mod exact;
+#[cfg(feature = "ann")]
+mod hnsw;
+
+#[cfg(feature = "search")]
+mod search;

@@ -1,0 +1,128 @@
+//! SIMD distance kernels (runtime dispatch and the portable `wide` path) against their scalar twins.
+
+use kernels::simd::{self, Metric};
+use proptest::prelude::*;
+
+/// Lengths around every vector width and unroll boundary, plus a real embedding size.
+const LENGTHS: &[usize] = &[0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 127, 128, 129, 1536];
+
+/// Summation-order error bound for a sum of `n` terms whose magnitudes sum to `mag`.
+fn tolerance(n: usize, mag: f64) -> f64 {
+    (n as f64 + 4.0) * f32::EPSILON as f64 * mag + 1e-30
+}
+
+fn close(got: f32, want: f32, tol: f64) -> bool {
+    (got as f64 - want as f64).abs() <= tol || (got.is_nan() && want.is_nan())
+}
+
+/// Checks every fast path of every kernel against the scalar twin on one pair.
+fn check(case: &str, a: &[f32], b: &[f32]) {
+    let n = a.len();
+    let mag_ab: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+    let mag_l2: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let mag_aa: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
+    let mag_bb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum();
+
+    let want = simd::dot_scalar(a, b);
+    for (path, got) in [("dispatch", simd::dot(a, b)), ("wide", simd::dot_wide(a, b))] {
+        assert!(close(got, want, tolerance(n, mag_ab)), "{case}: dot {path} n={n}: {got} vs scalar {want}");
+    }
+    let want = simd::l2_sq_scalar(a, b);
+    // Differences are rounded once before squaring: allow for that too.
+    let tol = tolerance(n, mag_l2) + 4.0 * f32::EPSILON as f64 * (mag_aa + mag_bb);
+    for (path, got) in [("dispatch", simd::l2_sq(a, b)), ("wide", simd::l2_sq_wide(a, b))] {
+        assert!(close(got, want, tol), "{case}: l2_sq {path} n={n}: {got} vs scalar {want}");
+    }
+    let (ab, aa, bb) = simd::dot_norms_wide(a, b);
+    assert!(close(ab, simd::dot_scalar(a, b), tolerance(n, mag_ab)), "{case}: dot_norms_wide a.b n={n}");
+    assert!(close(aa, simd::dot_scalar(a, a), tolerance(n, mag_aa)), "{case}: dot_norms_wide |a|² n={n}");
+    assert!(close(bb, simd::dot_scalar(b, b), tolerance(n, mag_bb)), "{case}: dot_norms_wide |b|² n={n}");
+
+    let want = simd::cosine_scalar(a, b);
+    let got = simd::cosine(a, b);
+    assert!(close(got, want, 1e-5 + tolerance(n, 1.0) * 4.0), "{case}: cosine n={n}: {got} vs scalar {want}");
+    assert!((-1.0001..=1.0001).contains(&got), "{case}: cosine out of range n={n}: {got}");
+    if mag_aa == 0.0 || mag_bb == 0.0 {
+        assert_eq!(got, 0.0, "{case}: cosine with a zero vector must be 0");
+    }
+
+    // Metric::distance is the kernel under its "smaller is nearer" convention.
+    assert_eq!(Metric::L2.distance(a, b), simd::l2_sq(a, b), "{case}");
+    assert_eq!(Metric::Dot.distance(a, b), -simd::dot(a, b), "{case}");
+    assert_eq!(Metric::Cosine.distance(a, b), 1.0 - simd::cosine(a, b), "{case}");
+}
+
+/// Deterministic pseudo-random floats in [-1, 1) (no dependency on the generator crate).
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    datasets::vectors::uniform(n, seed)
+}
+
+#[test]
+fn kernels_match_scalar_on_adversarial_inputs() {
+    for &n in LENGTHS {
+        let a = noise(n, 1);
+        let b = noise(n, 2);
+        let zeros = vec![0.0f32; n];
+        let big_a: Vec<f32> = a.iter().map(|x| x * 1e6).collect();
+        let big_b: Vec<f32> = b.iter().map(|x| x * 1e6).collect();
+        // Alternating huge and tiny terms: heavy cancellation.
+        let mixed: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 1e6 } else { -1e-6 }).collect();
+        let alternating: Vec<f32> = (0..n).map(|i| if i % 2 == 0 { 1e6 } else { -1e6 }).collect();
+        let tiny: Vec<f32> = a.iter().map(|x| x * 1e-20).collect();
+        let mut one_hot = vec![0.0f32; n];
+        if let Some(last) = one_hot.last_mut() {
+            *last = 3.0;
+        }
+        let cases: [(&str, &[f32], &[f32]); 10] = [
+            ("random", &a, &b),
+            ("identical", &a, &a),
+            ("zeros vs random", &zeros, &b),
+            ("random vs zeros", &a, &zeros),
+            ("zeros vs zeros", &zeros, &zeros),
+            ("large magnitudes", &big_a, &big_b),
+            ("cancellation", &mixed, &alternating),
+            ("tiny (subnormal products)", &tiny, &tiny),
+            ("one-hot vs random", &one_hot, &b),
+            ("negated", &a, &big_a.iter().map(|x| -x).collect::<Vec<_>>()),
+        ];
+        for (case, x, y) in cases {
+            check(case, x, y);
+        }
+    }
+}
+
+#[test]
+fn cosine_of_parallel_and_opposite_vectors() {
+    for &n in &LENGTHS[1..] {
+        let a = noise(n, 3);
+        let scaled: Vec<f32> = a.iter().map(|x| x * 7.5).collect();
+        let opposite: Vec<f32> = a.iter().map(|x| -x).collect();
+        assert!((simd::cosine(&a, &scaled) - 1.0).abs() < 1e-5, "n={n}");
+        assert!((simd::cosine(&a, &opposite) + 1.0).abs() < 1e-5, "n={n}");
+        assert!(Metric::Cosine.distance(&a, &scaled).abs() < 1e-5, "n={n}");
+    }
+}
+
+#[test]
+fn checked_distance_rejects_mismatched_lengths() {
+    let err = Metric::L2.checked(&[1.0, 2.0], &[1.0]).unwrap_err();
+    assert!(matches!(err, kernels::Error::DimensionMismatch { expected: 2, got: 1 }), "{err}");
+    assert_eq!(Metric::L2.checked(&[1.0, 2.0], &[1.0, 0.0]).unwrap(), 4.0);
+    assert!(!simd::active_path().is_empty());
+}
+
+fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
+    let len = prop_oneof![proptest::sample::select(LENGTHS), 0usize..300];
+    len.prop_flat_map(|n| {
+        (proptest::collection::vec(-1e3f32..1e3, n), proptest::collection::vec(-1e3f32..1e3, n))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn kernels_match_scalar_on_random_inputs((a, b) in pair()) {
+        check("proptest", &a, &b);
+    }
+}
