@@ -1,1 +1,163 @@
-fn main() {}
+//! `cargo xtask`: every automation of the workspace, one subcommand each.
+
+mod bench;
+mod book;
+mod check;
+mod ci;
+mod export;
+mod peers;
+mod plot;
+mod tools;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use autograder::grade::grade_and_record;
+use autograder::{GradeOptions, Mode, Workspace, spec};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Grade, benchmark and maintain the course workspace")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Grade a week: `week3` (in the course of course.toml) or `c4w3`.
+    Grade {
+        week: String,
+        /// Course for `weekN` (3 or 4), overriding course.toml.
+        #[arg(long)]
+        course: Option<u32>,
+        /// Grade the reference solution instead of the lab (instructors).
+        #[arg(long, conflicts_with = "submission")]
+        solution: bool,
+        /// Grade a learner's copy of the lab crate (a folder with src/lib.rs).
+        #[arg(long, value_name = "DIR")]
+        submission: Option<PathBuf>,
+        /// Print the machine report (JSON) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also write a Gradescope results.json here.
+        #[arg(long, value_name = "PATH")]
+        gradescope: Option<PathBuf>,
+    },
+    /// Show the learner's grading history.
+    Progress,
+    /// Regenerate labs/ from the solution markers (`--check`: fail if stale).
+    Stubs {
+        #[arg(long)]
+        check: bool,
+    },
+    /// Prove every week: stub compiles and scores zero, solution scores full, APIs equal.
+    Check {
+        /// Weeks to check (all if none).
+        weeks: Vec<String>,
+    },
+    /// Benchmark a week's lab against `kernels` (and the solution and peers when present).
+    Bench {
+        week: String,
+        #[arg(long)]
+        course: Option<u32>,
+        /// Small sizes, for CI and a first look.
+        #[arg(long)]
+        quick: bool,
+        /// Where the table, plot and JSON record go (default target/bench/<week>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Build the book (`--serve` to browse it).
+    Book {
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Write the learner repository.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Weeks whose solutions to include, comma-separated (e.g. c4w1,c4w2).
+        #[arg(long, value_delimiter = ',')]
+        publish: Vec<String>,
+        /// Include the hidden tests (for an instructor's grading copy).
+        #[arg(long)]
+        with_hidden_tests: bool,
+    },
+    /// Install the optional Python peers (hnswlib, numpy) into the cache's venv.
+    Peers,
+    /// Run everything CI runs; installs the tools it needs.
+    Ci,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let ws = Workspace::current()?;
+    match cli.command {
+        Command::Grade { week, course, solution, submission, json, gradescope } => {
+            let week = spec::resolve(&ws, &week, course)?;
+            let mode = match (solution, submission) {
+                (true, _) => Mode::Solution,
+                (false, Some(dir)) => Mode::Submission(dir),
+                (false, None) => Mode::Lab,
+            };
+            let options = GradeOptions { mode, progress: !json, ..GradeOptions::default() };
+            let report = grade_and_record(&ws, &week, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{}", report.render());
+            }
+            if let Some(path) = gradescope {
+                std::fs::write(&path, serde_json::to_string_pretty(&report.to_gradescope())?)?;
+                if !json {
+                    println!("  Gradescope results written to {}", path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Progress => {
+            print!("{}", autograder::history::render(&autograder::history::load(&ws)?));
+            Ok(())
+        }
+        Command::Stubs { check: true } => stubs_check(&ws),
+        Command::Stubs { check: false } => {
+            let changed = autograder::stubs::sync_labs(&ws, false)?;
+            for s in &changed {
+                println!("{}", describe_stale(&ws, s, false));
+            }
+            println!("labs/ regenerated ({} file(s) changed)", changed.len());
+            Ok(())
+        }
+        Command::Check { weeks } => check::run(&ws, &weeks),
+        Command::Bench { week, course, quick, out } => bench::run(&ws, &week, course, quick, out),
+        Command::Book { serve } => book::run(&ws, serve),
+        Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
+        Command::Peers => peers::install(&ws),
+        Command::Ci => ci::run(&ws),
+    }
+}
+
+/// Fails when labs/ differs from what the solutions generate.
+fn stubs_check(ws: &Workspace) -> Result<()> {
+    let stale = autograder::stubs::sync_labs(ws, true)?;
+    for s in &stale {
+        println!("{}", describe_stale(ws, s, true));
+    }
+    if !stale.is_empty() {
+        bail!("labs/ is stale: run `cargo xtask stubs`");
+    }
+    println!("labs/ is fresh");
+    Ok(())
+}
+
+fn describe_stale(ws: &Workspace, stale: &autograder::stubs::Stale, check: bool) -> String {
+    use autograder::stubs::Stale;
+    let rel = |p: &PathBuf| p.strip_prefix(&ws.root).unwrap_or(p).display().to_string();
+    let (what, path) = match stale {
+        Stale::Missing(p) => (if check { "missing" } else { "created" }, rel(p)),
+        Stale::Different(p) => (if check { "stale" } else { "updated" }, rel(p)),
+        Stale::Extra(p) => (if check { "not generated" } else { "removed" }, rel(p)),
+    };
+    format!("  {what:>13}  {path}")
+}

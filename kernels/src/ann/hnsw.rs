@@ -97,6 +97,7 @@ struct Scratch {
     selected: Vec<Neighbor>,
     pruned: Vec<Neighbor>,
     kept: Vec<Neighbor>,
+    batch: Vec<u32>,
 }
 
 /// A Hierarchical Navigable Small World index (see the module docs).
@@ -399,9 +400,26 @@ impl Hnsw {
         &self.vectors[start..start + self.dim]
     }
 
+    /// Prefetches the first cache lines of vector `id` (up to 1 KiB; the
+    /// hardware prefetcher streams the rest of longer vectors).
     #[inline(always)]
-    fn vector_ptr(&self, id: u32) -> *const f32 {
-        self.vectors.as_ptr().wrapping_add(id as usize * self.dim)
+    fn prefetch_vector(&self, id: u32) {
+        let p = self.vectors.as_ptr().wrapping_add(id as usize * self.dim);
+        let floats = self.dim.min(256);
+        let mut off = 0;
+        while off < floats {
+            prefetch(p.wrapping_add(off));
+            off += 16; // 64-byte lines
+        }
+    }
+
+    #[inline(always)]
+    fn links_ptr(&self, id: u32, level: usize) -> *const u32 {
+        if level == 0 {
+            self.links0.as_ptr().wrapping_add(id as usize * (1 + self.m0))
+        } else {
+            self.upper_links.as_ptr()
+        }
     }
 
     /// Offset of the count slot of `id`'s list on `level` (in `links0` or `upper_links`).
@@ -452,7 +470,7 @@ impl Hnsw {
     /// Best-first search of one layer from `entry` (the paper's Algorithm 2).
     /// Leaves the `ef` nearest nodes found in `s.results` (a max-heap).
     fn search_layer(&self, q: &[f32], entry: Neighbor, ef: usize, level: usize, s: &mut Scratch) {
-        let Scratch { visited, candidates, results, .. } = s;
+        let Scratch { visited, candidates, results, batch, .. } = s;
         visited.reset(self.len);
         candidates.clear();
         results.clear();
@@ -466,19 +484,24 @@ impl Hnsw {
             if c.distance > bound {
                 break; // every remaining candidate is farther than all results
             }
-            let links = self.links(c.id, level);
-            if let Some(&first) = links.first() {
-                prefetch(visited.slot_ptr(first));
-                prefetch(self.vector_ptr(first));
+            // The next candidate's adjacency list is likely needed next: pull it in.
+            if let Some(next) = candidates.peek() {
+                prefetch(self.links_ptr(next.0.id, level));
             }
-            for (j, &e) in links.iter().enumerate() {
-                // Pull the next neighbour in while this one is measured.
-                if let Some(&next) = links.get(j + 1) {
-                    prefetch(visited.slot_ptr(next));
-                    prefetch(self.vector_ptr(next));
+            // Pass 1: keep the neighbours not seen yet (the tags are small and hot).
+            batch.clear();
+            for &e in self.links(c.id, level) {
+                if visited.insert(e) {
+                    batch.push(e);
                 }
-                if !visited.insert(e) {
-                    continue;
+            }
+            if let Some(&first) = batch.first() {
+                self.prefetch_vector(first);
+            }
+            // Pass 2: measure them, fetching the next vector while this one is measured.
+            for (j, &e) in batch.iter().enumerate() {
+                if let Some(&next) = batch.get(j + 1) {
+                    self.prefetch_vector(next);
                 }
                 let d = self.dist(q, self.vector(e));
                 if results.len() < ef || d < bound {

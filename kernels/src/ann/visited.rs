@@ -39,10 +39,4 @@ impl VisitedSet {
             true
         }
     }
-
-    /// Address of `id`'s slot, for software prefetching.
-    #[inline(always)]
-    pub fn slot_ptr(&self, id: u32) -> *const u32 {
-        self.tags.as_ptr().wrapping_add(id as usize)
-    }
 }

@@ -1,0 +1,188 @@
+//! `cargo xtask bench`: a week's benchmark sweep as a table, an SVG plot and a JSON record.
+//!
+//! The week's `bench.rs` runs inside a release-built harness that links the lab,
+//! `kernels` and (in an instructor's checkout) the solution, measuring them
+//! interleaved on the same data. It writes a record whose rows share columns;
+//! peers listed in the record (Python scripts in `autograder/peers/`) run on
+//! the same files when `cargo xtask peers` has made their venv, and add rows.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use autograder::harness::{self, Build, Implementation, Purpose};
+use autograder::{Workspace, spec};
+use serde_json::Value;
+
+use crate::plot::{Series, line_chart};
+
+pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Option<PathBuf>) -> Result<()> {
+    let week = spec::resolve(ws, name, course)?;
+    let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join(&week.id));
+    std::fs::create_dir_all(&out)?;
+    let out = out.canonicalize()?;
+    let h = harness::generate(ws, &week, &Implementation::Lab, Purpose::Bench)?;
+    eprintln!("building the {} benchmark (release)…", week.id);
+    let binary = match harness::build(ws, &h)? {
+        Build::Ok(binary) => binary,
+        Build::Failed(error) => bail!("the lab does not compile:\n{error}"),
+    };
+    let record_path = out.join("record.json");
+    let mut cmd = Command::new(&binary);
+    cmd.arg("bench").arg(&record_path);
+    if quick {
+        cmd.arg("--quick");
+    }
+    crate::tools::run(&mut cmd)?;
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&record_path)?).context("reading the bench record")?;
+
+    let mut notes = Vec::new();
+    let peers = record.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
+    for peer in peers {
+        let peer_name = peer["name"].as_str().unwrap_or("peer").to_string();
+        let Some(python) = ws.peer_python() else {
+            notes.push(format!("{peer_name}: skipped (run `cargo xtask peers` to install it)"));
+            continue;
+        };
+        let script = ws.root.join("autograder/peers").join(peer["script"].as_str().unwrap_or_default());
+        let args: Vec<String> = peer["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        eprintln!("running peer {peer_name}…");
+        let output = Command::new(&python).arg(&script).args(&args).output().with_context(|| format!("running {}", script.display()))?;
+        if !output.status.success() {
+            notes.push(format!("{peer_name}: failed: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")));
+            continue;
+        }
+        match serde_json::from_slice::<Value>(&output.stdout) {
+            Ok(Value::Array(rows)) => {
+                if let Some(all) = record["rows"].as_array_mut() {
+                    all.extend(rows);
+                }
+            }
+            _ => notes.push(format!("{peer_name}: printed no rows")),
+        }
+    }
+
+    let summary = summarise(&record);
+    record["notes"] = Value::from(notes.clone());
+    record["summary"] = Value::from(summary.clone());
+    record["machine"] = machine();
+    std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)?;
+    let table = table(&record);
+    std::fs::write(out.join("table.md"), &table)?;
+    let svg = plot(&record);
+    std::fs::write(out.join("plot.svg"), svg)?;
+
+    println!("{table}");
+    for line in summary.iter().chain(&notes) {
+        println!("  {line}");
+    }
+    println!("\n  record {}\n  table  {}\n  plot   {}", record_path.display(), out.join("table.md").display(), out.join("plot.svg").display());
+    Ok(())
+}
+
+fn columns(record: &Value) -> Vec<String> {
+    record["columns"].as_array().map(|c| c.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// A Markdown table of every row.
+fn table(record: &Value) -> String {
+    let cols = columns(record);
+    let mut out = format!("| {} |\n|{}|\n", cols.join(" | "), cols.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+    for row in record["rows"].as_array().into_iter().flatten() {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match &row[c] {
+                Value::Number(n) => {
+                    let v = n.as_f64().unwrap_or(f64::NAN);
+                    if v.fract() == 0.0 && v.abs() < 1e9 { format!("{v:.0}") } else if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.4}") }
+                }
+                Value::String(s) => s.clone(),
+                Value::Null => "–".into(),
+                other => other.to_string(),
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+/// Each series' (x, y) points.
+fn series(record: &Value) -> Vec<Series> {
+    let (x, y) = (record["x"].as_str().unwrap_or(""), record["y"].as_str().unwrap_or(""));
+    let mut out: Vec<Series> = Vec::new();
+    for row in record["rows"].as_array().into_iter().flatten() {
+        let name = row["impl"].as_str().unwrap_or("?").to_string();
+        let (Some(px), Some(py)) = (row[x].as_f64(), row[y].as_f64()) else { continue };
+        match out.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push((px, py)),
+            None => out.push(Series { name, points: vec![(px, py)] }),
+        }
+    }
+    out
+}
+
+fn plot(record: &Value) -> String {
+    let title = record["title"].as_str().unwrap_or("benchmark");
+    line_chart(title, record["x"].as_str().unwrap_or("x"), record["y"].as_str().unwrap_or("y"), &series(record))
+}
+
+/// `y` of a series at `x = target`, interpolated between the two sweep points around it.
+pub fn y_at(points: &[(f64, f64)], target: f64) -> Option<f64> {
+    let mut pts = points.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let i = pts.iter().position(|&(x, _)| x >= target)?;
+    if i == 0 {
+        // Even the cheapest setting beats the target: report its throughput.
+        return Some(pts[0].1);
+    }
+    let ((xa, ya), (xb, yb)) = (pts[i - 1], pts[i]);
+    Some(if xb - xa < 1e-12 { yb } else { ya + (yb - ya) * (target - xa) / (xb - xa) })
+}
+
+/// Ratio lines: each series' y at each target x, over the reference series'.
+fn summarise(record: &Value) -> Vec<String> {
+    let all = series(record);
+    let reference = record["reference"].as_str().unwrap_or("kernels");
+    let targets: Vec<f64> = record["targets"].as_array().map(|t| t.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let y = record["y"].as_str().unwrap_or("y");
+    let x = record["x"].as_str().unwrap_or("x");
+    let mut lines = Vec::new();
+    let Some(base) = all.iter().find(|s| s.name == reference) else { return lines };
+    for &target in &targets {
+        let Some(base_y) = y_at(&base.points, target) else {
+            lines.push(format!("{reference} never reaches {x} {target}"));
+            continue;
+        };
+        for s in &all {
+            let line = match y_at(&s.points, target) {
+                Some(v) => format!("{x} {target}: {} {y} {v:.0} = {:.2}× {reference}", s.name, v / base_y),
+                None => format!("{x} {target}: {} never reaches it", s.name),
+            };
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    serde_json::json!({ "cpu": cpu, "cores": cores, "unix_time": when })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_between_sweep_points() {
+        let pts = [(0.90, 1000.0), (0.96, 400.0), (0.99, 100.0)];
+        assert_eq!(y_at(&pts, 0.93), Some(700.0));
+        assert_eq!(y_at(&pts, 0.80), Some(1000.0));
+        assert_eq!(y_at(&pts, 0.995), None);
+    }
+}

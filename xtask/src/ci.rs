@@ -1,0 +1,86 @@
+//! `cargo xtask ci`: everything CI runs, in order, with a closing tally.
+//!
+//! Installs what it needs itself (mdbook and plugins via `cargo install`,
+//! KaTeX via npm, the peers' venv via pip), all into the cache folder outside
+//! the clone, so a fresh machine builds them once and later runs reuse them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use autograder::{Workspace, spec};
+use console::style;
+
+use crate::tools::{self, cargo};
+
+pub fn run(ws: &Workspace) -> Result<()> {
+    let steps: Vec<(&str, Box<dyn Fn(&Workspace) -> Result<()>>)> = vec![
+        ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
+        ("unit and integration tests", Box::new(test_workspace)),
+        ("stubs are fresh", Box::new(|ws| crate::stubs_check(ws))),
+        ("every week proven (stub 0, solution full, APIs equal)", Box::new(|ws| crate::check::run(ws, &[]))),
+        ("book", Box::new(|ws| crate::book::run(ws, false))),
+        ("learner export builds and grades on its own", Box::new(export_grades)),
+        ("peers", Box::new(crate::peers::install)),
+        ("benchmark c4w3 (quick)", Box::new(|ws| crate::bench::run(ws, "c4w3", None, true, None))),
+    ];
+    let mut failed = Vec::new();
+    let total = steps.len();
+    for (name, step) in steps {
+        println!("\n{} {name}", style("==>").cyan().bold());
+        let start = Instant::now();
+        match step(ws) {
+            Ok(()) => println!("{} {name} ({:.0} s)", style("ok").green(), start.elapsed().as_secs_f64()),
+            Err(e) => {
+                println!("{} {name}: {e:#}", style("FAILED").red().bold());
+                failed.push(name);
+            }
+        }
+    }
+    println!("\nci: {} passed, {} failed", total - failed.len(), failed.len());
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `cargo test` over the workspace except the labs (their tests fail until the learner works).
+fn test_workspace(ws: &Workspace) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]);
+    for week in spec::all_weeks(ws)? {
+        if week.lab_dir(ws).join("Cargo.toml").is_file() {
+            cmd.args(["--exclude", &week.crate_name]);
+        }
+    }
+    tools::run(&mut cmd)
+}
+
+/// Exports the learner repository and grades its untouched lab there.
+fn export_grades(ws: &Workspace) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("learner-export-").tempdir()?;
+    let out = dir.path().join("repo");
+    crate::export::run(ws, &out, &[], false)?;
+    for week in spec::all_weeks(ws)? {
+        let report = grade_json(&out, &week.id)?;
+        let score = report["score"].as_f64().context("report has a score")?;
+        let max = report["max_score"].as_f64().context("report has a max_score")?;
+        ensure!(report["compile_error"].is_null(), "the exported lab of {} does not compile: {}", week.id, report["compile_error"]);
+        ensure!(score == 0.0, "the untouched exported lab of {} scores {score}", week.id);
+        ensure!(report["withheld_points"].as_f64().unwrap_or(0.0) > 0.0, "the export of {} still has its hidden tests", week.id);
+        println!("  export grades {}: {score}/{max}, hidden tests withheld", week.id);
+    }
+    Ok(())
+}
+
+fn grade_json(repo: &Path, week: &str) -> Result<serde_json::Value> {
+    let out = cargo()
+        .args(["xtask", "grade", week, "--json"])
+        .current_dir(repo)
+        .output()
+        .context("grading the export")?;
+    if !out.status.success() {
+        bail!("grading the export failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("the export's --json report is not JSON")
+}

@@ -1,0 +1,24 @@
+//! `cargo xtask peers`: the optional Python peers in a virtual environment in the cache.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use autograder::Workspace;
+
+use crate::tools;
+
+/// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s).
+const PACKAGES: &[&str] = &["numpy", "hnswlib==0.8.0"];
+
+pub fn install(ws: &Workspace) -> Result<()> {
+    let venv = ws.cache_dir().join("venv");
+    if !venv.join("bin/python").is_file() {
+        std::fs::create_dir_all(ws.cache_dir())?;
+        tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context("creating the peers' venv")?;
+    }
+    let python = venv.join("bin/python");
+    tools::run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(PACKAGES))
+        .context("installing the peers with pip")?;
+    println!("peers installed in {}: {}", venv.display(), PACKAGES.join(", "));
+    Ok(())
+}
