@@ -1,0 +1,3 @@
+//! Integration tests of the grading engine: hostile submissions graded for real.
+
+mod hostile;
