@@ -55,7 +55,13 @@ fn collect(file: &str, items: &[Item], api: &mut BTreeSet<String>) {
                     }
                 }
                 let attrs: Vec<String> = s.attrs.iter().map(|a| a.to_token_stream().to_string()).collect();
-                Some(format!("{} struct {}{} {{ {} }}", attrs.join(" "), s.ident, s.generics.to_token_stream(), fields.join(", ")))
+                Some(format!(
+                    "{} struct {}{} {{ {} }}",
+                    attrs.join(" "),
+                    s.ident,
+                    s.generics.to_token_stream(),
+                    fields.join(", ")
+                ))
             }
             Item::Enum(e) if is_pub(&e.vis) => {
                 strip_docs(&mut e.attrs);
@@ -124,7 +130,9 @@ mod tests {
 
     #[test]
     fn bodies_and_docs_do_not_matter_but_signatures_do() {
-        let solution = api_of("/// Adds.\npub fn add(a: u32) -> u32 { a + 1 }\nfn private() {}\npub struct S { pub x: u32, hidden: Vec<u8> }");
+        let solution = api_of(
+            "/// Adds.\npub fn add(a: u32) -> u32 { a + 1 }\nfn private() {}\npub struct S { pub x: u32, hidden: Vec<u8> }",
+        );
         let stub = api_of("pub fn add(a: u32) -> u32 { todo!() }\npub struct S { pub x: u32 }");
         assert!(diff(&solution, &stub).is_empty(), "{:?}", diff(&solution, &stub));
         let changed = api_of("pub fn add(a: u64) -> u32 { todo!() }\npub struct S { pub x: u32 }");

@@ -87,7 +87,10 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
         } else if !registered.iter().any(|n| n == &spec.name) {
             Some(Outcome {
                 status: Status::Failed {
-                    message: format!("the grader has no test `{}` in {:?} (instructor: week.toml and the test file disagree)", spec.name, spec.file),
+                    message: format!(
+                        "the grader has no test `{}` in {:?} (instructor: week.toml and the test file disagree)",
+                        spec.name, spec.file
+                    ),
                 },
                 metrics: BTreeMap::new(),
                 output: String::new(),
@@ -119,11 +122,15 @@ pub fn grade_and_record(ws: &Workspace, week: &WeekSpec, options: &GradeOptions)
 }
 
 fn list_tests(binary: &Path) -> Result<Vec<String>> {
-    let out = Command::new(binary).arg("list").output().with_context(|| format!("running {} list", binary.display()))?;
+    let out =
+        Command::new(binary).arg("list").output().with_context(|| format!("running {} list", binary.display()))?;
     if !out.status.success() {
         bail!("the harness could not list its tests: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once(' ').map(|(_, n)| n.to_string())).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, n)| n.to_string()))
+        .collect())
 }
 
 /// Copies a submission into a crate of its own: the lab's manifest and the
@@ -136,10 +143,15 @@ fn prepare_submission(ws: &Workspace, week: &WeekSpec, dir: &Path) -> Result<Pat
     } else if dir.join("lib.rs").is_file() {
         dir.to_path_buf()
     } else {
-        bail!("{} holds no lab crate: expected src/lib.rs (a copy of labs/{}) or lib.rs", dir.display(), week.crate_name);
+        bail!(
+            "{} holds no lab crate: expected src/lib.rs (a copy of labs/{}) or lib.rs",
+            dir.display(),
+            week.crate_name
+        );
     };
     let manifest = week.lab_dir(ws).join("Cargo.toml");
-    let manifest_text = std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let manifest_text =
+        std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let dest = ws.grade_dir().join("submissions").join(&week.id);
     if dest.exists() {
         std::fs::remove_dir_all(&dest)?;
@@ -171,7 +183,8 @@ fn standalone_manifest(ws: &Workspace, lab_manifest: &str) -> Result<String> {
     let root: toml::Table = toml::from_str(&std::fs::read_to_string(ws.root.join("Cargo.toml"))?)?;
     let empty = toml::Table::new();
     let ws_package = root.get("workspace").and_then(|w| w.get("package")).and_then(|p| p.as_table()).unwrap_or(&empty);
-    let ws_deps = root.get("workspace").and_then(|w| w.get("dependencies")).and_then(|d| d.as_table()).unwrap_or(&empty);
+    let ws_deps =
+        root.get("workspace").and_then(|w| w.get("dependencies")).and_then(|d| d.as_table()).unwrap_or(&empty);
     let mut manifest: toml::Table = toml::from_str(lab_manifest)?;
     for key in ["test", "bench", "dev-dependencies", "example"] {
         manifest.remove(key);
@@ -190,7 +203,9 @@ fn standalone_manifest(ws: &Workspace, lab_manifest: &str) -> Result<String> {
                 continue;
             }
             let mut resolved = match ws_deps.get(name).with_context(|| format!("workspace has no dependency {name}"))? {
-                toml::Value::String(version) => toml::Table::from_iter([("version".to_string(), toml::Value::String(version.clone()))]),
+                toml::Value::String(version) => {
+                    toml::Table::from_iter([("version".to_string(), toml::Value::String(version.clone()))])
+                }
                 toml::Value::Table(t) => t.clone(),
                 other => bail!("workspace dependency {name} is {other}"),
             };
@@ -202,7 +217,8 @@ fn standalone_manifest(ws: &Workspace, lab_manifest: &str) -> Result<String> {
                 match key.as_str() {
                     "workspace" => {}
                     "features" => {
-                        let mut features = resolved.get("features").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+                        let mut features =
+                            resolved.get("features").and_then(|f| f.as_array()).cloned().unwrap_or_default();
                         features.extend(value.as_array().cloned().unwrap_or_default());
                         resolved.insert("features".into(), toml::Value::Array(features));
                     }

@@ -29,7 +29,11 @@ pub fn append(ws: &Workspace, report: &Report) -> Result<()> {
         tasks: report.tasks.iter().map(|t| (t.id.clone(), t.score)).collect(),
     };
     let path = ws.history_file();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     writeln!(file, "{}", serde_json::to_string(&entry)?)?;
     Ok(())
 }
@@ -56,7 +60,8 @@ pub fn render(entries: &[Entry]) -> String {
         let best = runs.iter().map(|e| e.score).fold(0.0, f64::max);
         let max = runs.last().map(|e| e.max_score).unwrap_or(0.0);
         let trail: Vec<String> = runs.iter().rev().take(10).rev().map(|e| format!("{:.0}", e.score)).collect();
-        writeln!(out, "{week}: best {best:.1}/{max:.0} over {} run(s); last runs: {}", runs.len(), trail.join(" → ")).ok();
+        writeln!(out, "{week}: best {best:.1}/{max:.0} over {} run(s); last runs: {}", runs.len(), trail.join(" → "))
+            .ok();
         if let Some(last) = runs.last() {
             for (task, score) in &last.tasks {
                 writeln!(out, "    {task:<28} {score:>6.1}").ok();

@@ -80,7 +80,10 @@ impl TestReport {
             details: None,
             metrics: BTreeMap::new(),
             visibility,
-            leaderboard: spec.score.as_ref().map(|r| (r.leaderboard.clone().unwrap_or_else(|| r.metric.clone()), r.metric.clone())),
+            leaderboard: spec
+                .score
+                .as_ref()
+                .map(|r| (r.leaderboard.clone().unwrap_or_else(|| r.metric.clone()), r.metric.clone())),
         };
         let Some(outcome) = outcome else { return report };
         let mut summary = outcome.status.describe();
@@ -145,7 +148,10 @@ impl Report {
             withheld_points: tests.iter().filter(|t| t.status == "withheld").map(|t| t.max_score).sum(),
             tasks,
             tests,
-            timestamp: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            timestamp: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         }
     }
 
@@ -238,9 +244,15 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let w = &mut out;
-        writeln!(w, "{} {}: {} ({})", style("week").bold(), style(&self.week).bold().cyan(), self.title, self.mode).ok();
+        writeln!(w, "{} {}: {} ({})", style("week").bold(), style(&self.week).bold().cyan(), self.title, self.mode)
+            .ok();
         if let Some(error) = &self.compile_error {
-            writeln!(w, "\n{} the code does not compile, so no test could run. The first error:\n", style("✗").red().bold()).ok();
+            writeln!(
+                w,
+                "\n{} the code does not compile, so no test could run. The first error:\n",
+                style("✗").red().bold()
+            )
+            .ok();
             for line in error.lines() {
                 writeln!(w, "    {line}").ok();
             }
@@ -256,7 +268,15 @@ impl Report {
             } else {
                 style("✗").red().bold()
             };
-            writeln!(w, "  {mark} {:<width$}  {:>6.1} / {:<4} {}", task.id, task.score, task.max_score, style(&task.title).dim()).ok();
+            writeln!(
+                w,
+                "  {mark} {:<width$}  {:>6.1} / {:<4} {}",
+                task.id,
+                task.score,
+                task.max_score,
+                style(&task.title).dim()
+            )
+            .ok();
             for test in self.tests.iter().filter(|t| t.task == task.id) {
                 if test.status == "passed" && test.score >= test.max_score {
                     continue;
@@ -279,16 +299,14 @@ impl Report {
             }
         }
         writeln!(w).ok();
-        writeln!(
-            w,
-            "  {} {:.1} / {:.0}",
-            style("score").bold(),
-            self.score,
-            self.max_score
-        )
-        .ok();
+        writeln!(w, "  {} {:.1} / {:.0}", style("score").bold(), self.score, self.max_score).ok();
         if self.withheld_points > 0.0 {
-            writeln!(w, "  {:.0} of those points come from hidden tests this checkout does not have.", self.withheld_points).ok();
+            writeln!(
+                w,
+                "  {:.0} of those points come from hidden tests this checkout does not have.",
+                self.withheld_points
+            )
+            .ok();
         }
         out
     }

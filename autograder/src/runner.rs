@@ -51,11 +51,15 @@ impl Status {
             Status::Passed => "passed".into(),
             Status::Failed { message } => format!("failed: {message}"),
             Status::NotImplemented { task } => format!("not implemented yet ({task})"),
-            Status::TimedOut { seconds } => format!("timed out after {seconds:.0} s (an infinite loop, or far too slow)"),
+            Status::TimedOut { seconds } => {
+                format!("timed out after {seconds:.0} s (an infinite loop, or far too slow)")
+            }
             Status::OutOfMemory { limit_mb } => format!("ran out of memory (limit {limit_mb} MiB)"),
             Status::StackOverflow => "overflowed its stack (runaway recursion)".into(),
             Status::ExitedEarly { code } => match code {
-                Some(c) => format!("the process exited (status {c}) before the test finished: is `std::process::exit` called?"),
+                Some(c) => {
+                    format!("the process exited (status {c}) before the test finished: is `std::process::exit` called?")
+                }
                 None => "the process exited before the test finished".into(),
             },
             Status::Crashed { signal } => format!("crashed ({})", signal_name(*signal)),
@@ -156,7 +160,8 @@ pub fn run_test(harness: &Path, name: &str, limits: Limits, scratch: &Path) -> R
         output.push_str(&stderr);
     }
 
-    let record = std::fs::read_to_string(&result_path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let record =
+        std::fs::read_to_string(&result_path).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let proven = record.as_ref().and_then(|r| r.get("nonce")).and_then(|n| n.as_str()) == Some(nonce.as_str());
     let (status, metrics) = if timed_out {
         (Status::TimedOut { seconds: limits.timeout.as_secs_f64() }, BTreeMap::new())
@@ -256,7 +261,10 @@ mod tests {
             "\nthread 'main' panicked at src/hnsw.rs:10:9:\nnot yet implemented: c4w3.hnsw-insert\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n",
             Some("not yet implemented: c4w3.hnsw-insert"),
         );
-        check("thread 'main' panicked at a.rs:1:1:\nrecall 0.5 < 0.95\nsecond line\n", Some("recall 0.5 < 0.95\nsecond line"));
+        check(
+            "thread 'main' panicked at a.rs:1:1:\nrecall 0.5 < 0.95\nsecond line\n",
+            Some("recall 0.5 < 0.95\nsecond line"),
+        );
         check("no panic here", None);
     }
 }

@@ -49,7 +49,8 @@ pub fn render_with(source: &str, mut choose: impl FnMut(&Region) -> Option<Strin
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
         if let Some(rest) = trimmed.strip_prefix("// BEGIN SOLUTION") {
-            let (task, replacement) = parse_begin(rest).with_context(|| format!("line {}: bad marker `{}`", n + 1, trimmed))?;
+            let (task, replacement) =
+                parse_begin(rest).with_context(|| format!("line {}: bad marker `{}`", n + 1, trimmed))?;
             let mut body = String::new();
             let mut closed = false;
             for (m, inner) in lines.by_ref() {
@@ -195,7 +196,8 @@ pub fn sync_labs(ws: &Workspace, check: bool) -> Result<Vec<Stale>> {
     let mut stale = Vec::new();
     let solutions = ws.root.join("solutions");
     let Ok(entries) = std::fs::read_dir(&solutions) else { return Ok(stale) };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("Cargo.toml").is_file()).collect();
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("Cargo.toml").is_file()).collect();
     dirs.sort();
     for solution in dirs {
         let name = solution.file_name().expect("named").to_owned();

@@ -21,7 +21,10 @@ impl Workspace {
                 return Ok(Workspace { root: dir });
             }
             if !dir.pop() {
-                bail!("not inside the course workspace (no Cargo.toml with autograder/weeks above {})", start.display());
+                bail!(
+                    "not inside the course workspace (no Cargo.toml with autograder/weeks above {})",
+                    start.display()
+                );
             }
         }
     }

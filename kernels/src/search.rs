@@ -118,6 +118,8 @@ impl Bm25Index {
             return Ok(Vec::new());
         }
         let q = BooleanQuery::new_multiterms_query(terms);
+        // The collector allocates for `k` hits: never ask for more than exist.
+        let k = k.min(self.len);
         let top = self.searcher.search(&q, &TopDocs::with_limit(k).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {

@@ -34,7 +34,8 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
         cmd.arg("--quick");
     }
     crate::tools::run(&mut cmd)?;
-    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&record_path)?).context("reading the bench record")?;
+    let mut record: Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path)?).context("reading the bench record")?;
 
     let mut notes = Vec::new();
     let peers = record.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -45,11 +46,21 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
             continue;
         };
         let script = ws.root.join("autograder/peers").join(peer["script"].as_str().unwrap_or_default());
-        let args: Vec<String> = peer["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let args: Vec<String> = peer["args"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
         eprintln!("running peer {peer_name}…");
-        let output = Command::new(&python).arg(&script).args(&args).output().with_context(|| format!("running {}", script.display()))?;
+        let output = Command::new(&python)
+            .arg(&script)
+            .args(&args)
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
         if !output.status.success() {
-            notes.push(format!("{peer_name}: failed: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")));
+            notes.push(format!(
+                "{peer_name}: failed: {}",
+                String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+            ));
             continue;
         }
         match serde_json::from_slice::<Value>(&output.stdout) {
@@ -76,12 +87,20 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
     for line in summary.iter().chain(&notes) {
         println!("  {line}");
     }
-    println!("\n  record {}\n  table  {}\n  plot   {}", record_path.display(), out.join("table.md").display(), out.join("plot.svg").display());
+    println!(
+        "\n  record {}\n  table  {}\n  plot   {}",
+        record_path.display(),
+        out.join("table.md").display(),
+        out.join("plot.svg").display()
+    );
     Ok(())
 }
 
 fn columns(record: &Value) -> Vec<String> {
-    record["columns"].as_array().map(|c| c.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+    record["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 /// A Markdown table of every row.
@@ -94,7 +113,13 @@ fn table(record: &Value) -> String {
             .map(|c| match &row[c] {
                 Value::Number(n) => {
                     let v = n.as_f64().unwrap_or(f64::NAN);
-                    if v.fract() == 0.0 && v.abs() < 1e9 { format!("{v:.0}") } else if v.abs() >= 100.0 { format!("{v:.0}") } else { format!("{v:.4}") }
+                    if v.fract() == 0.0 && v.abs() < 1e9 {
+                        format!("{v:.0}")
+                    } else if v.abs() >= 100.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.4}")
+                    }
                 }
                 Value::String(s) => s.clone(),
                 Value::Null => "–".into(),
@@ -143,7 +168,8 @@ pub fn y_at(points: &[(f64, f64)], target: f64) -> Option<f64> {
 fn summarise(record: &Value) -> Vec<String> {
     let all = series(record);
     let reference = record["reference"].as_str().unwrap_or("kernels");
-    let targets: Vec<f64> = record["targets"].as_array().map(|t| t.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let targets: Vec<f64> =
+        record["targets"].as_array().map(|t| t.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
     let y = record["y"].as_str().unwrap_or("y");
     let x = record["x"].as_str().unwrap_or("x");
     let mut lines = Vec::new();
@@ -167,7 +193,12 @@ fn summarise(record: &Value) -> Vec<String> {
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -57,8 +57,10 @@ fn ensure_katex_assets(ws: &Workspace) -> Result<()> {
     let dist = cache.join("package/dist");
     if !dist.join("katex.min.css").is_file() {
         std::fs::create_dir_all(&cache)?;
-        tools::run(Command::new("npm").args(["pack", &format!("katex@{KATEX_VERSION}"), "--silent"]).current_dir(&cache))
-            .context("fetching KaTeX with npm (is npm installed?)")?;
+        tools::run(
+            Command::new("npm").args(["pack", &format!("katex@{KATEX_VERSION}"), "--silent"]).current_dir(&cache),
+        )
+        .context("fetching KaTeX with npm (is npm installed?)")?;
         let tarball = std::fs::read_dir(&cache)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "tgz"))

@@ -61,12 +61,16 @@ pub fn run(ws: &Workspace, names: &[String]) -> Result<()> {
         for test in stub.tests.iter().filter(|t| t.score > 0.0) {
             problems.push(format!("test {} scores {} on the stub: it passes vacuously", test.id, test.score));
         }
-        let reference = grade(ws, week, &GradeOptions { mode: Mode::Solution, progress: true, ..GradeOptions::default() })?;
+        let reference =
+            grade(ws, week, &GradeOptions { mode: Mode::Solution, progress: true, ..GradeOptions::default() })?;
         if let Some(error) = &reference.compile_error {
             problems.push(format!("the solution does not compile:\n{error}"));
         }
         for test in reference.tests.iter().filter(|t| t.score < t.max_score) {
-            problems.push(format!("test {} scores {}/{} on the solution: {}", test.id, test.score, test.max_score, test.output));
+            problems.push(format!(
+                "test {} scores {}/{} on the solution: {}",
+                test.id, test.score, test.max_score, test.output
+            ));
         }
         summarise(week, &stub, &reference, &problems);
         failures.extend(problems.into_iter().map(|p| format!("{}: {p}", week.id)));

@@ -65,20 +65,26 @@ fn export_grades(ws: &Workspace) -> Result<()> {
         let report = grade_json(&out, &week.id)?;
         let score = report["score"].as_f64().context("report has a score")?;
         let max = report["max_score"].as_f64().context("report has a max_score")?;
-        ensure!(report["compile_error"].is_null(), "the exported lab of {} does not compile: {}", week.id, report["compile_error"]);
+        ensure!(
+            report["compile_error"].is_null(),
+            "the exported lab of {} does not compile: {}",
+            week.id,
+            report["compile_error"]
+        );
         ensure!(score == 0.0, "the untouched exported lab of {} scores {score}", week.id);
-        ensure!(report["withheld_points"].as_f64().unwrap_or(0.0) > 0.0, "the export of {} still has its hidden tests", week.id);
+        ensure!(
+            report["withheld_points"].as_f64().unwrap_or(0.0) > 0.0,
+            "the export of {} still has its hidden tests",
+            week.id
+        );
         println!("  export grades {}: {score}/{max}, hidden tests withheld", week.id);
     }
     Ok(())
 }
 
 fn grade_json(repo: &Path, week: &str) -> Result<serde_json::Value> {
-    let out = cargo()
-        .args(["xtask", "grade", week, "--json"])
-        .current_dir(repo)
-        .output()
-        .context("grading the export")?;
+    let out =
+        cargo().args(["xtask", "grade", week, "--json"]).current_dir(repo).output().context("grading the export")?;
     if !out.status.success() {
         bail!("grading the export failed: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -57,5 +57,10 @@ fn tracked_files(ws: &Workspace) -> Result<Vec<PathBuf>> {
     if !out.status.success() {
         bail!("export needs a git checkout: {}", String::from_utf8_lossy(&out.stderr));
     }
-    Ok(out.stdout.split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned())).collect())
+    Ok(out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+        .collect())
 }

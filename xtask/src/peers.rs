@@ -17,8 +17,10 @@ pub fn install(ws: &Workspace) -> Result<()> {
         tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context("creating the peers' venv")?;
     }
     let python = venv.join("bin/python");
-    tools::run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(PACKAGES))
-        .context("installing the peers with pip")?;
+    tools::run(
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(PACKAGES),
+    )
+    .context("installing the peers with pip")?;
     println!("peers installed in {}: {}", venv.display(), PACKAGES.join(", "));
     Ok(())
 }

@@ -17,9 +17,14 @@ const COLOURS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
     let (w, h) = (720.0, 480.0);
     let (left, right, top, bottom) = (80.0, 170.0, 40.0, 60.0);
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let all: Vec<(f64, f64)> =
+        series.iter().flat_map(|s| s.points.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     let mut svg = String::new();
-    writeln!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#).ok();
+    writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    )
+    .ok();
     writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#).ok();
     writeln!(svg, r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#, w / 2.0, escape(title)).ok();
     if all.is_empty() {
@@ -59,12 +64,20 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         writeln!(svg, r##"<line x1="{left}" y1="{sy:.1}" x2="{}" y2="{sy:.1}" stroke="#ddd"/>"##, left + pw).ok();
         writeln!(svg, r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#, left - 6.0, sy + 4.0, short(value)).ok();
     }
-    writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 16.0, escape(x_label)).ok();
+    writeln!(svg, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 16.0, escape(x_label))
+        .ok();
     let y_text = if log_y { format!("{y_label} (log scale)") } else { y_label.to_string() };
-    writeln!(svg, r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, escape(&y_text)).ok();
+    writeln!(
+        svg,
+        r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + ph / 2.0,
+        escape(&y_text)
+    )
+    .ok();
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let mut pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0)).collect();
+        let mut pts: Vec<(f64, f64)> =
+            s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0)).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let path: Vec<String> = pts.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
         writeln!(svg, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#, path.join(" ")).ok();
@@ -72,7 +85,13 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
             writeln!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#, px(x), py(y)).ok();
         }
         let ly = top + 14.0 + 20.0 * i as f64;
-        writeln!(svg, r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="3"/>"#, w - right + 12.0, w - right + 36.0).ok();
+        writeln!(
+            svg,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="3"/>"#,
+            w - right + 12.0,
+            w - right + 36.0
+        )
+        .ok();
         writeln!(svg, r#"<text x="{}" y="{}">{}</text>"#, w - right + 42.0, ly + 4.0, escape(&s.name)).ok();
     }
     svg.push_str("</svg>\n");

@@ -82,11 +82,35 @@ fn hostile_code_costs_only_its_own_tasks() {
     let (got, max) = task_score(&report, "c4w3.simd-distances");
     assert_eq!(got, max, "an independent task lost points:\n{}", report.render());
 
-    assert!(statuses(&report, "c4w3.rrf").iter().all(|s| matches!(s, Status::ExitedEarly { code: Some(0) })), "{:?}", statuses(&report, "c4w3.rrf"));
-    assert!(statuses(&report, "c4w3.bm25").iter().all(|s| matches!(s, Status::TimedOut { .. })), "{:?}", statuses(&report, "c4w3.bm25"));
-    assert!(statuses(&report, "c4w3.exact-knn").iter().all(|s| matches!(s, Status::OutOfMemory { .. })), "{:?}", statuses(&report, "c4w3.exact-knn"));
-    assert!(statuses(&report, "c4w3.hnsw-search").iter().all(|s| matches!(s, Status::StackOverflow | Status::Failed { .. })), "{:?}", statuses(&report, "c4w3.hnsw-search"));
-    assert!(statuses(&report, "c4w3.hnsw-select").iter().all(|s| matches!(s, Status::Crashed { signal } if *signal == libc::SIGABRT)), "{:?}", statuses(&report, "c4w3.hnsw-select"));
+    assert!(
+        statuses(&report, "c4w3.rrf").iter().all(|s| matches!(s, Status::ExitedEarly { code: Some(0) })),
+        "{:?}",
+        statuses(&report, "c4w3.rrf")
+    );
+    assert!(
+        statuses(&report, "c4w3.bm25").iter().all(|s| matches!(s, Status::TimedOut { .. })),
+        "{:?}",
+        statuses(&report, "c4w3.bm25")
+    );
+    assert!(
+        statuses(&report, "c4w3.exact-knn").iter().all(|s| matches!(s, Status::OutOfMemory { .. })),
+        "{:?}",
+        statuses(&report, "c4w3.exact-knn")
+    );
+    assert!(
+        statuses(&report, "c4w3.hnsw-search")
+            .iter()
+            .all(|s| matches!(s, Status::StackOverflow | Status::Failed { .. })),
+        "{:?}",
+        statuses(&report, "c4w3.hnsw-search")
+    );
+    assert!(
+        statuses(&report, "c4w3.hnsw-select")
+            .iter()
+            .all(|s| matches!(s, Status::Crashed { signal } if *signal == libc::SIGABRT)),
+        "{:?}",
+        statuses(&report, "c4w3.hnsw-select")
+    );
     assert!(report.score < report.max_score);
     // Every renderer copes with the wreckage.
     assert!(report.render().contains("c4w3.bm25"));
@@ -112,7 +136,11 @@ fn a_folder_without_a_crate_is_a_clear_error() {
     let ws = workspace();
     let week = spec::resolve(&ws, "c4w3", None).expect("week c4w3");
     let empty = tempfile::tempdir().unwrap();
-    let err = grade(&ws, &week, &GradeOptions { mode: Mode::Submission(empty.path().to_path_buf()), ..GradeOptions::default() })
-        .expect_err("nothing to grade");
+    let err = grade(
+        &ws,
+        &week,
+        &GradeOptions { mode: Mode::Submission(empty.path().to_path_buf()), ..GradeOptions::default() },
+    )
+    .expect_err("nothing to grade");
     assert!(err.to_string().contains("src/lib.rs"), "{err}");
 }

@@ -52,7 +52,7 @@ fn top_k_unchecked(data: &[f32], dim: usize, query: &[f32], k: usize, metric: Me
     if k == 0 {
         return Vec::new();
     }
-    let mut heap: BinaryHeap<Far> = BinaryHeap::with_capacity(k + 1);
+    let mut heap: BinaryHeap<Far> = BinaryHeap::with_capacity(k.min(data.len() / dim) + 1);
     for (i, row) in data.chunks_exact(dim).enumerate() {
         let candidate = Neighbor::new(i as u32, metric.distance(query, row));
         if heap.len() < k {

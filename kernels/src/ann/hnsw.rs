@@ -188,12 +188,13 @@ impl Hnsw {
         Ok(index)
     }
 
-    /// Reserves room for `additional` more vectors.
+    /// Reserves room for `additional` more vectors: a hint, silently skipped
+    /// where the memory cannot be had (inserts then grow the buffers as needed).
     pub fn reserve(&mut self, additional: usize) {
-        self.vectors.reserve_exact(additional.saturating_mul(self.dim));
-        self.links0.reserve_exact(additional.saturating_mul(1 + self.m0));
-        self.levels.reserve_exact(additional);
-        self.upper_start.reserve_exact(additional);
+        let _ = self.vectors.try_reserve_exact(additional.saturating_mul(self.dim));
+        let _ = self.links0.try_reserve_exact(additional.saturating_mul(1 + self.m0));
+        let _ = self.levels.try_reserve_exact(additional);
+        let _ = self.upper_start.try_reserve_exact(additional);
     }
 
     /// Number of stored vectors.

@@ -48,26 +48,26 @@ fn ties_break_by_id() {
     check("ties", &data, 2, &[1.0, 0.0], 5, Metric::L2);
 }
 
+fn expect_err(case: &str, result: kernels::Result<Vec<Neighbor>>, expected: fn(&Error) -> bool) {
+    let err = result.expect_err(case);
+    assert!(expected(&err), "{case}: unexpected error {err}");
+}
+
 #[test]
 fn edge_cases_and_errors() {
     let data = [0.0f32; 12];
     assert!(exact_top_k(&data, 3, &[0.0; 3], 0, Metric::L2).unwrap().is_empty());
     assert!(exact_top_k(&[], 3, &[0.0; 3], 5, Metric::L2).unwrap().is_empty());
     assert_eq!(exact_top_k(&data, 3, &[0.0; 3], 10, Metric::L2).unwrap().len(), 4);
+    assert_eq!(exact_top_k(&data, 3, &[0.0; 3], usize::MAX, Metric::L2).unwrap().len(), 4);
 
-    let cases: Vec<(&str, kernels::Result<Vec<Neighbor>>, fn(&Error) -> bool)> = vec![
-        ("dim 0", exact_top_k(&data, 0, &[], 1, Metric::L2), |e| matches!(e, Error::InvalidParameter(_))),
-        ("ragged", exact_top_k(&data, 5, &[0.0; 5], 1, Metric::L2), |e| {
-            matches!(e, Error::RaggedBuffer { len: 12, dim: 5 })
-        }),
-        ("short query", exact_top_k(&data, 3, &[0.0; 2], 1, Metric::L2), |e| {
-            matches!(e, Error::DimensionMismatch { expected: 3, got: 2 })
-        }),
-    ];
-    for (case, result, expected) in cases {
-        let err = result.expect_err(case);
-        assert!(expected(&err), "{case}: unexpected error {err}");
-    }
+    expect_err("dim 0", exact_top_k(&data, 0, &[], 1, Metric::L2), |e| matches!(e, Error::InvalidParameter(_)));
+    expect_err("ragged", exact_top_k(&data, 5, &[0.0; 5], 1, Metric::L2), |e| {
+        matches!(e, Error::RaggedBuffer { len: 12, dim: 5 })
+    });
+    expect_err("short query", exact_top_k(&data, 3, &[0.0; 2], 1, Metric::L2), |e| {
+        matches!(e, Error::DimensionMismatch { expected: 3, got: 2 })
+    });
     assert!(matches!(
         exact_top_k_batch(&data, 3, &[0.0; 4], 1, Metric::L2),
         Err(Error::RaggedBuffer { len: 4, dim: 3 })

@@ -156,6 +156,8 @@ fn same_seed_same_graph_and_answers() {
 #[test]
 fn small_indexes_and_edge_cases() {
     let mut index = Hnsw::new(2, HnswConfig::default()).unwrap();
+    index.reserve(usize::MAX); // an impossible hint is ignored
+    index.reserve(64);
     assert!(index.is_empty());
     assert_eq!(index.entry_point(), None);
     assert!(index.search(&[0.0, 0.0], 5, 10).unwrap().is_empty());
@@ -170,6 +172,7 @@ fn small_indexes_and_edge_cases() {
     }
     // k above the size returns everything; k = 0 nothing; ef below k is raised.
     assert_eq!(index.search(&[0.0, 0.0], 100, 1).unwrap().len(), 50);
+    assert_eq!(index.search(&[0.0, 0.0], usize::MAX, usize::MAX).unwrap().len(), 50);
     assert!(index.search(&[0.0, 0.0], 0, 10).unwrap().is_empty());
     let top = index.search(&[10.2, 0.0], 3, 0).unwrap();
     assert_eq!(top.iter().map(|n| n.id).collect::<Vec<_>>(), [10, 11, 9]);

@@ -99,6 +99,7 @@ fn awkward_queries_do_not_fail() {
     assert!(index.search("?!.,", 5).unwrap().is_empty());
     assert!(index.search("unicorn", 5).unwrap().is_empty());
     assert!(index.search("fox", 0).unwrap().is_empty());
+    assert_eq!(index.search("fox", usize::MAX).unwrap().len(), 4);
     // Punctuation and case are the tokenizer's business: same terms, same answer.
     assert_eq!(index.search("FOX!!! (dog) AND", 10).unwrap(), index.search("fox dog and", 10).unwrap());
     assert_eq!(index.query_terms("Dog, dog; FOX"), ["dog", "fox"]);

@@ -16,7 +16,7 @@
 //!
 //! Results are ranked with the production type [`kernels::ann::Neighbor`] and
 //! distances follow [`kernels::simd::Metric`]: **smaller is always nearer**.
-// STUB-ONLY: #![allow(unused_variables, dead_code, unused_imports, unused_mut)]
+#![allow(unused_variables, dead_code, unused_imports, unused_mut)]
 
 pub mod bm25;
 pub mod distance;
