@@ -65,7 +65,16 @@ fn build(data: &[f32], dim: usize, config: HnswConfig) -> Hnsw {
 /// Checks `got` against the brute-force ranking `truth` for a top-k query:
 /// right length, sorted, true distances, and the same distance at every rank
 /// (ids may differ only between equally distant points).
-fn assert_same_top_k(got: &[Neighbor], truth: &[Neighbor], k: usize, what: &str, data: &[f32], dim: usize, q: &[f32], metric: Metric) {
+fn assert_same_top_k(
+    got: &[Neighbor],
+    truth: &[Neighbor],
+    k: usize,
+    what: &str,
+    data: &[f32],
+    dim: usize,
+    q: &[f32],
+    metric: Metric,
+) {
     let want = &truth[..k.min(truth.len())];
     assert_eq!(got.len(), want.len(), "{what}: expected {} results, got {}", want.len(), got.len());
     let mut seen = HashSet::new();
@@ -74,11 +83,19 @@ fn assert_same_top_k(got: &[Neighbor], truth: &[Neighbor], k: usize, what: &str,
         let v = &data[g.id as usize * dim..(g.id as usize + 1) * dim];
         let true_d = metric.distance(q, v);
         let scale = true_d.abs().max(1.0);
-        assert!(close(g.distance, true_d, 1e-4, scale), "{what}: id {} reported at distance {}, its distance is {true_d}", g.id, g.distance);
+        assert!(
+            close(g.distance, true_d, 1e-4, scale),
+            "{what}: id {} reported at distance {}, its distance is {true_d}",
+            g.id,
+            g.distance
+        );
         assert!(
             close(g.distance, w.distance, 1e-4, scale),
             "{what}: rank {rank} should be at distance {} (id {}), got id {} at {}",
-            w.distance, w.id, g.id, g.distance
+            w.distance,
+            w.id,
+            g.id,
+            g.distance
         );
     }
     assert!(got.windows(2).all(|p| p[0].distance <= p[1].distance), "{what}: results are not sorted nearest first");
@@ -92,15 +109,26 @@ fn assert_bm25_agrees(query: &str, got: &[(u32, f32)], want: &[(u32, f32)], all:
         assert!(
             close(g.1, w.1, 1e-4, w.1.abs()),
             "query {query:?}: score at rank {rank} is {} (doc {}), tantivy has {} (doc {})",
-            g.1, g.0, w.1, w.0
+            g.1,
+            g.0,
+            w.1,
+            w.0
         );
         let reference = all.iter().find(|(d, _)| *d == g.0).map(|(_, s)| *s);
         let Some(reference) = reference else {
             panic!("query {query:?}: doc {} is returned but does not match any query term", g.0);
         };
-        assert!(close(g.1, reference, 1e-4, reference.abs()), "query {query:?}: doc {} scored {}, tantivy scores it {reference}", g.0, g.1);
+        assert!(
+            close(g.1, reference, 1e-4, reference.abs()),
+            "query {query:?}: doc {} scored {}, tantivy scores it {reference}",
+            g.0,
+            g.1
+        );
     }
-    assert!(got.windows(2).all(|p| p[0].1 >= p[1].1), "query {query:?}: hits are not sorted by score descending: {got:?}");
+    assert!(
+        got.windows(2).all(|p| p[0].1 >= p[1].1),
+        "query {query:?}: hits are not sorted by score descending: {got:?}"
+    );
 }
 
 graded! {

@@ -66,7 +66,7 @@ impl Ord for ByDistance {
 pub fn exact_top_k(data: &[f32], dim: usize, query: &[f32], k: usize, metric: Metric) -> Vec<Neighbor> {
     assert!(dim > 0, "exact_top_k: dim must be at least 1");
     assert!(
-        data.len() % dim == 0,
+        data.len().is_multiple_of(dim),
         "exact_top_k: {} floats are not a whole number of {dim}-dimensional vectors",
         data.len()
     );

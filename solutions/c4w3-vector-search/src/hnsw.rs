@@ -271,7 +271,13 @@ impl Hnsw {
 
     /// Panics with a clear message when `v` does not have the index's dimension.
     fn check_dim(&self, what: &str, v: &[f32]) {
-        assert_eq!(v.len(), self.dim, "{what}: vector of dimension {}, the index holds dimension {}", v.len(), self.dim);
+        assert_eq!(
+            v.len(),
+            self.dim,
+            "{what}: vector of dimension {}, the index holds dimension {}",
+            v.len(),
+            self.dim
+        );
     }
 
     /// Task c4w3.hnsw-search-layer (15 points): beam search for `q` on one layer

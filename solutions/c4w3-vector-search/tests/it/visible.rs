@@ -125,7 +125,7 @@ graded! {
                 assert!(!links.contains(&id), "node {id} links to itself on layer {level}");
             }
         }
-        assert!(index.neighbors(0, 0).len() > 0, "node 0 has no links on layer 0 after 300 inserts");
+        assert!(!index.neighbors(0, 0).is_empty(), "node 0 has no links on layer 0 after 300 inserts");
     }
 
     /// Search on a hand-built complete graph is exact: k results, sorted, and all of them when k > len.
