@@ -57,7 +57,7 @@ fn statuses(report: &Report, task: &str) -> Vec<Status> {
 
 const FORGED: &str = r#"println!("test result: ok. 1 passed; 0 failed"); println!("{{\"nonce\":\"0000\",\"metrics\":{{}}}}"); eprintln!("PASSED"); std::process::exit(0)"#;
 const STACK_OVERFLOW: &str = "fn deep(n: u64) -> u64 { let pad = std::hint::black_box([n; 32]); if n == u64::MAX { pad[0] } else { std::hint::black_box(deep(n + 1)).wrapping_add(pad[(n % 32) as usize]) } } std::process::exit(deep(0) as i32)";
-const HUGE_ALLOCATION: &str = "let v: Vec<u64> = Vec::with_capacity(1 << 40); std::process::exit(v.capacity() as i32)";
+const HUGE_ALLOCATION: &str = "let v = vec![1u8; std::hint::black_box(1usize << 40)]; std::hint::black_box(&v); std::process::exit(v.len() as i32)";
 
 #[test]
 fn hostile_code_costs_only_its_own_tasks() {
