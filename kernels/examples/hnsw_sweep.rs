@@ -72,8 +72,7 @@ fn main() -> Result<(), kernels::Error> {
             }
             secs = secs.min(t.elapsed());
         }
-        let hits: usize =
-            results.iter().zip(&truth).map(|(r, t)| r.iter().filter(|n| t.contains(&n.id)).count()).sum();
+        let hits: usize = results.iter().zip(&truth).map(|(r, t)| r.iter().filter(|n| t.contains(&n.id)).count()).sum();
         let recall = hits as f64 / (truth.len() * k) as f64;
         let qps = truth.len() as f64 / secs;
         println!("{ef:>5} {recall:>11.4} {qps:>12.0} {:>10.1}", 1e6 / qps);

@@ -25,10 +25,20 @@ pub mod search;
 pub enum Error {
     /// Two inputs that must agree in dimension did not.
     #[error("dimension mismatch: expected {expected}, got {got}")]
-    DimensionMismatch { expected: usize, got: usize },
+    DimensionMismatch {
+        /// The dimension required.
+        expected: usize,
+        /// The dimension given.
+        got: usize,
+    },
     /// A flat vector buffer whose length is not a multiple of the dimension.
     #[error("buffer of {len} floats is not a whole number of {dim}-dimensional vectors")]
-    RaggedBuffer { len: usize, dim: usize },
+    RaggedBuffer {
+        /// Length of the buffer in floats.
+        len: usize,
+        /// The dimension it should be a multiple of.
+        dim: usize,
+    },
     /// A parameter outside its valid range (the message says which and why).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),

@@ -112,8 +112,7 @@ impl Bm25Index {
         if k == 0 || self.len == 0 {
             return Ok(Vec::new());
         }
-        let terms: Vec<Term> =
-            self.query_terms(query).iter().map(|t| Term::from_field_text(self.body, t)).collect();
+        let terms: Vec<Term> = self.query_terms(query).iter().map(|t| Term::from_field_text(self.body, t)).collect();
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -123,11 +122,10 @@ impl Bm25Index {
         let top = self.searcher.search(&q, &TopDocs::with_limit(k).order_by_score())?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, addr) in top {
-            let id = self
-                .positions
-                .get(addr.segment_ord as usize)
-                .and_then(|c| c.first(addr.doc_id))
-                .ok_or_else(|| Error::Search(tantivy::TantivyError::InternalError("document without a position".into())))?;
+            let id =
+                self.positions.get(addr.segment_ord as usize).and_then(|c| c.first(addr.doc_id)).ok_or_else(|| {
+                    Error::Search(tantivy::TantivyError::InternalError("document without a position".into()))
+                })?;
             hits.push((id as u32, score));
         }
         hits.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

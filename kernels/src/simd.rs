@@ -169,11 +169,7 @@ pub fn dot_norms_wide(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
         i += 8;
     }
     let (ta, tb) = (&a[n8..], &b[n8..]);
-    (
-        ab.reduce_add() + dot_scalar(ta, tb),
-        aa.reduce_add() + dot_scalar(ta, ta),
-        bb.reduce_add() + dot_scalar(tb, tb),
-    )
+    (ab.reduce_add() + dot_scalar(ta, tb), aa.reduce_add() + dot_scalar(ta, ta), bb.reduce_add() + dot_scalar(tb, tb))
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -35,7 +35,15 @@ pub fn run(ws: &Workspace, out: &Path, publish: &[String], with_hidden: bool) ->
         }
         let to = out.join(&rel);
         std::fs::create_dir_all(to.parent().expect("inside out"))?;
-        std::fs::copy(&from, &to)?;
+        if rel == Path::new("Cargo.toml") && published.is_empty() {
+            // A member glob that matches nothing is an error to cargo.
+            let manifest = std::fs::read_to_string(&from)?;
+            let without: String =
+                manifest.lines().filter(|l| l.trim() != "\"solutions/*\",").map(|l| format!("{l}\n")).collect();
+            std::fs::write(&to, without)?;
+        } else {
+            std::fs::copy(&from, &to)?;
+        }
         copied += 1;
     }
     println!(

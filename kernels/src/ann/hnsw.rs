@@ -541,7 +541,14 @@ impl Hnsw {
 
     /// Adds the link `node -> new` on `level`, re-pruning `node`'s list with
     /// the heuristic when it is already full.
-    fn connect(&mut self, node: u32, new: Neighbor, level: usize, pruned: &mut Vec<Neighbor>, kept: &mut Vec<Neighbor>) {
+    fn connect(
+        &mut self,
+        node: u32,
+        new: Neighbor,
+        level: usize,
+        pruned: &mut Vec<Neighbor>,
+        kept: &mut Vec<Neighbor>,
+    ) {
         let cap = if level == 0 { self.m0 } else { self.m };
         let s = self.slot(node, level);
         let list = if level == 0 { &mut self.links0 } else { &mut self.upper_links };

@@ -123,7 +123,8 @@ fn graph_invariants_hold() {
     // default and hnswlib) may orphan the odd node: structure holds, and
     // almost everything stays reachable (M = 2 is degenerate: ~5% orphans).
     for m in [4, 3, 2] {
-        let index = Hnsw::build(&data, cfg.dim, HnswConfig { m, ef_construction: 64, metric: Metric::Cosine, seed: 3 }).unwrap();
+        let index = Hnsw::build(&data, cfg.dim, HnswConfig { m, ef_construction: 64, metric: Metric::Cosine, seed: 3 })
+            .unwrap();
         let unreachable = check_invariants(&index);
         let bound = if m == 2 { cfg.n / 10 } else { cfg.n / 100 };
         assert!(unreachable <= bound, "M={m}: {unreachable} unreachable nodes");

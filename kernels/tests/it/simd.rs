@@ -113,9 +113,7 @@ fn checked_distance_rejects_mismatched_lengths() {
 
 fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>)> {
     let len = prop_oneof![proptest::sample::select(LENGTHS), 0usize..300];
-    len.prop_flat_map(|n| {
-        (proptest::collection::vec(-1e3f32..1e3, n), proptest::collection::vec(-1e3f32..1e3, n))
-    })
+    len.prop_flat_map(|n| (proptest::collection::vec(-1e3f32..1e3, n), proptest::collection::vec(-1e3f32..1e3, n)))
 }
 
 proptest! {

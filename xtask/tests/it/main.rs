@@ -18,11 +18,8 @@ fn json(out: &[u8]) -> serde_json::Value {
 fn grading_the_solution_prints_a_full_machine_report_and_a_gradescope_file() {
     let dir = tempfile::tempdir().unwrap();
     let gradescope = dir.path().join("results.json");
-    let out = xtask()
-        .args(["grade", "c4w3", "--solution", "--json", "--gradescope"])
-        .arg(&gradescope)
-        .output()
-        .unwrap();
+    let out =
+        xtask().args(["grade", "c4w3", "--solution", "--json", "--gradescope"]).arg(&gradescope).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json(&out.stdout);
     assert_eq!(report["score"], report["max_score"]);
