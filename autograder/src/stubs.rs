@@ -90,16 +90,23 @@ pub fn render_with(source: &str, mut choose: impl FnMut(&Region) -> Option<Strin
 /// The lab's version of one solution source.
 pub fn stub_source(source: &str) -> Result<String> {
     let rendered = render_with(source, |r| Some(lab_text(r)))?;
-    Ok(rendered
-        .lines()
-        .map(|line| {
-            let trimmed = line.trim_start();
-            match trimmed.strip_prefix("// STUB-ONLY:") {
-                Some(code) => format!("{}{}\n", &line[..line.len() - trimmed.len()], code.trim_start()),
-                None => format!("{line}\n"),
-            }
-        })
-        .collect())
+    let mut out = String::with_capacity(rendered.len());
+    let mut previous_blank = false;
+    for line in rendered.lines() {
+        // A deleted region between two blank lines would leave a double blank
+        // line, which rustfmt rejects: keep at most one.
+        let blank = line.trim().is_empty();
+        if blank && previous_blank {
+            continue;
+        }
+        previous_blank = blank;
+        let trimmed = line.trim_start();
+        match trimmed.strip_prefix("// STUB-ONLY:") {
+            Some(code) => out.push_str(&format!("{}{}\n", &line[..line.len() - trimmed.len()], code.trim_start())),
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    Ok(out)
 }
 
 /// The text a region becomes in the lab.
@@ -246,6 +253,10 @@ mod tests {
             "fn a() -> u32 {\n    todo!(\"c4w3.a\")\n}\n",
         );
         check("x\n// BEGIN SOLUTION c4w3.b delete\nfn helper() {}\n// END SOLUTION\ny\n", "x\ny\n");
+        check(
+            "}\n\n// BEGIN SOLUTION c4w3.b delete\nfn helper() {}\n// END SOLUTION\n\nfn f() {}\n",
+            "}\n\nfn f() {}\n",
+        );
         check(
             "let v = {\n  // BEGIN SOLUTION c4w3.c stub: Vec::new()\n  vec![1, 2]\n  // END SOLUTION\n};\n",
             "let v = {\n  Vec::new()\n};\n",

@@ -113,9 +113,7 @@ fn table(record: &Value) -> String {
             .map(|c| match &row[c] {
                 Value::Number(n) => {
                     let v = n.as_f64().unwrap_or(f64::NAN);
-                    if v.fract() == 0.0 && v.abs() < 1e9 {
-                        format!("{v:.0}")
-                    } else if v.abs() >= 100.0 {
+                    if (v.fract() == 0.0 && v.abs() < 1e9) || v.abs() >= 100.0 {
                         format!("{v:.0}")
                     } else {
                         format!("{v:.4}")

@@ -13,11 +13,15 @@ use console::style;
 
 use crate::tools::{self, cargo};
 
+/// One named step of the CI run.
+type Step = (&'static str, Box<dyn Fn(&Workspace) -> Result<()>>);
+
 pub fn run(ws: &Workspace) -> Result<()> {
-    let steps: Vec<(&str, Box<dyn Fn(&Workspace) -> Result<()>>)> = vec![
+    let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
+        ("clippy", Box::new(clippy)),
         ("unit and integration tests", Box::new(test_workspace)),
-        ("stubs are fresh", Box::new(|ws| crate::stubs_check(ws))),
+        ("stubs are fresh", Box::new(crate::stubs_check)),
         ("every week proven (stub 0, solution full, APIs equal)", Box::new(|ws| crate::check::run(ws, &[]))),
         ("book", Box::new(|ws| crate::book::run(ws, false))),
         ("learner export builds and grades on its own", Box::new(export_grades)),
@@ -48,12 +52,26 @@ pub fn run(ws: &Workspace) -> Result<()> {
 fn test_workspace(ws: &Workspace) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]);
+    exclude_labs(ws, &mut cmd)?;
+    tools::run(&mut cmd)
+}
+
+/// Clippy on every crate but the labs (stubs are full of unused arguments by design).
+fn clippy(ws: &Workspace) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["clippy", "--workspace", "--all-targets"]);
+    exclude_labs(ws, &mut cmd)?;
+    cmd.args(["--", "-D", "warnings"]);
+    tools::run(&mut cmd)
+}
+
+fn exclude_labs(ws: &Workspace, cmd: &mut std::process::Command) -> Result<()> {
     for week in spec::all_weeks(ws)? {
         if week.lab_dir(ws).join("Cargo.toml").is_file() {
             cmd.args(["--exclude", &week.crate_name]);
         }
     }
-    tools::run(&mut cmd)
+    Ok(())
 }
 
 /// Exports the learner repository and grades its untouched lab there.

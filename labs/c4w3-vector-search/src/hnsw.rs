@@ -351,7 +351,6 @@ impl Hnsw {
         todo!("c4w3.hnsw-insert")
     }
 
-
     /// Task c4w3.hnsw-search (10 points): the `k` nearest neighbours of `q`
     /// found with beam width `ef` (Algorithm 5 of the paper, K-NN-SEARCH).
     ///
