@@ -26,3 +26,31 @@ impl Tier {
         }
     }
 }
+
+#[cfg(test)]
+mod manifest {
+    //! The manifest's fingerprints of the generated tiers match what the generators make.
+
+    use sha2::{Digest, Sha256};
+
+    fn manifest_sha(name: &str) -> String {
+        let text = include_str!("../MANIFEST.toml");
+        let manifest: toml::Table = toml::from_str(text).expect("MANIFEST.toml parses");
+        let datasets = manifest["dataset"].as_array().expect("[[dataset]] entries");
+        let entry = datasets.iter().find(|d| d["name"].as_str() == Some(name)).expect("dataset listed");
+        entry["tiny_sha256"].as_str().expect("tiny_sha256").to_string()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn generated_tiers_match_their_recorded_checksums() {
+        let cfg = crate::vectors::ClusteredConfig::tier(crate::Tier::Tiny, 7);
+        let bytes: Vec<u8> = crate::vectors::clustered(&cfg).iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(hex(&bytes), manifest_sha("clustered-vectors"));
+        let docs = crate::text::documents(200, 20, 7).join("\n");
+        assert_eq!(hex(docs.as_bytes()), manifest_sha("skewed-documents"));
+    }
+}

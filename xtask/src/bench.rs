@@ -29,7 +29,7 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
     };
     let record_path = out.join("record.json");
     let mut cmd = Command::new(&binary);
-    cmd.arg("bench").arg(&record_path);
+    cmd.arg("bench").arg(&record_path).env("RUST_BACKTRACE", "0");
     if quick {
         cmd.arg("--quick");
     }
@@ -70,6 +70,16 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
                 }
             }
             _ => notes.push(format!("{peer_name}: printed no rows")),
+        }
+    }
+
+    // The peers' input files are scratch, not part of the record (nor are their paths).
+    std::fs::remove_dir_all(out.join("inputs")).ok();
+    if let Some(peers) = record.get_mut("peers").and_then(Value::as_array_mut) {
+        for peer in peers.iter_mut() {
+            if let Some(obj) = peer.as_object_mut() {
+                obj.remove("args");
+            }
         }
     }
 

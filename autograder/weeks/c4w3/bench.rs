@@ -113,7 +113,9 @@ graded! {
 pub fn run(args: &[String]) {
     let out = std::path::PathBuf::from(args.first().expect("usage: bench OUT.json [--quick]"));
     let quick = args.iter().any(|a| a == "--quick");
-    let dir = out.parent().expect("record in a folder").to_path_buf();
+    // Peer inputs go to a scratch folder beside the record; `cargo xtask bench` removes it.
+    let dir = out.parent().expect("record in a folder").join("inputs");
+    std::fs::create_dir_all(&dir).expect("creating the inputs folder");
     let (n, nq) = if quick { (5_000, 200) } else { (20_000, 1_000) };
     let cfg = ClusteredConfig { n, dim: 128, clusters: 64, spread: 0.35, normalize: true, seed: 7 };
     let (m, efc) = (16, 200);
