@@ -1,6 +1,7 @@
 //! Hostile submissions: each task of a copy of the solution is replaced by one
 //! way of cheating or crashing, the copy is graded for real, and each must cost
-//! only its own task's tests (and those that depend on it), never earn points.
+//! only its own task's tests (and those that depend on it), never earn points;
+//! and an honest partial submission earns exactly the task it finished.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -129,6 +130,28 @@ fn a_submission_that_does_not_compile_scores_zero_with_the_first_error() {
     assert_eq!(report.score, 0.0);
     assert!(report.render().contains("does not compile"));
     assert!(report.to_gradescope()["output"].as_str().unwrap().contains("does not compile"));
+}
+
+#[test]
+fn finishing_one_task_earns_exactly_that_task() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ws = workspace();
+    let week = spec::resolve(&ws, "c4w3", None).expect("week c4w3");
+    // The learner's lab with only the RRF task done: the stub everywhere else.
+    let dir = tempfile::tempdir().unwrap();
+    let src = week.solution_dir(&ws).join("src");
+    for entry in walkdir::WalkDir::new(&src).into_iter().map(|e| e.unwrap()).filter(|e| e.file_type().is_file()) {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let out = render_with(&text, |r| (r.task != "c4w3.rrf").then(|| autograder::stubs::lab_text(r))).unwrap();
+        let out = autograder::stubs::stub_source(&out).unwrap();
+        let to = dir.path().join("src").join(entry.path().strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, out).unwrap();
+    }
+    let report = grade_submission(&ws, &week, dir.path());
+    assert_eq!(task_score(&report, "c4w3.rrf"), (5.0, 5.0), "{}", report.render());
+    assert_eq!(report.score, 5.0, "{}", report.render());
+    assert!(report.render().contains("not implemented yet (c4w3.bm25)"));
 }
 
 #[test]
