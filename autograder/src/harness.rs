@@ -141,8 +141,10 @@ debug = "line-tables-only"
 "#,
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest)?;
+    // The repository's lock file, fresh each time, pins every shared dependency
+    // to the versions already built in the shared target folder.
     let lock = ws.root.join("Cargo.lock");
-    if lock.is_file() && !dir.join("Cargo.lock").is_file() {
+    if lock.is_file() {
         std::fs::copy(&lock, dir.join("Cargo.lock"))?;
     }
 

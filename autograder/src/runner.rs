@@ -185,7 +185,7 @@ fn classify(status: std::process::ExitStatus, stderr: &str, memory_mb: u64) -> S
     if stderr.contains("has overflowed its stack") {
         return Status::StackOverflow;
     }
-    if stderr.contains("memory allocation of") || stderr.contains("capacity overflow") && stderr.contains("alloc") {
+    if stderr.contains("memory allocation of") || (stderr.contains("capacity overflow") && stderr.contains("alloc")) {
         return Status::OutOfMemory { limit_mb: memory_mb };
     }
     if let Some(message) = panic_message(stderr) {
