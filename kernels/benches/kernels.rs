@@ -10,5 +10,7 @@ mod distances;
 mod exact;
 #[path = "kernels/hnsw.rs"]
 mod hnsw;
+#[path = "kernels/ops.rs"]
+mod ops;
 
-criterion_main!(distances::benches, exact::benches, hnsw::benches);
+criterion_main!(distances::benches, exact::benches, hnsw::benches, ops::benches);

@@ -6,7 +6,7 @@
 //!
 //! | module | feature | what it does |
 //! |---|---|---|
-//! | [`simd`] | always | distances (dot, squared L2, cosine) with runtime CPU dispatch and scalar twins |
+//! | [`simd`] | always | distances (dot, squared L2, cosine) and vector ops (reductions, softmax, GELU/SiLU, RMSNorm/LayerNorm) with runtime CPU dispatch and scalar twins |
 //! | [`ann`] | `ann` | exact top-k search and a production HNSW index |
 //! | [`fusion`] | always | reciprocal rank fusion of several ranked lists |
 //! | [`search`] | `search` | BM25 full-text search backed by tantivy (re-exports [`fusion`]'s RRF) |

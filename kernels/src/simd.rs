@@ -1,4 +1,4 @@
-//! Vector distances with runtime CPU dispatch: dot product, squared L2 and cosine.
+//! Vector kernels with runtime CPU dispatch: distances (dot product, squared L2, cosine) and f32 vector ops.
 //!
 //! Each distance has three implementations: an AVX2+FMA path chosen at run time
 //! when the CPU has it (x86-64), a portable path on `wide`'s 8-lane vectors
@@ -9,8 +9,39 @@
 //!
 //! Lengths are checked with `debug_assert!` on the hot path; the checked
 //! wrappers in [`Metric::distance`] return [`crate::Error::DimensionMismatch`].
+//!
+//! Beyond distances, the submodules hold the f32 vector kernels of a transformer
+//! block, re-exported here, each with the same three paths (dispatch, `*_wide`
+//! where the portable path is worth naming, `*_scalar` twin):
+//!
+//! * reductions ([`sum`], [`mean`], [`variance`], [`max`], [`argmax`]),
+//! * element-wise ([`axpy`], [`exp_in_place`]),
+//! * activations ([`softmax_in_place`], [`gelu_in_place`], [`silu_in_place`]),
+//! * normalisation ([`rms_norm`], [`layer_norm`]).
+//!
+//! Convention for these ops: a length mismatch between slices that must agree
+//! is a caller bug and **panics** (a documented `assert_eq!`, one comparison per
+//! call, so it is kept in release builds too); they never return `Result`.
+//! Empty input is never an error: reductions with no meaningful value return
+//! `None`, in-place and normalisation ops do nothing.
 
 use wide::f32x8;
+
+mod activation;
+mod elementwise;
+mod norm;
+mod reduce;
+
+pub use activation::{
+    gelu_in_place, gelu_in_place_scalar, gelu_in_place_wide, silu_in_place, silu_in_place_scalar, silu_in_place_wide,
+    softmax_in_place, softmax_in_place_scalar, softmax_in_place_wide,
+};
+pub use elementwise::{axpy, axpy_scalar, axpy_wide, exp_in_place, exp_in_place_scalar, exp_in_place_wide};
+pub use norm::{layer_norm, layer_norm_scalar, layer_norm_wide, rms_norm, rms_norm_scalar, rms_norm_wide};
+pub use reduce::{
+    argmax, argmax_scalar, max, max_scalar, max_wide, mean, mean_scalar, sum, sum_scalar, sum_wide, variance,
+    variance_scalar,
+};
 
 /// Which distance an index ranks by. Smaller is always nearer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +115,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     cosine_from_parts(ab, aa, bb)
 }
 
-/// The name of the path [`dot`], [`l2_sq`] and [`cosine`] take on this CPU.
+/// The name of the path [`dot`], [`l2_sq`], [`cosine`] and the other dispatched kernels take on this CPU.
 pub fn active_path() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
@@ -180,7 +211,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
+    pub(super) fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);

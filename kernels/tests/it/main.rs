@@ -4,6 +4,7 @@
 //! naive sort, brute-force search, or a hand-computed value.
 
 mod fusion;
+mod ops;
 mod simd;
 
 #[cfg(feature = "ann")]
