@@ -239,12 +239,12 @@ pub fn resolve(ws: &Workspace, name: &str, course: Option<u32>) -> Result<WeekSp
     } else {
         name.to_string()
     };
-    let weeks = all_weeks(ws)?;
-    match weeks.into_iter().find(|w| w.id == id) {
-        Some(w) => Ok(w),
+    let mut weeks = all_weeks(ws)?;
+    match weeks.iter().position(|w| w.id == id) {
+        Some(i) => Ok(weeks.swap_remove(i)),
         None => bail!(
             "no graded week `{id}` in this workspace (weeks: {})",
-            all_weeks(ws)?.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")
+            weeks.iter().map(|w| w.id.as_str()).collect::<Vec<_>>().join(", ")
         ),
     }
 }

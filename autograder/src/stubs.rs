@@ -75,11 +75,8 @@ pub fn render_with(source: &str, mut choose: impl FnMut(&Region) -> Option<Strin
             }
         } else if trimmed.starts_with("// END SOLUTION") {
             bail!("line {}: `// END SOLUTION` without a BEGIN", n + 1);
-        } else if trimmed.starts_with("// STUB-ONLY:") {
-            // Solution view: the line stays a comment.
-            out.push_str(line);
-            out.push('\n');
         } else {
+            // Everything else, `// STUB-ONLY:` lines included, stays as it is.
             out.push_str(line);
             out.push('\n');
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use autograder::runner::Status;
-use autograder::stubs::{Replacement, render_with};
+use autograder::stubs::{Region, Replacement, lab_text, render_with, stub_source};
 use autograder::{GradeOptions, Mode, Report, Workspace, grade, spec};
 
 /// Grading runs share `.grade/submissions/<week>`: one at a time.
@@ -18,9 +18,13 @@ fn workspace() -> Workspace {
     Workspace::find(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("inside the workspace")
 }
 
-/// A copy of the week's solution `src/` where each task in `hostile` gets that
-/// code instead of its reference code (in every `todo!`-style region).
-fn submission(ws: &Workspace, week: &spec::WeekSpec, hostile: &BTreeMap<&str, &str>) -> tempfile::TempDir {
+/// A copy of the week's solution `src/`, each region rendered by `choose`
+/// (`None` keeps the reference code), as the lab would be.
+fn submission(
+    ws: &Workspace,
+    week: &spec::WeekSpec,
+    mut choose: impl FnMut(&Region) -> Option<String>,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let src = week.solution_dir(ws).join("src");
     for entry in walkdir::WalkDir::new(&src) {
@@ -30,16 +34,21 @@ fn submission(ws: &Workspace, week: &spec::WeekSpec, hostile: &BTreeMap<&str, &s
         }
         let rel = entry.path().strip_prefix(&src).expect("inside src");
         let text = std::fs::read_to_string(entry.path()).expect("read");
-        let out = render_with(&text, |region| match (&region.replacement, hostile.get(region.task.as_str())) {
-            (Replacement::Todo, Some(code)) => Some(format!("{}{{ {code} }}\n", region.indent)),
-            _ => None,
-        })
-        .expect("markers parse");
+        let out = stub_source(&render_with(&text, &mut choose).expect("markers parse")).expect("stub lines");
         let to = dir.path().join("src").join(rel);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::write(to, out).unwrap();
     }
     dir
+}
+
+/// Region text giving each task in `hostile` that code instead of its reference
+/// code (in every `todo!`-style region).
+fn hostile_code<'a>(hostile: &'a BTreeMap<&str, &str>) -> impl FnMut(&Region) -> Option<String> + 'a {
+    |region| match (&region.replacement, hostile.get(region.task.as_str())) {
+        (Replacement::Todo, Some(code)) => Some(format!("{}{{ {code} }}\n", region.indent)),
+        _ => None,
+    }
 }
 
 fn grade_submission(ws: &Workspace, week: &spec::WeekSpec, dir: &Path) -> Report {
@@ -72,7 +81,7 @@ fn hostile_code_costs_only_its_own_tasks() {
         ("c4w3.hnsw-search", STACK_OVERFLOW),
         ("c4w3.hnsw-select", "std::process::abort()"),
     ]);
-    let dir = submission(&ws, &week, &hostile);
+    let dir = submission(&ws, &week, hostile_code(&hostile));
     let report = grade_submission(&ws, &week, dir.path());
     assert!(report.compile_error.is_none(), "{:?}", report.compile_error);
 
@@ -123,7 +132,8 @@ fn a_submission_that_does_not_compile_scores_zero_with_the_first_error() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ws = workspace();
     let week = spec::resolve(&ws, "c4w3", None).expect("week c4w3");
-    let dir = submission(&ws, &week, &BTreeMap::from([("c4w3.rrf", "let broken: u32 = \"not a number\"; todo!()")]));
+    let broken = BTreeMap::from([("c4w3.rrf", "let broken: u32 = \"not a number\"; todo!()")]);
+    let dir = submission(&ws, &week, hostile_code(&broken));
     let report = grade_submission(&ws, &week, dir.path());
     let error = report.compile_error.as_deref().expect("a compile error is reported");
     assert!(error.contains("mismatched types"), "{error}");
@@ -138,16 +148,7 @@ fn finishing_one_task_earns_exactly_that_task() {
     let ws = workspace();
     let week = spec::resolve(&ws, "c4w3", None).expect("week c4w3");
     // The learner's lab with only the RRF task done: the stub everywhere else.
-    let dir = tempfile::tempdir().unwrap();
-    let src = week.solution_dir(&ws).join("src");
-    for entry in walkdir::WalkDir::new(&src).into_iter().map(|e| e.unwrap()).filter(|e| e.file_type().is_file()) {
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        let out = render_with(&text, |r| (r.task != "c4w3.rrf").then(|| autograder::stubs::lab_text(r))).unwrap();
-        let out = autograder::stubs::stub_source(&out).unwrap();
-        let to = dir.path().join("src").join(entry.path().strip_prefix(&src).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::write(to, out).unwrap();
-    }
+    let dir = submission(&ws, &week, |r| (r.task != "c4w3.rrf").then(|| lab_text(r)));
     let report = grade_submission(&ws, &week, dir.path());
     assert_eq!(task_score(&report, "c4w3.rrf"), (5.0, 5.0), "{}", report.render());
     assert_eq!(report.score, 5.0, "{}", report.render());
