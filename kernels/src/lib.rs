@@ -10,8 +10,14 @@
 //! | [`ann`] | `ann` | exact top-k search and a production HNSW index |
 //! | [`fusion`] | always | reciprocal rank fusion of several ranked lists |
 //! | [`search`] | `search` | BM25 full-text search backed by tantivy (re-exports [`fusion`]'s RRF) |
+//! | [`matmul`] | always | f32 GEMM and GEMV, cache-blocked with a SIMD micro-kernel, rayon-parallel; batched matmul |
+//! | [`quant`] | always | GGUF block formats (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q8_K): quantise, dequantise, dot and GEMV on the blocks |
+//! | [`gpu`] | `gpu` | wgpu compute: GEMM, batched distances with top-k, quantised GEMV, CPU fallback |
+//! | [`tracking`] | `tracking` | a typed async client for MLflow's tracking REST API |
 
 pub mod fusion;
+pub mod matmul;
+pub mod quant;
 pub mod simd;
 
 #[cfg(feature = "ann")]
@@ -19,6 +25,12 @@ pub mod ann;
 
 #[cfg(feature = "search")]
 pub mod search;
+
+#[cfg(feature = "gpu")]
+pub mod gpu;
+
+#[cfg(feature = "tracking")]
+pub mod tracking;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +54,9 @@ pub enum Error {
     /// A parameter outside its valid range (the message says which and why).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    // -- quant: add quantised-format variants below this line --
+    // -- gpu: add GPU variants below this line --
+    // -- tracking: add tracking-client variants below this line --
     /// The full-text engine failed.
     #[cfg(feature = "search")]
     #[error("search engine: {0}")]

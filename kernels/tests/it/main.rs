@@ -4,7 +4,10 @@
 //! naive sort, brute-force search, or a hand-computed value.
 
 mod fusion;
+mod lowp;
+mod matmul;
 mod ops;
+mod quant;
 mod simd;
 
 #[cfg(feature = "ann")]
@@ -14,3 +17,9 @@ mod hnsw;
 
 #[cfg(feature = "search")]
 mod search;
+
+#[cfg(feature = "gpu")]
+mod gpu;
+
+#[cfg(feature = "tracking")]
+mod tracking;

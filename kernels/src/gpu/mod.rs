@@ -1,0 +1,1 @@
+//! GPU compute through wgpu (placeholder, being written).

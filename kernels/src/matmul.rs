@@ -1,0 +1,1 @@
+//! f32 matrix kernels: GEMM, GEMV and batched matmul (placeholder, being written).

@@ -1,0 +1,1 @@
+//! GGUF quantised block formats (placeholder, being written).

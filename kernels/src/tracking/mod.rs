@@ -1,0 +1,1 @@
+//! MLflow tracking client (placeholder, being written).

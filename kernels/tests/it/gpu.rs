@@ -1,0 +1,1 @@
+//! Tests of kernels::gpu (placeholder, being written).

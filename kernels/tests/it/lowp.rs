@@ -1,0 +1,1 @@
+//! Tests of kernels::lowp (placeholder, being written).

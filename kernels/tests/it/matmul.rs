@@ -1,0 +1,1 @@
+//! Tests of kernels::matmul (placeholder, being written).

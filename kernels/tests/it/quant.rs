@@ -1,0 +1,1 @@
+//! Tests of kernels::quant (placeholder, being written).

@@ -1,0 +1,1 @@
+//! Tests of kernels::tracking (placeholder, being written).
