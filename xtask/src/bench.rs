@@ -198,7 +198,7 @@ fn summarise(record: &Value) -> Vec<String> {
     lines
 }
 
-fn machine() -> Value {
+pub fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

@@ -13,20 +13,25 @@ use console::style;
 
 use crate::tools::{self, cargo};
 
+/// Debian packages of Mesa's lavapipe, the software Vulkan driver the `gpu` tests run on.
+const VULKAN: &[&str] = &["mesa-vulkan-drivers", "libvulkan1"];
+
 /// One named step of the CI run.
 type Step = (&'static str, Box<dyn Fn(&Workspace) -> Result<()>>);
 
 pub fn run(ws: &Workspace) -> Result<()> {
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
-        ("clippy", Box::new(clippy)),
-        ("unit and integration tests", Box::new(test_workspace)),
+        ("system packages (Vulkan software driver for the GPU tests)", Box::new(|_| tools::ensure_apt(VULKAN))),
+        ("peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow)", Box::new(crate::peers::install)),
+        ("clippy (every feature)", Box::new(clippy)),
+        ("unit and integration tests (every feature: GPU on lavapipe, a real MLflow server)", Box::new(test_workspace)),
         ("stubs are fresh", Box::new(crate::stubs_check)),
         ("every week proven (stub 0, solution full, APIs equal)", Box::new(|ws| crate::check::run(ws, &[]))),
         ("book", Box::new(|ws| crate::book::run(ws, false))),
         ("learner export builds and grades on its own", Box::new(export_grades)),
-        ("peers", Box::new(crate::peers::install)),
         ("benchmark c4w3 (quick)", Box::new(|ws| crate::bench::run(ws, "c4w3", None, true, None))),
+        ("benchmark kernels vs peers (quick)", Box::new(|ws| crate::bench_kernels::run(ws, true, None))),
     ];
     let mut failed = Vec::new();
     let total = steps.len();
@@ -51,7 +56,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
 /// `cargo test` over the workspace except the labs (their tests fail until the learner works).
 fn test_workspace(ws: &Workspace) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]);
+    cmd.args(["test", "--workspace", "--all-features"]);
     exclude_labs(ws, &mut cmd)?;
     tools::run(&mut cmd)
 }
@@ -59,7 +64,7 @@ fn test_workspace(ws: &Workspace) -> Result<()> {
 /// Clippy on every crate but the labs (stubs are full of unused arguments by design).
 fn clippy(ws: &Workspace) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["clippy", "--workspace", "--all-targets"]);
+    cmd.args(["clippy", "--workspace", "--all-targets", "--all-features"]);
     exclude_labs(ws, &mut cmd)?;
     cmd.args(["--", "-D", "warnings"]);
     tools::run(&mut cmd)

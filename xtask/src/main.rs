@@ -1,6 +1,7 @@
 //! `cargo xtask`: every automation of the workspace, one subcommand each.
 
 mod bench;
+mod bench_kernels;
 mod book;
 mod check;
 mod ci;
@@ -56,7 +57,8 @@ enum Command {
         /// Weeks to check (all if none).
         weeks: Vec<String>,
     },
-    /// Benchmark a week's lab against `kernels` (and the solution and peers when present).
+    /// Benchmark a week's lab against `kernels` (and the solution and peers when present);
+    /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth.
     Bench {
         week: String,
         #[arg(long)]
@@ -84,7 +86,7 @@ enum Command {
         #[arg(long)]
         with_hidden_tests: bool,
     },
-    /// Install the optional Python peers (hnswlib, numpy) into the cache's venv.
+    /// Install the Python peers (numpy, hnswlib, simsimd, gguf, mlflow) into the cache's venv.
     Peers,
     /// Run everything CI runs; installs the tools it needs.
     Ci,
@@ -130,6 +132,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Check { weeks } => check::run(&ws, &weeks),
+        Command::Bench { week, quick, out, .. } if week == "kernels" => bench_kernels::run(&ws, quick, out),
         Command::Bench { week, course, quick, out } => bench::run(&ws, &week, course, quick, out),
         Command::Book { serve } => book::run(&ws, serve),
         Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),

@@ -54,6 +54,37 @@ pub fn ensure_cargo_tool(ws: &Workspace, krate: &str, version: &str, bin: &str, 
     Ok(path)
 }
 
+/// Installs Debian packages with apt-get unless dpkg says they are installed (needs root).
+pub fn ensure_apt(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("  installed: {}", packages.join(", "));
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false);
+    if !root {
+        bail!("missing Debian packages; install them with `sudo apt-get install -y {}`", missing.join(" "));
+    }
+    let apt_install = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&missing);
+        cmd
+    };
+    if !apt_install().status().is_ok_and(|s| s.success()) {
+        // A fresh machine has no package lists yet.
+        run(Command::new("apt-get").arg("update"))?;
+        run(&mut apt_install())?;
+    }
+    Ok(())
+}
+
 /// Copies a folder tree.
 pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     for entry in walkdir::WalkDir::new(from) {

@@ -1,0 +1,238 @@
+//! `cargo xtask bench kernels`: `kernels` against SimSIMD, NumPy and the machine's own bandwidth, as ratios.
+//!
+//! Runs `kernels/examples/bench_vs_peers.rs` (release, with the `gpu` feature
+//! unless `--quick`) and `autograder/peers/kernels_peers.py` on the same
+//! workloads in the same run, then writes `record.json` (every row, the machine),
+//! `table.md` (ratios, with the issue's targets) and `plot.svg` (distance speed
+//! as a ratio to SimSIMD against the dimension).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use autograder::Workspace;
+use serde_json::{Value, json};
+
+use crate::plot::{Series, line_chart};
+use crate::tools::cargo;
+
+pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
+    let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("kernels"));
+    std::fs::create_dir_all(&out)?;
+    let mut rows = ours(quick)?;
+    let mut notes = Vec::new();
+    match ws.peer_python() {
+        None => notes.push("SimSIMD, NumPy: skipped (run `cargo xtask peers` to install them)".to_string()),
+        Some(python) => {
+            let script = ws.root.join("autograder/peers/kernels_peers.py");
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let mut sections = vec![("distances", 1), ("gemm", threads)];
+            if quick {
+                sections.truncate(1);
+            }
+            for (section, threads) in sections {
+                eprintln!("running the peers ({section}, {threads} BLAS thread(s))…");
+                let mut cmd = Command::new(&python);
+                cmd.arg(&script).args(["--section", section]).env("OPENBLAS_NUM_THREADS", threads.to_string());
+                cmd.env("OMP_NUM_THREADS", threads.to_string());
+                if quick {
+                    cmd.args(["--dims", "128,768", "--dtypes", "f32,i8", "--min-seconds", "0.03"]);
+                }
+                let output = cmd.output().with_context(|| format!("running {}", script.display()))?;
+                if !output.status.success() {
+                    let err = String::from_utf8_lossy(&output.stderr);
+                    notes.push(format!("peers ({section}): failed: {}", err.lines().last().unwrap_or("")));
+                    continue;
+                }
+                match serde_json::from_slice::<Value>(&output.stdout) {
+                    Ok(Value::Array(peer_rows)) => rows.extend(peer_rows),
+                    _ => notes.push(format!("peers ({section}): printed no rows")),
+                }
+            }
+        }
+    }
+    let table = table(&rows);
+    let record = json!({ "rows": rows, "notes": notes, "machine": crate::bench::machine(), "quick": quick });
+    std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
+    std::fs::write(out.join("table.md"), &table)?;
+    std::fs::write(out.join("plot.svg"), plot(&rows))?;
+    println!("{table}");
+    for note in &notes {
+        println!("  {note}");
+    }
+    println!(
+        "\n  record {}\n  table  {}\n  plot   {}",
+        out.join("record.json").display(),
+        out.join("table.md").display(),
+        out.join("plot.svg").display()
+    );
+    Ok(())
+}
+
+/// Builds and runs the Rust side; its stdout is a JSON array of rows.
+fn ours(quick: bool) -> Result<Vec<Value>> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "kernels", "--example", "bench_vs_peers"]);
+    if !quick {
+        cmd.args(["--features", "gpu"]);
+    }
+    cmd.arg("--");
+    if quick {
+        cmd.arg("--quick");
+    }
+    eprintln!("building and running kernels/examples/bench_vs_peers (release)…");
+    let output = cmd.stderr(std::process::Stdio::inherit()).output().context("running cargo")?;
+    if !output.status.success() {
+        bail!("bench_vs_peers failed ({})", output.status);
+    }
+    match serde_json::from_slice(&output.stdout).context("reading bench_vs_peers' rows")? {
+        Value::Array(rows) => Ok(rows),
+        _ => bail!("bench_vs_peers printed no rows"),
+    }
+}
+
+/// `(op, dtype, shape, impl)` → row.
+fn index(rows: &[Value]) -> BTreeMap<(String, String, String, String), &Value> {
+    let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("").to_string();
+    rows.iter().map(|r| ((s(r, "op"), s(r, "dtype"), s(r, "shape"), s(r, "impl")), r)).collect()
+}
+
+fn rate(row: Option<&&Value>) -> Option<f64> {
+    row.and_then(|r| r["rate"].as_f64())
+}
+
+fn ratio_cell(ours: f64, peer: Option<f64>) -> (String, String) {
+    match peer {
+        Some(p) if p > 0.0 => (fmt(p), format!("{:.2}×", ours / p)),
+        _ => ("skipped".into(), "–".into()),
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The Markdown report: one section per kind of comparison.
+fn table(rows: &[Value]) -> String {
+    let idx = index(rows);
+    let kernels_rows = || idx.iter().filter(|(k, _)| k.3 == "kernels");
+    let mut out = String::new();
+
+    out.push_str("### Distances: kernels vs SimSIMD and NumPy (one thread, 16 queries × 1024 vectors)\n\n");
+    out.push_str(
+        "Speed ratio = kernels pairs/s over the peer's; ≥ 1 means kernels is faster. Target: ≥ 0.9× SimSIMD.\n\n",
+    );
+    out.push_str(
+        "| op | dtype | shape | kernels pairs/s | SimSIMD | kernels / SimSIMD | NumPy (BLAS) | kernels / NumPy |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    for ((op, dtype, shape, _), row) in kernels_rows().filter(|(_, r)| r["unit"] == "pairs/s") {
+        let ours = row["rate"].as_f64().unwrap_or(0.0);
+        let key = |imp: &str| (op.clone(), dtype.clone(), shape.clone(), imp.to_string());
+        let (simsimd, vs_simsimd) = ratio_cell(ours, rate(idx.get(&key("simsimd"))));
+        let (numpy, vs_numpy) = ratio_cell(ours, rate(idx.get(&key("numpy"))));
+        out.push_str(&format!(
+            "| {op} | {dtype} | {shape} | {} | {simsimd} | {vs_simsimd} | {numpy} | {vs_numpy} |\n",
+            fmt(ours)
+        ));
+    }
+
+    let bandwidth = |threads: u64| {
+        kernels_rows()
+            .find(|(k, r)| k.0 == "stream_read" && r["threads"].as_u64() == Some(threads))
+            .and_then(|(_, r)| r["rate"].as_f64())
+    };
+    out.push_str("\n### Memory-bound kernels as a fraction of the streaming-read bandwidth\n\n");
+    out.push_str(
+        "Bandwidth is a SIMD sum over a buffer far larger than the caches, on as many threads as the kernel \
+                  used. Targets: f32 dot over 16M elements ≥ 0.85; quantised GEMV ≥ 0.7.\n\n",
+    );
+    out.push_str(
+        "| kernel | dtype | shape | threads | GB/s | bandwidth GB/s | fraction |\n|---|---|---|---|---|---|---|\n",
+    );
+    for ((op, dtype, shape, _), row) in kernels_rows().filter(|(_, r)| r["unit"] == "GB/s") {
+        let threads = row["threads"].as_u64().unwrap_or(1);
+        let ours = row["rate"].as_f64().unwrap_or(0.0);
+        let (bw, frac) = match bandwidth(threads) {
+            Some(bw) if op != "stream_read" => (fmt(bw), format!("{:.2}", ours / bw)),
+            _ => ("–".into(), "–".into()),
+        };
+        out.push_str(&format!("| {op} | {dtype} | {shape} | {threads} | {} | {bw} | {frac} |\n", fmt(ours)));
+    }
+
+    let flops: Vec<_> = kernels_rows().filter(|(_, r)| r["unit"] == "GFLOP/s").collect();
+    if !flops.is_empty() {
+        out.push_str("\n### GEMM: kernels vs NumPy (OpenBLAS), all cores\n\nTarget: f32 GEMM 1024² ≥ 0.8× NumPy.\n\n");
+        out.push_str("| op | shape | kernels GFLOP/s | NumPy GFLOP/s | kernels / NumPy |\n|---|---|---|---|---|\n");
+        for ((op, dtype, shape, _), row) in flops {
+            let ours = row["rate"].as_f64().unwrap_or(0.0);
+            let (numpy, ratio) =
+                ratio_cell(ours, rate(idx.get(&(op.clone(), dtype.clone(), shape.clone(), "numpy".into()))));
+            out.push_str(&format!("| {op} | {shape} | {} | {numpy} | {ratio} |\n", fmt(ours)));
+        }
+    }
+
+    let gpu: Vec<_> = idx.iter().filter(|(k, _)| k.3 == "gpu").collect();
+    if !gpu.is_empty() {
+        out.push_str("\n### GPU (wgpu) vs CPU (kernels), same op and shape, transfers included\n\n");
+        out.push_str("| op | dtype | shape | unit | GPU | CPU | GPU / CPU |\n|---|---|---|---|---|---|---|\n");
+        for ((op, dtype, shape, _), row) in gpu {
+            let g = row["rate"].as_f64().unwrap_or(0.0);
+            let (cpu, ratio) =
+                ratio_cell(g, rate(idx.get(&(op.clone(), dtype.clone(), shape.clone(), "kernels".into()))));
+            let unit = row["unit"].as_str().unwrap_or("");
+            out.push_str(&format!("| {op} | {dtype} | {shape} | {unit} | {} | {cpu} | {ratio} |\n", fmt(g)));
+        }
+    }
+    out
+}
+
+/// Distance speed as a ratio to SimSIMD against the dimension, one line per op and dtype.
+fn plot(rows: &[Value]) -> String {
+    let idx = index(rows);
+    let mut series: Vec<Series> = Vec::new();
+    for ((op, dtype, shape, imp), row) in &idx {
+        if imp != "kernels" || row["unit"] != "pairs/s" || dtype == "f16" {
+            continue;
+        }
+        let Some(peer) = rate(idx.get(&(op.clone(), dtype.clone(), shape.clone(), "simsimd".into()))) else {
+            continue;
+        };
+        let Some(d) = shape.rsplit('x').next().and_then(|d| d.parse::<f64>().ok()) else { continue };
+        let ratio = row["rate"].as_f64().unwrap_or(0.0) / peer;
+        let name = format!("{op} {dtype}");
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push((d, ratio)),
+            None => series.push(Series { name, points: vec![(d, ratio)] }),
+        }
+    }
+    line_chart("kernels distance speed relative to SimSIMD", "dimension d", "kernels / SimSIMD", &series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_divides_by_the_peer_of_the_same_op_dtype_and_shape() {
+        let rows = vec![
+            json!({"op":"dot","dtype":"f32","shape":"16x1024x128","impl":"kernels","unit":"pairs/s","rate":2.0e8,"threads":1}),
+            json!({"op":"dot","dtype":"f32","shape":"16x1024x128","impl":"simsimd","unit":"pairs/s","rate":1.0e8}),
+            json!({"op":"dot","dtype":"f32","shape":"16x1024x768","impl":"kernels","unit":"pairs/s","rate":1.0e7,"threads":1}),
+            json!({"op":"stream_read","dtype":"f32","shape":"1 thread","impl":"kernels","unit":"GB/s","rate":10.0,"threads":1}),
+            json!({"op":"dot","dtype":"f32","shape":"16M","impl":"kernels","unit":"GB/s","rate":9.0,"threads":1}),
+        ];
+        let t = table(&rows);
+        assert!(t.contains("| dot | f32 | 16x1024x128 | 200.0M | 100.0M | 2.00× |"), "{t}");
+        assert!(t.contains("| dot | f32 | 16x1024x768 | 10.0M | skipped | – |"), "{t}");
+        assert!(t.contains("| dot | f32 | 16M | 1 | 9.00 | 10.00 | 0.90 |"), "{t}");
+        assert_eq!(plot(&rows).matches("<polyline").count(), 1);
+    }
+}
