@@ -3,8 +3,16 @@
 //! Every generator takes a seed and returns the same data on every machine and
 //! every run (ChaCha8 is a stable stream; `rand`'s `StdRng` is not promised to be).
 //! Size tiers ([`Tier`]) keep tests tiny and benchmarks meaningful.
+//!
+//! | module | what it makes |
+//! |---|---|
+//! | [`vectors`] | clustered Gaussian vectors (embedding stand-ins), uniform floats |
+//! | [`text`] | documents over a skewed vocabulary |
+//! | [`transactions`] | card transactions with seasonality, merchants, countries and ~1% fraud labels |
 
+pub mod models;
 pub mod text;
+pub mod transactions;
 pub mod vectors;
 
 /// How much data to make: tiny for unit tests, medium for benchmarks, full for learners.

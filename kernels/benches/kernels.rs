@@ -8,9 +8,21 @@ use criterion::criterion_main;
 mod distances;
 #[path = "kernels/exact.rs"]
 mod exact;
+#[cfg(feature = "gpu")]
+#[path = "kernels/gpu.rs"]
+mod gpu;
 #[path = "kernels/hnsw.rs"]
 mod hnsw;
+#[path = "kernels/matmul.rs"]
+mod matmul;
+#[path = "kernels/lowp.rs"]
+mod lowp;
 #[path = "kernels/ops.rs"]
 mod ops;
+#[path = "kernels/quant.rs"]
+mod quant;
 
-criterion_main!(distances::benches, exact::benches, hnsw::benches, ops::benches);
+#[cfg(not(feature = "gpu"))]
+criterion_main!(distances::benches, exact::benches, hnsw::benches, matmul::benches, lowp::benches, ops::benches, quant::benches);
+#[cfg(feature = "gpu")]
+criterion_main!(distances::benches, exact::benches, hnsw::benches, matmul::benches, lowp::benches, ops::benches, quant::benches, gpu::benches);

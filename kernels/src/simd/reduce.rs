@@ -1,6 +1,6 @@
 //! Reductions over one f32 vector: `sum`, `mean`, `variance`, `max`, `argmax`.
 //!
-//! * `sum` keeps 32 (AVX2) or 16 (`wide`) independent partial sums, combined at the end: a
+//! * `sum` keeps 64 (AVX-512), 32 (AVX2) or 16 (`wide`) independent partial sums, combined at the end: a
 //!   blocked summation whose error bound is about `(n/32 + 5)·ε·Σ|x_i|`, never worse than the
 //!   sequential scalar twin's `n·ε·Σ|x_i|`.
 //! * `variance` is the population variance `Σ (x_i − μ)² / n` computed in **two passes** (mean
@@ -16,6 +16,11 @@ use super::lanes8;
 /// Sum `Σ x_i` (0 for an empty slice).
 #[inline]
 pub fn sum(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU supports AVX-512 F/BW/VL (checked just above).
+        return unsafe { super::avx512::f32::sum(x) };
+    }
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
@@ -70,6 +75,11 @@ pub fn variance_scalar(x: &[f32]) -> Option<f32> {
 #[inline]
 pub(super) fn sum_sq_dev(x: &[f32], mu: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU supports AVX-512 F/BW/VL (checked just above).
+        return unsafe { super::avx512::f32::sum_sq_dev(x, mu) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
         return unsafe { avx2::sum_sq_dev(x, mu) };
@@ -92,6 +102,12 @@ pub(super) fn sum_sq_dev_wide(x: &[f32], mu: f32) -> f32 {
 /// Largest element ignoring NaN (`Some(NaN)` if all are NaN, `None` if empty).
 #[inline]
 pub fn max(x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU supports AVX-512 F/BW/VL (checked just above).
+        let m = unsafe { super::avx512::f32::max(x) };
+        return finish_max(x, m);
+    }
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).

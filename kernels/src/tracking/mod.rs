@@ -1,1 +1,56 @@
-//! MLflow tracking client (placeholder, being written).
+//! A typed async client for MLflow's tracking REST API 2.0 (feature `tracking`).
+//!
+//! This is the production twin of the course's tracking lab (c3w1): the same
+//! protocol the `mlflow` Python client speaks, documented at
+//! <https://mlflow.org/docs/latest/api_reference/rest-api.html>.
+//!
+//! | piece | what it is |
+//! |---|---|
+//! | [`TrackingClient`] | experiments, runs, params, metrics, tags, `log-batch`, metric history, searches, artifacts |
+//! | [`TrackingConfig`], [`RetryPolicy`] | where the server is; timeouts; exponential backoff with jitter on connection errors, 429 and 5xx |
+//! | [`LogBatch`] | a `log-batch` payload, split to the server's limits (1000 metrics, 100 params, 100 tags, 1000 entities per call) |
+//! | [`MetricLogger`] | a buffered background logger for training loops that loses nothing across a server restart |
+//! | [`types`] | plain serde types in MLflow's JSON shapes: [`Experiment`], [`Run`], [`RunInfo`], [`Metric`], ... |
+//! | [`ErrorCode`] | MLflow's `error_code`, carried by [`crate::Error::Mlflow`] with the HTTP status |
+//!
+//! ```no_run
+//! # async fn demo() -> kernels::Result<()> {
+//! use kernels::tracking::{CreateRun, LogBatch, Metric, RunStatus, TrackingClient, TrackingConfig};
+//!
+//! let client = TrackingClient::new(TrackingConfig::new("http://127.0.0.1:5000"))?;
+//! let exp = client.get_or_create_experiment("hnsw-sweep").await?;
+//! let run = client.create_run(&CreateRun::new(&exp).name("m16-ef200")).await?;
+//! let id = &run.info.run_id;
+//! let batch = LogBatch::new().param("m", "16").metric(Metric::new("recall@10", 0.97, 0));
+//! client.log_batch(id, &batch).await?;
+//! client.end_run(id, RunStatus::Finished).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Artifacts go through the server's artifact proxy, so the server must be
+//! started with `--default-artifact-root mlflow-artifacts:/` and
+//! `--artifacts-destination DIR` (see [`artifacts`]).
+
+pub mod artifacts;
+pub mod batch;
+pub mod client;
+pub mod error;
+pub mod logger;
+pub mod retry;
+pub mod types;
+
+pub use artifacts::proxy_root;
+pub use batch::{
+    LogBatch, MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+};
+pub use client::{
+    CreateRun, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, collect_pages,
+};
+pub use error::{ErrorCode, error_code, is_already_exists, is_not_found};
+pub use logger::{LoggerStats, MetricLogger, MetricLoggerConfig};
+pub use retry::RetryPolicy;
+pub use types::{
+    Experiment, FileInfo, LifecycleStage, Metric, Page, Param, Run, RunData, RunInfo, RunStatus,
+    RunTag, ViewType, now_millis,
+};

@@ -23,3 +23,6 @@ mod gpu;
 
 #[cfg(feature = "tracking")]
 mod tracking;
+
+#[cfg(feature = "data")]
+mod data;

@@ -1,0 +1,338 @@
+//! The Goto/BLIS loop nest around the micro-kernel: blocking, packing and the rayon split
+//! (Goto & van de Geijn 2008, "Anatomy of High-Performance Matrix Multiplication", figure 4 and
+//! section 6; BLIS, Van Zee & van de Geijn 2015, the five loops around the micro-kernel).
+//!
+//! ```text
+//! for jc in 0..n step NC                      B block: KC × NC, packed once, kept in L2
+//!   for pc in 0..k step KC                    (first pc overwrites C, later ones add)
+//!     pack B[pc.., jc..] into NR-wide micro-panels          (parallel over micro-panels)
+//!     split C[.., jc..jc+NC] into tasks of whole MR rows (and NR columns when m is small)
+//!       for ic in task rows step MC: pack A[ic.., pc..] into MR-tall micro-panels
+//!         for ir step MR                      A micro-panel: MR × KC, stays in L1
+//!           for jr step NR                    B micro-panels stream from L2
+//!             micro-kernel (MR × NR tile of C in registers)
+//! ```
+//!
+//! The two innermost loops run with `ir` outside, so the small `A` micro-panel (14 × 384 floats,
+//! 21 KiB with AVX-512) stays in L1 while the `B` micro-panels stream from the packed block in L2
+//! (384 × 768 floats, 1.2 MiB of a 2 MiB L2). Blocks are cut evenly (`n = 1024` gives two blocks
+//! of 512, not 768 + 256), so the tasks of a parallel run are about the same size.
+//!
+//! Edge tiles: packing pads the last micro-panels of `A` and `B` with zeros, the kernel writes a
+//! full tile into a scratch buffer, and only the valid `mr × nr` corner is copied into `C`.
+//! `k` is never padded, so padding cannot turn an `inf` into a NaN in any element that is kept.
+
+use std::cell::Cell;
+use std::thread::LocalKey;
+
+use rayon::prelude::*;
+
+use super::microkernel::{self, Kernel, MAX_TILE};
+use super::{Backend, GemmShape, PARALLEL_MIN_MNK};
+
+/// Largest `k` block: an AVX-512 `A` micro-panel of `14 × 384` floats is 21 KiB of the 48 KiB L1.
+const KC_MAX: usize = 384;
+/// Largest `n` block: a packed `B` block of `384 × 768` floats is 1.2 MiB of the 2 MiB L2.
+const NC_MAX: usize = 768;
+/// Rows of `A` packed at a time, in micro-panels (bounds the per-thread `A` buffer to ~0.5 MiB).
+const MC_PANELS: usize = 24;
+/// Below this many rows, `A·B` skips packing (it would cost as much as the product) and runs
+/// a vector-matrix product per row; `A·Bᵀ` runs one GEMV per row of `A`.
+const SMALL_M: usize = 4;
+
+/// A read-only matrix view: element `(r, c)` is `data[r · row_stride + c · col_stride]`.
+/// `B` of `A·B` is `(n, 1)`; `B` of `A·Bᵀ`, stored `n × k`, is `(1, k)`.
+#[derive(Clone, Copy)]
+pub(super) struct MatRef<'a> {
+    /// The elements.
+    pub data: &'a [f32],
+    /// Distance between rows.
+    pub row_stride: usize,
+    /// Distance between columns.
+    pub col_stride: usize,
+}
+
+/// A raw pointer to `C` that parallel tasks share; each task writes a disjoint set of tiles.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: tasks only write disjoint tiles of `C` through it, and the borrow it came from outlives them.
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+thread_local! {
+    static A_PACK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static B_PACK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on a 64-byte-aligned scratch slice of `len` floats from the thread's pool `key`.
+///
+/// The buffer is taken out of the thread-local while in use, so a nested call on the same thread
+/// (rayon may run another GEMM's task while this one waits) gets a fresh buffer instead of a
+/// borrow conflict.
+fn with_scratch<R>(key: &'static LocalKey<Cell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = key.take();
+    if v.len() < len + 16 {
+        v.resize(len + 16, 0.0);
+    }
+    let off = v.as_ptr().align_offset(64).min(15);
+    let r = f(&mut v[off..off + len]);
+    key.set(v);
+    r
+}
+
+/// Even blocks of `total` no larger than `max`, each a multiple of `unit` (but the last).
+fn block_size(total: usize, max: usize, unit: usize) -> usize {
+    let blocks = total.div_ceil(max).max(1);
+    total.div_ceil(blocks).div_ceil(unit) * unit
+}
+
+/// `C = A·B` for `A` row-major `m × k` (contiguous), `B` any [`MatRef`], `C` row-major `m × n`.
+/// Lengths are the caller's responsibility (checked in `matmul.rs`). `parallel` allows rayon.
+pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], shape: GemmShape, parallel: bool) {
+    let GemmShape { m, n, k } = shape;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    if m < SMALL_M {
+        return small_m(backend, a, b, c, shape, parallel);
+    }
+    let kern = microkernel::kernel(backend);
+    let (mr, nr) = (kern.mr, kern.nr);
+    let threads = if parallel && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let nc_max = block_size(n, NC_MAX, nr);
+    let kc_max = block_size(k, KC_MAX, 1);
+    let c_ptr = SharedMut(c.as_mut_ptr());
+
+    with_scratch(&B_PACK, kc_max * nc_max, |b_pack| {
+        for jc in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - jc);
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let b_pack = &mut b_pack[..kc * nc.div_ceil(nr) * nr];
+                // Micro-panels in groups (a few per thread), each group packed by one task.
+                let panels = nc.div_ceil(nr);
+                let group = if threads > 1 { panels.div_ceil(2 * threads) } else { panels };
+                let pack = |(g, dst): (usize, &mut [f32])| {
+                    let c0 = g * group * nr;
+                    pack_b(b, pc, kc, jc + c0, (nc - c0).min(group * nr), nr, dst)
+                };
+                if threads > 1 {
+                    b_pack.par_chunks_mut(kc * nr * group).enumerate().for_each(pack);
+                } else {
+                    pack((0, b_pack));
+                }
+                let b_pack: &[f32] = b_pack;
+                let block = Block { a, k, n, b_pack, kc, pc, jc, c: c_ptr, kern };
+                let tasks = split(m, nc, mr, nr, threads);
+                if tasks.len() > 1 {
+                    tasks.into_par_iter().for_each(|t| block.run(t));
+                } else {
+                    tasks.into_iter().for_each(|t| block.run(t));
+                }
+            }
+        }
+    });
+}
+
+/// A rectangle of one `C` block a task owns: rows `rows`, columns `cols` (relative to `jc`).
+struct Task {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+/// Cuts an `m × nc` block into about `4 · threads` tasks of whole micro-tiles: by rows first
+/// (tasks then share the packed `B` and pack disjoint parts of `A`), and by columns too when
+/// there are fewer micro-panel rows than tasks wanted.
+fn split(m: usize, nc: usize, mr: usize, nr: usize, threads: usize) -> Vec<Task> {
+    let want = if threads > 1 { 4 * threads } else { 1 };
+    let (row_panels, col_panels) = (m.div_ceil(mr), nc.div_ceil(nr));
+    let tm = want.min(row_panels);
+    let tn = want.div_ceil(tm).min(col_panels);
+    let (rows_each, cols_each) = (row_panels.div_ceil(tm) * mr, col_panels.div_ceil(tn) * nr);
+    let mut tasks = Vec::with_capacity(tm * tn);
+    for r0 in (0..m).step_by(rows_each) {
+        for c0 in (0..nc).step_by(cols_each) {
+            tasks.push(Task { rows: r0..(r0 + rows_each).min(m), cols: c0..(c0 + cols_each).min(nc) });
+        }
+    }
+    tasks
+}
+
+/// Everything a task needs about the current `(jc, pc)` block.
+struct Block<'a> {
+    a: &'a [f32],
+    k: usize,
+    n: usize,
+    b_pack: &'a [f32],
+    kc: usize,
+    pc: usize,
+    jc: usize,
+    c: SharedMut,
+    kern: Kernel,
+}
+
+impl Block<'_> {
+    /// Packs the task's rows of `A` (`MC` at a time) and runs the micro-kernel over its tiles.
+    fn run(&self, t: Task) {
+        let Kernel { mr, nr, run } = self.kern;
+        let kc = self.kc;
+        let mc_max = MC_PANELS * mr;
+        let accumulate = self.pc > 0;
+        with_scratch(&A_PACK, kc * mc_max, |a_pack| {
+            for ic in t.rows.clone().step_by(mc_max) {
+                let mc = mc_max.min(t.rows.end - ic);
+                for (q, dst) in a_pack[..kc * mc.div_ceil(mr) * mr].chunks_mut(kc * mr).enumerate() {
+                    let r0 = ic + q * mr;
+                    pack_a(self.a, self.k, r0, (mc - q * mr).min(mr), self.pc, kc, mr, dst);
+                }
+                for ir in (0..mc).step_by(mr) {
+                    let mr_eff = mr.min(mc - ir);
+                    let a_panel = &a_pack[ir * kc..(ir + mr) * kc];
+                    for jr in t.cols.clone().step_by(nr) {
+                        let nr_eff = nr.min(t.cols.end - jr);
+                        let b_panel = &self.b_pack[jr * kc..(jr + nr) * kc];
+                        let row = ic + ir;
+                        // SAFETY: `row < m` and `jc + jr < n`, so the tile starts inside `C`; a full tile
+                        // (`mr_eff == mr`, `nr_eff == nr`) ends inside it too, and the task owns it.
+                        // The kernel was chosen for a backend whose features were checked.
+                        unsafe {
+                            let c_tile = self.c.0.add(row * self.n + self.jc + jr);
+                            if mr_eff == mr && nr_eff == nr {
+                                run(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, self.n, accumulate);
+                            } else {
+                                let mut tile = [0.0f32; MAX_TILE];
+                                run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false);
+                                for i in 0..mr_eff {
+                                    let src = &tile[i * nr..i * nr + nr_eff];
+                                    let dst = std::slice::from_raw_parts_mut(c_tile.add(i * self.n), nr_eff);
+                                    if accumulate {
+                                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                                    } else {
+                                        dst.copy_from_slice(src);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Packs rows `r0 .. r0 + rows` (`rows ≤ mr`) and columns `pc .. pc + kc` of row-major `A`
+/// (`lda = k`) into one micro-panel: `kc` steps of `mr` floats, rows past `rows` zero.
+#[allow(clippy::too_many_arguments)]
+fn pack_a(a: &[f32], k: usize, r0: usize, rows: usize, pc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    let src = &a[r0 * k + pc..];
+    match (rows, mr) {
+        (14, 14) => pack_a_full::<14>(src, k, kc, dst),
+        (6, 6) => pack_a_full::<6>(src, k, kc, dst),
+        (4, 4) => pack_a_full::<4>(src, k, kc, dst),
+        _ => {
+            for (p, step) in dst.chunks_exact_mut(mr).enumerate() {
+                for (i, d) in step[..rows].iter_mut().enumerate() {
+                    *d = src[i * k + p];
+                }
+                step[rows..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// [`pack_a`] for a full micro-panel of `MR` rows: step by step of `p`, `MR` reads from as many
+/// cache lines (which stay in L1 for the next 15 steps) and one contiguous write.
+fn pack_a_full<const MR: usize>(src: &[f32], k: usize, kc: usize, dst: &mut [f32]) {
+    let rows: [&[f32]; MR] = std::array::from_fn(|i| &src[i * k..i * k + kc]);
+    for (p, step) in dst[..kc * MR].chunks_exact_mut(MR).enumerate() {
+        for (d, row) in step.iter_mut().zip(&rows) {
+            // SAFETY: `p < kc` (there are `kc` steps of `MR` in `dst[..kc·MR]`) and each row holds `kc`.
+            *d = unsafe { *row.get_unchecked(p) };
+        }
+    }
+}
+
+/// Packs rows `pc .. pc + kc` and columns `c0 .. c0 + cols` of `b` into `cols / nr` (rounded
+/// up) consecutive micro-panels, each `kc` steps of `nr` floats; columns past `cols` are zero.
+fn pack_b(b: MatRef<'_>, pc: usize, kc: usize, c0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+    let (rs, cs) = (b.row_stride, b.col_stride);
+    debug_assert!(cs == 1 || rs == 1, "one of B's strides is 1");
+    let panel_len = kc * nr;
+    if cs == 1 {
+        // Rows of B are contiguous (A·B): read each row segment once, front to back (the
+        // prefetcher sees one stream), and deal it out to the micro-panels.
+        for p in 0..kc {
+            let start = (pc + p) * rs + c0;
+            let row = &b.data[start..start + cols];
+            for (q, seg) in row.chunks(nr).enumerate() {
+                let step = &mut dst[q * panel_len + p * nr..q * panel_len + (p + 1) * nr];
+                // An element loop, not `copy_from_slice`: the compiler vectorises it inline
+                // instead of calling `memcpy` for every 64 or 128 bytes.
+                for (d, s) in step.iter_mut().zip(seg) {
+                    *d = *s;
+                }
+                step[seg.len()..].fill(0.0);
+            }
+        }
+    } else {
+        // Columns of B are contiguous (A·Bᵀ, B stored n × k): transpose 8 × 8 blocks (eight
+        // contiguous 8-float reads, eight contiguous 8-float writes), then the ragged edges.
+        for (q, panel) in dst.chunks_exact_mut(panel_len).enumerate() {
+            let width = nr.min(cols - q * nr);
+            let col0 = c0 + q * nr;
+            let (w8, k8) = (width / 8 * 8, kc / 8 * 8);
+            for j0 in (0..w8).step_by(8) {
+                for p0 in (0..k8).step_by(8) {
+                    let block: [[f32; 8]; 8] = std::array::from_fn(|j| {
+                        let start = pc + p0 + (col0 + j0 + j) * cs;
+                        <[f32; 8]>::try_from(&b.data[start..start + 8]).expect("8 floats")
+                    });
+                    for p in 0..8 {
+                        let out = &mut panel[(p0 + p) * nr + j0..(p0 + p) * nr + j0 + 8];
+                        for (j, o) in out.iter_mut().enumerate() {
+                            *o = block[j][p];
+                        }
+                    }
+                }
+                for p in k8..kc {
+                    for j in j0..j0 + 8 {
+                        panel[p * nr + j] = b.data[pc + p + (col0 + j) * cs];
+                    }
+                }
+            }
+            for j in w8..width {
+                let start = pc + (col0 + j) * cs;
+                for (p, &v) in b.data[start..start + kc].iter().enumerate() {
+                    panel[p * nr + j] = v;
+                }
+            }
+            if width < nr {
+                for step in panel.chunks_exact_mut(nr) {
+                    step[width..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// `m < SMALL_M`: no packing. `A·B` is one `xᵀ·B` per row of `A` (each element still summed
+/// over `p` in order, `B` read once per row); `A·Bᵀ` is one GEMV per row of `A`.
+fn small_m(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], shape: GemmShape, parallel: bool) {
+    let GemmShape { n, k, .. } = shape;
+    for (ai, ci) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
+        if b.col_stride == 1 {
+            super::gemv::vecmat(backend, ai, b.data, b.row_stride, ci, parallel);
+        } else {
+            super::gemv::gemv_unchecked(backend, b.data, ai, ci, n, k, parallel);
+        }
+    }
+}

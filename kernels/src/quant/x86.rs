@@ -1,0 +1,393 @@
+//! x86-64 kernels for the quantised dot products on GGUF blocks (layouts of ggml's
+//! `ggml-common.h`; the method is ggml's `ggml_vec_dot_*` for AVX2): AVX2 with
+//! `vpmaddubsw`/`vpmaddwd`, and AVX-512 VNNI with `vpdpbusd`/`vpdpwssd`.
+//!
+//! One generic body serves both: `const VNNI: bool` picks the integer multiply-accumulate
+//! ([`dot_u8i8`], [`dot_i16`]), everything else is shared, and the `#[target_feature]` entry
+//! points instantiate it with the right features. Helpers are `#[inline(always)]` so they
+//! compile inside those entry points with their features.
+//!
+//! Per block, one 8-lane `i32` vector holds the block's integer dot (lanes summed, it is exactly
+//! the scalar twin's integer); it is converted to f32 and accumulated with one FMA by the
+//! block's `d_w·d_a`. Integer tricks, with the ranges that make them exact:
+//!
+//! * `u8 × i8` products (`vpmaddubsw` saturates pairs at i16): signed weights (Q8_0, Q4_0 after
+//!   `−8`) use ggml's sign trick `|w| · sign(a, w)`; `|w| ≤ 128` and activations are in
+//!   `-127..=127` (Q8_0 from [`super::quantize_activations`]), so a pair is at most 32512.
+//!   Unsigned weights (Q4_1, Q4_K nibbles, Q6_K 6-bit values) multiply the activations directly:
+//!   at most `2·63·128` per pair, even with Q8_K's `-128`.
+//! * Q6_K's `−32` offset and Q4_K's mins use Q8_K's `bsums` (sums of 16 activations) once per
+//!   super-block instead of per element.
+//! * Q8_K weights (signed, may hold −128 on both sides) are widened to i16 first.
+
+use std::arch::x86_64::*;
+
+use super::{Activations, QuantFormat};
+
+/// AVX2 with FMA and F16C (every AVX2 CPU has them in practice; checked anyway).
+pub(super) fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+/// AVX-512 VNNI with the 256-bit (VL) forms.
+pub(super) fn has_vnni() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
+/// Rows of `row_bytes` each into `y`, AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C ([`has_avx2`]); lengths as checked by the caller
+/// (`weights` is `y.len()` rows of whole blocks matching `act`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn rows_avx2(format: QuantFormat, w: &[u8], row_bytes: usize, act: &Activations, y: &mut [f32]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { rows::<false>(format, w, row_bytes, act, y) }
+}
+
+/// Rows of `row_bytes` each into `y`, AVX-512 VNNI.
+///
+/// # Safety
+/// As [`rows_avx2`], and the CPU must also have AVX-512F/VL/VNNI ([`has_vnni`]).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) unsafe fn rows_vnni(format: QuantFormat, w: &[u8], row_bytes: usize, act: &Activations, y: &mut [f32]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { rows::<true>(format, w, row_bytes, act, y) }
+}
+
+/// Per-block integer parts, AVX2.
+///
+/// # Safety
+/// As [`rows_avx2`], with `out.len()` the number of blocks in `w`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn block_dots_avx2(format: QuantFormat, w: &[u8], act: &Activations, out: &mut [[i32; 2]]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { block_dots::<false>(format, w, act, out) }
+}
+
+/// Per-block integer parts, AVX-512 VNNI.
+///
+/// # Safety
+/// As [`rows_vnni`], with `out.len()` the number of blocks in `w`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) unsafe fn block_dots_vnni(format: QuantFormat, w: &[u8], act: &Activations, out: &mut [[i32; 2]]) {
+    // SAFETY: forwarded from the caller.
+    unsafe { block_dots::<true>(format, w, act, out) }
+}
+
+// Block kinds of the 32-element formats, as const generic parameters.
+const Q8: u8 = 0;
+const Q40: u8 = 1;
+const Q41: u8 = 2;
+
+const fn bytes_32(kind: u8) -> usize {
+    match kind {
+        Q8 => 34,
+        Q40 => 18,
+        _ => 20,
+    }
+}
+
+#[inline(always)]
+unsafe fn rows<const V: bool>(format: QuantFormat, w: &[u8], row_bytes: usize, act: &Activations, y: &mut [f32]) {
+    #[inline(always)]
+    fn each(w: &[u8], row_bytes: usize, y: &mut [f32], f: impl Fn(&[u8]) -> f32) {
+        for (row, out) in w.chunks_exact(row_bytes).zip(y) {
+            *out = f(row);
+        }
+    }
+    // SAFETY (all): every row holds `act.len() / block_len` whole blocks (checked by the caller),
+    // so each block read and each activation block read is in bounds.
+    unsafe {
+        match format {
+            QuantFormat::Q8_0 => each(w, row_bytes, y, |r| row_32::<V, Q8>(r, act)),
+            QuantFormat::Q4_0 => each(w, row_bytes, y, |r| row_32::<V, Q40>(r, act)),
+            QuantFormat::Q4_1 => each(w, row_bytes, y, |r| row_32::<V, Q41>(r, act)),
+            QuantFormat::Q4_K => each(w, row_bytes, y, |r| row_q4_k::<V>(r, act)),
+            QuantFormat::Q6_K => each(w, row_bytes, y, |r| row_k::<V, 6>(r, act)),
+            QuantFormat::Q8_K => each(w, row_bytes, y, |r| row_k::<V, 8>(r, act)),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn block_dots<const V: bool>(format: QuantFormat, w: &[u8], act: &Activations, out: &mut [[i32; 2]]) {
+    let (wp, ap, bb) = (w.as_ptr(), act.blocks.as_ptr(), format.block_bytes());
+    let ab = format.activation_format().block_bytes();
+    for (b, o) in out.iter_mut().enumerate() {
+        // SAFETY: block `b` of `w` and of the activations are in bounds (`out.len()` blocks).
+        unsafe {
+            let (wb, abk) = (wp.add(b * bb), ap.add(b * ab));
+            *o = match format {
+                QuantFormat::Q8_0 => [hsum_i32(block_32::<V, Q8>(wb, abk)), 0],
+                QuantFormat::Q4_0 => [hsum_i32(block_32::<V, Q40>(wb, abk)), 0],
+                QuantFormat::Q4_1 => [hsum_i32(block_32::<V, Q41>(wb, abk)), 0],
+                QuantFormat::Q4_K => {
+                    let (main, mins) = block_q4_k::<V>(wb, abk);
+                    [hsum_i32(main), hsum_i32(mins)]
+                }
+                QuantFormat::Q6_K => [hsum_i32(block_q6_k::<V>(wb, abk)), 0],
+                QuantFormat::Q8_K => [hsum_i32(block_q8_k::<V>(wb, abk)), 0],
+            };
+        }
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+#[inline(always)]
+unsafe fn ld32(p: *const u8) -> __m256i {
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+#[inline(always)]
+unsafe fn ld16(p: *const u8) -> __m128i {
+    unsafe { _mm_loadu_si128(p.cast()) }
+}
+
+/// The little-endian f16 at `p`, as f32 (F16C, exact).
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    unsafe {
+        let bits = p.cast::<u16>().read_unaligned();
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+}
+
+#[inline(always)]
+unsafe fn f32_at(p: *const u8) -> f32 {
+    unsafe { p.cast::<f32>().read_unaligned() }
+}
+
+#[inline(always)]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 0b01));
+        _mm_cvtss_f32(s)
+    }
+}
+
+#[inline(always)]
+unsafe fn hsum_i32(v: __m256i) -> i32 {
+    unsafe {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// `acc + Σ` of each group of four `u8 × i8` products, per i32 lane.
+#[inline(always)]
+unsafe fn dot_u8i8<const V: bool>(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+    unsafe {
+        if V {
+            _mm256_dpbusd_epi32(acc, u, s)
+        } else {
+            _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
+        }
+    }
+}
+
+/// `acc + Σ` of each pair of `i16 × i16` products, per i32 lane.
+#[inline(always)]
+unsafe fn dot_i16<const V: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    unsafe { if V { _mm256_dpwssd_epi32(acc, a, b) } else { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) } }
+}
+
+/// 16 bytes of packed nibbles → 32 bytes: low nibbles (elements 0..16) then high (16..32).
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    unsafe {
+        let q = ld16(p);
+        let m4 = _mm_set1_epi8(0x0F);
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4))
+    }
+}
+
+// ------------------------------------------------------- 32-element formats
+
+/// Integer dot of one Q8_0 / Q4_0 / Q4_1 block with one Q8_0 activation block, 8 lanes.
+#[inline(always)]
+unsafe fn block_32<const V: bool, const K: u8>(w: *const u8, a: *const u8) -> __m256i {
+    unsafe {
+        let y = ld32(a.add(2));
+        let zero = _mm256_setzero_si256();
+        match K {
+            Q8 => {
+                let x = ld32(w.add(2));
+                dot_u8i8::<V>(zero, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+            }
+            Q40 => {
+                let x = _mm256_sub_epi8(nibbles(w.add(2)), _mm256_set1_epi8(8));
+                dot_u8i8::<V>(zero, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+            }
+            _ => dot_u8i8::<V>(zero, nibbles(w.add(4)), y),
+        }
+    }
+}
+
+/// One row of Q8_0 / Q4_0 / Q4_1 blocks · Q8_0 activations. Two f32 accumulators.
+#[inline(always)]
+unsafe fn row_32<const V: bool, const K: u8>(row: &[u8], act: &Activations) -> f32 {
+    let bb = bytes_32(K);
+    let nb = row.len() / bb;
+    let (w, a) = (row.as_ptr(), act.blocks.as_ptr());
+    let (scale, sum) = (act.scale.as_ptr(), act.sum.as_ptr());
+    // SAFETY: `nb` blocks of weights and activations, and `nb` entries of `scale` and `sum`.
+    unsafe {
+        let step = |b: usize, acc: __m256| {
+            let wb = w.add(b * bb);
+            let p = block_32::<V, K>(wb, a.add(34 * b));
+            let d = f16_at(wb) * *scale.add(b);
+            _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc)
+        };
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = 0;
+        while b + 2 <= nb {
+            acc0 = step(b, acc0);
+            acc1 = step(b + 1, acc1);
+            b += 2;
+        }
+        if b < nb {
+            acc0 = step(b, acc0);
+        }
+        let mut extra = 0.0f32;
+        if K == Q41 {
+            for b in 0..nb {
+                extra += f16_at(w.add(b * bb + 2)) * *sum.add(b);
+            }
+        }
+        hsum_ps(_mm256_add_ps(acc0, acc1)) + extra
+    }
+}
+
+// ------------------------------------------------------------------ K-quants
+
+/// Q4_K super-block · Q8_K block: (Σ_j sc_j·Σ q·a, Σ_j m_j·bsum_j) as 8-lane vectors.
+#[inline(always)]
+unsafe fn block_q4_k<const V: bool>(w: *const u8, a: *const u8) -> (__m256i, __m256i) {
+    unsafe {
+        let packed = std::slice::from_raw_parts(w.add(4), 12);
+        let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+        for j in 0..8 {
+            (sc[j], mn[j]) = super::decode::scale_min_k4(j, packed);
+        }
+        // Mins as i16, each twice (m0 m0 m1 m1 … m7 m7), against the 16 bsums.
+        let m = _mm_cvtepu8_epi16(_mm_loadl_epi64(mn.as_ptr().cast()));
+        let mins16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+        let mins = _mm256_madd_epi16(ld32(a.add(260)), mins16);
+
+        let m4 = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = ld32(w.add(16 + 32 * c));
+            let lo = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), ld32(a.add(4 + 64 * c)));
+            let hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), ld32(a.add(36 + 64 * c)));
+            acc = dot_i16::<V>(acc, lo, _mm256_set1_epi16(sc[2 * c] as i16));
+            acc = dot_i16::<V>(acc, hi, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+        }
+        (acc, mins)
+    }
+}
+
+#[inline(always)]
+unsafe fn row_q4_k<const V: bool>(row: &[u8], act: &Activations) -> f32 {
+    let nb = row.len() / 144;
+    let (w, a, scale) = (row.as_ptr(), act.blocks.as_ptr(), act.scale.as_ptr());
+    // SAFETY: `nb` super-blocks of weights and activations, `nb` scales.
+    unsafe {
+        let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for b in 0..nb {
+            let wb = w.add(144 * b);
+            let (main, mins) = block_q4_k::<V>(wb, a.add(292 * b));
+            let da = *scale.add(b);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * da), _mm256_cvtepi32_ps(main), acc);
+            accm = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb.add(2)) * da), _mm256_cvtepi32_ps(mins), accm);
+        }
+        hsum_ps(acc) - hsum_ps(accm)
+    }
+}
+
+/// Q6_K super-block · Q8_K block: Σ_j sc_j·Σ (q − 32)·a, as an 8-lane vector.
+#[inline(always)]
+unsafe fn block_q6_k<const V: bool>(w: *const u8, a: *const u8) -> __m256i {
+    unsafe {
+        let sc16 = _mm256_cvtepi8_epi16(ld16(w.add(192)));
+        // The −32 offset: Σ_j sc_j · bsum_j, subtracted 32 times at the end.
+        let corr = _mm256_madd_epi16(ld32(a.add(260)), sc16);
+        // Broadcast the i16 pair (sc_2g, sc_2g+1): sc_2g in the low 128-bit lane, sc_2g+1 in the high.
+        let pick = _mm256_setr_epi8(
+            0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+        );
+        let (m4, m2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x03));
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            let l1 = ld32(w.add(64 * h));
+            let l2 = ld32(w.add(64 * h + 32));
+            let hb = ld32(w.add(128 + 32 * h));
+            let high = |s: i32| {
+                let bits = match s {
+                    0 => _mm256_and_si256(hb, m2),
+                    2 => _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2),
+                    4 => _mm256_and_si256(_mm256_srli_epi16(hb, 4), m2),
+                    _ => _mm256_and_si256(_mm256_srli_epi16(hb, 6), m2),
+                };
+                _mm256_slli_epi16(bits, 4)
+            };
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(l1, m4), high(0)),
+                _mm256_or_si256(_mm256_and_si256(l2, m4), high(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), high(4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4), high(6)),
+            ];
+            for (k, &qk) in q.iter().enumerate() {
+                let p = _mm256_maddubs_epi16(qk, ld32(a.add(4 + 128 * h + 32 * k)));
+                let g = (4 * h + k) as i32;
+                let s = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(g)), pick);
+                acc = dot_i16::<V>(acc, p, s);
+            }
+        }
+        _mm256_sub_epi32(acc, _mm256_slli_epi32(corr, 5))
+    }
+}
+
+/// Q8_K super-block · Q8_K block, widened to i16 (both sides may hold −128).
+#[inline(always)]
+unsafe fn block_q8_k<const V: bool>(w: *const u8, a: *const u8) -> __m256i {
+    unsafe {
+        let mut acc = _mm256_setzero_si256();
+        for k in 0..16 {
+            let x = _mm256_cvtepi8_epi16(ld16(w.add(4 + 16 * k)));
+            let y = _mm256_cvtepi8_epi16(ld16(a.add(4 + 16 * k)));
+            acc = dot_i16::<V>(acc, x, y);
+        }
+        acc
+    }
+}
+
+/// One row of Q6_K (`BITS = 6`) or Q8_K (`BITS = 8`) super-blocks · Q8_K activations.
+#[inline(always)]
+unsafe fn row_k<const V: bool, const BITS: u8>(row: &[u8], act: &Activations) -> f32 {
+    let bb = if BITS == 6 { 210 } else { 292 };
+    let nb = row.len() / bb;
+    let (w, a, scale) = (row.as_ptr(), act.blocks.as_ptr(), act.scale.as_ptr());
+    // SAFETY: `nb` super-blocks of weights and activations, `nb` scales.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..nb {
+            let wb = w.add(bb * b);
+            let (p, dw) = if BITS == 6 {
+                (block_q6_k::<V>(wb, a.add(292 * b)), f16_at(wb.add(208)))
+            } else {
+                (block_q8_k::<V>(wb, a.add(292 * b)), f32_at(wb))
+            };
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * *scale.add(b)), _mm256_cvtepi32_ps(p), acc);
+        }
+        hsum_ps(acc)
+    }
+}
