@@ -217,6 +217,7 @@ pub fn gemm_nt_with(backend: Backend, a: &[f32], b: &[f32], c: &mut [f32], shape
     Ok(())
 }
 
+// ANCHOR: gemm_scalar
 /// Scalar twin of [`gemm`]: the naive triple loop, each `c_ij` summed left to right over `k`.
 ///
 /// # Errors
@@ -235,6 +236,7 @@ pub fn gemm_scalar(a: &[f32], b: &[f32], c: &mut [f32], shape: GemmShape) -> Res
     }
     Ok(())
 }
+// ANCHOR_END: gemm_scalar
 
 /// Scalar twin of [`gemm_nt`]: `c_ij = Σ_p a_ip · b_jp`, summed left to right.
 ///

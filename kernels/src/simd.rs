@@ -1,11 +1,17 @@
 //! Vector kernels with runtime CPU dispatch: distances (dot product, squared L2, cosine) and f32 vector ops.
 //!
-//! Each distance has three implementations: an AVX2+FMA path chosen at run time
-//! when the CPU has it (x86-64), a portable path on `wide`'s 8-lane vectors
-//! (compiled for whatever the build targets: NEON on aarch64, SSE2 or better
-//! on x86-64), and a scalar twin (`*_scalar`) that the tests use as reference.
-//! All paths keep several independent accumulators so the additions pipeline,
-//! and the cosine kernel fuses `a·b`, `|a|²` and `|b|²` into one pass.
+//! Each distance has four implementations, one per [`Level`]: AVX-512 (F/BW/VL/VNNI, 16 lanes,
+//! masked tails) and AVX2+FMA(+F16C) paths chosen at run time when the CPU has them (x86-64),
+//! a portable path on `wide`'s 8-lane vectors (compiled for whatever the build targets: NEON on
+//! aarch64, SSE2 or better on x86-64), and a scalar twin (`*_scalar`) that the tests use as
+//! reference. The level is detected once and cached ([`level`]); every dispatched distance also
+//! has a `*_at` form that runs a chosen level. All paths keep several independent accumulators
+//! so the additions pipeline, and the cosine kernels fuse `a·b`, `|a|²` and `|b|²` into one pass.
+//!
+//! The same distances exist for f16 and bf16 storage (widened exactly, accumulated in f32:
+//! [`dot_f16`], [`cosine_bf16`], …, plus the conversions [`f16_to_f32`] and [`bf16_to_f32`] that
+//! let every f32 op below run on half-precision data) and for i8 with exact integer results
+//! ([`dot_i8`], [`l2_sq_i8`], [`cosine_i8`]).
 //!
 //! Lengths are checked with `debug_assert!` on the hot path; the checked
 //! wrappers in [`Metric::distance`] return [`crate::Error::DimensionMismatch`].
@@ -144,17 +150,19 @@ pub fn level() -> Level {
 
 #[cold]
 fn detect() -> Level {
-    let mut best = Level::Portable;
     #[cfg(target_arch = "x86_64")]
-    {
+    let best = {
         use std::arch::is_x86_feature_detected as has;
-        if has!("avx2") && has!("fma") && has!("f16c") {
-            best = Level::Avx2;
-            if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
-                best = Level::Avx512;
-            }
+        if !(has!("avx2") && has!("fma") && has!("f16c")) {
+            Level::Portable
+        } else if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
+            Level::Avx512
+        } else {
+            Level::Avx2
         }
-    }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let best = Level::Portable;
     DETECTED.store(best as u8 + 1, Ordering::Relaxed);
     best
 }

@@ -73,7 +73,8 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
 /// Builds and runs the Rust side; its stdout is a JSON array of rows.
 fn ours(quick: bool) -> Result<Vec<Value>> {
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--quiet", "-p", "kernels", "--example", "bench_vs_peers"]);
+    // Only the modules measured: no tantivy to build.
+    cmd.args(["run", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--example", "bench_vs_peers"]);
     if !quick {
         cmd.args(["--features", "gpu"]);
     }

@@ -116,7 +116,7 @@ fn stream_sum(c: &mut Criterion) {
         // As many bytes as two BIG-element vectors of an `elem`-byte type.
         let x = datasets::vectors::uniform(2 * BIG * elem / 4, 5);
         group.throughput(Throughput::Bytes((x.len() * 4) as u64));
-        group.bench_function(BenchmarkId::new("sum", format!("{}MB", x.len() * 4 >> 20)), |bench| {
+        group.bench_function(BenchmarkId::new("sum", format!("{}MB", (x.len() * 4) >> 20)), |bench| {
             bench.iter(|| simd::sum(black_box(&x)))
         });
     }

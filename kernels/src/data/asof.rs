@@ -87,7 +87,11 @@ pub fn asof_indices(left: &RecordBatch, right: &RecordBatch, config: &AsOfConfig
         return Err(wrong_type(&config.right_time, &format!("{unit_l} (as the left time column)"), &unit_r));
     }
     if ent_l.data_type() != ent_r.data_type() {
-        return Err(wrong_type(&config.right_entity, &format!("{} (as the left entity column)", ent_l.data_type()), ent_r.data_type()));
+        return Err(wrong_type(
+            &config.right_entity,
+            &format!("{} (as the left entity column)", ent_l.data_type()),
+            ent_r.data_type(),
+        ));
     }
     if right.num_rows() > u32::MAX as usize {
         return Err(Error::InvalidParameter("as-of join: more than 2^32 feature rows".into()));
@@ -136,6 +140,10 @@ pub fn asof_indices(left: &RecordBatch, right: &RecordBatch, config: &AsOfConfig
 /// different units or entity types on the two sides), [`Error::InvalidParameter`] (a
 /// feature column named like a left column).
 pub fn asof_join(left: &RecordBatch, right: &RecordBatch, config: &AsOfConfig) -> Result<RecordBatch> {
+    column(left, &config.left_entity)?;
+    column(left, &config.left_time)?;
+    column(right, &config.right_entity)?;
+    column(right, &config.right_time)?;
     let features: Vec<String> = match &config.features {
         Some(f) => f.clone(),
         None => right
@@ -149,7 +157,9 @@ pub fn asof_join(left: &RecordBatch, right: &RecordBatch, config: &AsOfConfig) -
     for f in &features {
         column(right, f)?;
         if left.schema().column_with_name(f).is_some() {
-            return Err(Error::InvalidParameter(format!("as-of join: feature column {f:?} is also a left column; rename it")));
+            return Err(Error::InvalidParameter(format!(
+                "as-of join: feature column {f:?} is also a left column; rename it"
+            )));
         }
     }
     let indices: UInt32Array = asof_indices(left, right, config)?.into();

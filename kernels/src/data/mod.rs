@@ -40,7 +40,8 @@ pub use parquet_io::{
 };
 pub use stats::{ColumnStats, column_stats, column_stats_scalar, describe, quantiles};
 pub use transform::{
-    Fitted, FittedPipeline, MinMaxScaler, OneHotEncoder, QuantileBinner, Standardizer, Step, StepKind, fit_pipeline, log1p,
+    Fitted, FittedPipeline, MinMaxScaler, OneHotEncoder, QuantileBinner, Standardizer, Step, StepKind, fit_pipeline,
+    log1p,
 };
 
 use crate::{Error, Result};

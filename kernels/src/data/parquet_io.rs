@@ -112,8 +112,8 @@ pub fn read_parquet(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Par
         if schema.column_with_name(&pred.column).is_none() {
             return Err(missing(&pred.column, &schema));
         }
-        let conv = StatisticsConverter::try_new(&pred.column, &schema, builder.parquet_schema())
-            .map_err(pq_err(path))?;
+        let conv =
+            StatisticsConverter::try_new(&pred.column, &schema, builder.parquet_schema()).map_err(pq_err(path))?;
         let mins = conv.row_group_mins(metadata.row_groups().iter()).map_err(pq_err(path))?;
         let maxes = conv.row_group_maxes(metadata.row_groups().iter()).map_err(pq_err(path))?;
         let mut keep = Vec::new();
@@ -185,7 +185,9 @@ fn stat_cmp(column: &str, stats: &ArrayRef, rg: usize, bound: Value) -> Result<O
             let v = ints.as_primitive::<Int64Type>().value(rg);
             match bound {
                 Value::Int(b) => Some(v.cmp(&b)),
-                Value::Float(_) => return Err(wrong_type(column, "an integer bound (Value::Int) for a timestamp", stats.data_type())),
+                Value::Float(_) => {
+                    return Err(wrong_type(column, "an integer bound (Value::Int) for a timestamp", stats.data_type()));
+                }
             }
         }
         DataType::Float32 | DataType::Float64 => {
@@ -238,7 +240,12 @@ impl Default for WriteOptions {
 ///
 /// Errors: [`Error::SchemaMismatch`] (a batch of another schema), [`Error::DataIo`],
 /// [`Error::Parquet`], [`Error::InvalidParameter`] (zero rows per group, bad zstd level).
-pub fn write_parquet(path: impl AsRef<Path>, schema: &SchemaRef, batches: &[RecordBatch], options: &WriteOptions) -> Result<usize> {
+pub fn write_parquet(
+    path: impl AsRef<Path>,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    options: &WriteOptions,
+) -> Result<usize> {
     let path = path.as_ref();
     if options.row_group_rows == 0 {
         return Err(Error::InvalidParameter("row_group_rows must be at least 1".into()));
@@ -283,7 +290,12 @@ pub(crate) fn check_same_schema(expected: &Schema, got: &Schema) -> Result<()> {
             return Err(mismatch(format!("column {:?} where {:?} was expected", g.name(), e.name())));
         }
         if e.data_type() != g.data_type() {
-            return Err(mismatch(format!("column {:?} is {} where {} was expected", g.name(), g.data_type(), e.data_type())));
+            return Err(mismatch(format!(
+                "column {:?} is {} where {} was expected",
+                g.name(),
+                g.data_type(),
+                e.data_type()
+            )));
         }
     }
     Ok(())

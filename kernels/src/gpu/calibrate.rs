@@ -240,7 +240,11 @@ impl std::fmt::Display for Calibration {
         }
         let show = |v: Option<usize>| v.map_or("never (CPU wins up to 16384)".to_string(), |n| n.to_string());
         writeln!(f, "break-even: GEMM n = {}", show(self.break_even_gemm()))?;
-        writeln!(f, "break-even: top-k queries (vs 20000 × 128, k = 10) = {}", show(self.break_even_top_k(20000, 128, 10)))?;
+        writeln!(
+            f,
+            "break-even: top-k queries (vs 20000 × 128, k = 10) = {}",
+            show(self.break_even_top_k(20000, 128, 10))
+        )?;
         write!(f, "break-even: Q8_0 GEMV n × n, n = {}", show(self.break_even_gemv_q8_0()))
     }
 }

@@ -103,8 +103,10 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        let (device, queue) =
-            adapter.request_device(&descriptor).await.map_err(|e| Error::Gpu(format!("request_device on {info}: {e}")))?;
+        let (device, queue) = adapter
+            .request_device(&descriptor)
+            .await
+            .map_err(|e| Error::Gpu(format!("request_device on {info}: {e}")))?;
 
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let gemm = pipeline(&device, "gemm", include_str!("gemm.wgsl"));

@@ -65,8 +65,9 @@ impl TopK {
             .collect()
     }
 
-    fn empty(queries: usize) -> TopK {
-        TopK { queries, k: 0, ids: Vec::new(), distances: Vec::new() }
+    /// A result with no hits: `queries` or `k` is 0.
+    fn empty(queries: usize, k: usize) -> TopK {
+        TopK { queries, k, ids: Vec::new(), distances: Vec::new() }
     }
 }
 
@@ -144,7 +145,7 @@ impl GpuContext {
         let (n, q) = check_top_k(base, dim, queries)?;
         let k = k.min(n);
         if k == 0 || q == 0 {
-            return Ok(TopK::empty(q));
+            return Ok(TopK::empty(q, k));
         }
         self.check_fits("top_k base", (base.len() * 4) as u64)?;
         let (chunk_len, k_local) = chunking(k);
@@ -203,7 +204,12 @@ impl GpuContext {
         let ids = self.output("top_k ids", (candidates * 4) as u64);
         let u = self.uniform("top_k params", bytemuck::bytes_of(&params));
         let bind_group = self.bind(&self.top_k, &[base, &q_buf, &dist, &ids, &u]);
-        Ok(TopKJob { dispatch: Dispatch { pipeline: &self.top_k, bind_group, groups: [gx, gy, 1] }, dist, ids, candidates })
+        Ok(TopKJob {
+            dispatch: Dispatch { pipeline: &self.top_k, bind_group, groups: [gx, gy, 1] },
+            dist,
+            ids,
+            candidates,
+        })
     }
 }
 
@@ -245,7 +251,7 @@ pub fn top_k_cpu(base: &[f32], dim: usize, queries: &[f32], k: usize, metric: Me
     let (n, q) = check_top_k(base, dim, queries)?;
     let k = k.min(n);
     if k == 0 || q == 0 {
-        return Ok(TopK::empty(q));
+        return Ok(TopK::empty(q, k));
     }
     let rows: Vec<Vec<(f32, u32)>> = queries
         .par_chunks_exact(dim)

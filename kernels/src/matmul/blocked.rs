@@ -87,6 +87,7 @@ fn block_size(total: usize, max: usize, unit: usize) -> usize {
     total.div_ceil(blocks).div_ceil(unit) * unit
 }
 
+// ANCHOR: loop_nest
 /// `C = A·B` for `A` row-major `m × k` (contiguous), `B` any [`MatRef`], `C` row-major `m × n`.
 /// Lengths are the caller's responsibility (checked in `matmul.rs`). `parallel` allows rayon.
 pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], shape: GemmShape, parallel: bool) {
@@ -142,6 +143,7 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], sh
         }
     });
 }
+// ANCHOR_END: loop_nest
 
 /// A rectangle of one `C` block a task owns: rows `rows`, columns `cols` (relative to `jc`).
 struct Task {
@@ -149,6 +151,7 @@ struct Task {
     cols: std::ops::Range<usize>,
 }
 
+// ANCHOR: split
 /// Cuts an `m × nc` block into about `4 · threads` tasks of whole micro-tiles: by rows first
 /// (tasks then share the packed `B` and pack disjoint parts of `A`), and by columns too when
 /// there are fewer micro-panel rows than tasks wanted.
@@ -166,6 +169,7 @@ fn split(m: usize, nc: usize, mr: usize, nr: usize, threads: usize) -> Vec<Task>
     }
     tasks
 }
+// ANCHOR_END: split
 
 /// Everything a task needs about the current `(jc, pc)` block.
 struct Block<'a> {

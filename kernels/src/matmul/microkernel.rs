@@ -94,6 +94,7 @@ mod avx512 {
     //! AVX-512F 14 × 32 kernel: two `zmm` columns of `B`, fourteen broadcast rows of `A`.
     use std::arch::x86_64::*;
 
+    // ANCHOR: microkernel_avx512
     pub(in super::super) const MR: usize = 14;
     pub(in super::super) const NR: usize = 32;
 
@@ -136,6 +137,7 @@ mod avx512 {
             }
         }
     }
+    // ANCHOR_END: microkernel_avx512
 }
 
 #[cfg(target_arch = "x86_64")]

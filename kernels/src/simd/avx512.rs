@@ -16,14 +16,17 @@
 
 use std::arch::x86_64::*;
 
+// ANCHOR: tail_mask
 /// The mask of the first `r` lanes (`r < 16`).
 #[inline]
 fn tail_mask(r: usize) -> __mmask16 {
     ((1u32 << r) - 1) as __mmask16
 }
+// ANCHOR_END: tail_mask
 
 macro_rules! distance_kernels {
     ($E:ty) => {
+        // ANCHOR: avx512_dot
         /// `Σ a_i b_i` over `n` elements.
         ///
         /// # Safety
@@ -52,6 +55,7 @@ macro_rules! distance_kernels {
             }
             _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
         }
+        // ANCHOR_END: avx512_dot
 
         /// `Σ (a_i − b_i)²` over `n` elements.
         ///
@@ -297,11 +301,13 @@ pub mod bf16 {
 
     use half::bf16;
 
+    // ANCHOR: bf16_widen
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     fn widen(v: __m256i) -> __m512 {
         _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v)))
     }
+    // ANCHOR_END: bf16_widen
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]

@@ -215,7 +215,7 @@ half_distances!(
     cosine_bf16_scalar
 );
 
-/// Widens `src` into `dst`, bit-exact with [`f16::to_f32`] (NaNs quieted, subnormals exact).
+/// Widens `src` into `dst`, bit-exact with `f16::to_f32` (NaNs quieted, subnormals exact).
 ///
 /// # Panics
 /// If `src.len() != dst.len()`.
@@ -253,7 +253,7 @@ pub fn f16_to_f32_scalar(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-/// Widens `src` into `dst`, bit-exact with [`bf16::to_f32`] (signalling NaNs quieted).
+/// Widens `src` into `dst`, bit-exact with `bf16::to_f32` (signalling NaNs quieted).
 ///
 /// # Panics
 /// If `src.len() != dst.len()`.

@@ -4,7 +4,7 @@
 //! enough that no block's true result can overflow i32) and the blocks are summed in i64, so
 //! [`dot_i8`] and [`l2_sq_i8`] are **exact for any length** and every path returns exactly what
 //! the scalar twin returns. [`cosine_i8`] forms `a·b / √(|a|²|b|²)` in f32 from the exact
-//! integer parts (finished in f32), so it too equals its twin bit for bit.
+//! integer parts, so it too equals its twin bit for bit.
 //!
 //! Paths (see [`Level`]):
 //!
@@ -179,6 +179,7 @@ mod avx512 {
         (1u64 << r) - 1
     }
 
+    // ANCHOR: vnni_dot
     /// `a·b` in wrapping i32 (exact when the true value fits).
     ///
     /// # Safety
@@ -221,6 +222,7 @@ mod avx512 {
         // Lane-wise wrapping differences are exact modulo 2³²: one horizontal sum.
         _mm512_reduce_add_epi32(_mm512_sub_epi32(_mm512_add_epi32(s[0], s[1]), _mm512_add_epi32(t[0], t[1])))
     }
+    // ANCHOR_END: vnni_dot
 
     /// `(a·b, |a|², |b|²)` in wrapping i32 (each exact when its true value fits).
     ///

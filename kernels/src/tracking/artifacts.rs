@@ -102,27 +102,18 @@ impl TrackingClient {
             attempts: 1,
             source,
         })?;
-        let r: Resp = serde_json::from_slice(&body).map_err(|e| Error::TrackingResponse {
-            endpoint: endpoint.to_owned(),
-            message: e.to_string(),
-        })?;
+        let r: Resp = serde_json::from_slice(&body)
+            .map_err(|e| Error::TrackingResponse { endpoint: endpoint.to_owned(), message: e.to_string() })?;
         Ok(Page { items: r.files, next_page_token: r.next_page_token.filter(|t| !t.is_empty()) })
     }
 
     /// The artifacts directly under `path` (the root when `None`), all pages.
     pub async fn list_artifacts(&self, run_id: &str, path: Option<&str>) -> Result<Vec<FileInfo>> {
-        collect_pages(None, |token| async move {
-            self.list_artifacts_page(run_id, path, token.as_deref()).await
-        })
-        .await
+        collect_pages(None, |token| async move { self.list_artifacts_page(run_id, path, token.as_deref()).await }).await
     }
 
     /// Every file (not folder) under `path`, recursively, sorted by path.
-    pub async fn list_artifacts_recursive(
-        &self,
-        run_id: &str,
-        path: Option<&str>,
-    ) -> Result<Vec<FileInfo>> {
+    pub async fn list_artifacts_recursive(&self, run_id: &str, path: Option<&str>) -> Result<Vec<FileInfo>> {
         let mut files = Vec::new();
         let mut dirs = vec![path.map(str::to_owned)];
         while let Some(dir) = dirs.pop() {
@@ -139,12 +130,7 @@ impl TrackingClient {
     }
 
     /// Uploads `bytes` as the artifact `artifact_path` of `run` (`PUT` through the proxy).
-    pub async fn upload_artifact_bytes(
-        &self,
-        run: &RunInfo,
-        artifact_path: &str,
-        bytes: Vec<u8>,
-    ) -> Result<()> {
+    pub async fn upload_artifact_bytes(&self, run: &RunInfo, artifact_path: &str, bytes: Vec<u8>) -> Result<()> {
         let path = clean_artifact_path(artifact_path)?;
         if path.is_empty() {
             return Err(Error::InvalidParameter("empty artifact path".into()));
@@ -169,9 +155,10 @@ impl TrackingClient {
         local_file: &Path,
         artifact_dir: Option<&str>,
     ) -> Result<String> {
-        let name = local_file.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            Error::InvalidParameter(format!("{} has no UTF-8 file name", local_file.display()))
-        })?;
+        let name = local_file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::InvalidParameter(format!("{} has no UTF-8 file name", local_file.display())))?;
         let dest = join(&clean_artifact_path(artifact_dir.unwrap_or(""))?, name);
         let bytes = tokio::fs::read(local_file).await.map_err(io_err(local_file))?;
         self.upload_artifact_bytes(run, &dest, bytes).await?;
@@ -193,9 +180,10 @@ impl TrackingClient {
             let mut entries = tokio::fs::read_dir(&dir).await.map_err(io_err(&dir))?;
             while let Some(entry) = entries.next_entry().await.map_err(io_err(&dir))? {
                 let path = entry.path();
-                let name = entry.file_name().into_string().map_err(|n| {
-                    Error::InvalidParameter(format!("file name {n:?} is not UTF-8"))
-                })?;
+                let name = entry
+                    .file_name()
+                    .into_string()
+                    .map_err(|n| Error::InvalidParameter(format!("file name {n:?} is not UTF-8")))?;
                 let kind = entry.file_type().await.map_err(io_err(&path))?;
                 if kind.is_dir() {
                     stack.push((path, join(&prefix, &name)));
@@ -226,12 +214,7 @@ impl TrackingClient {
 
     /// Downloads the artifact file `artifact_path` of `run` to the local file `dest`,
     /// streaming it to disk; parent folders are created.
-    pub async fn download_artifact_file(
-        &self,
-        run: &RunInfo,
-        artifact_path: &str,
-        dest: &Path,
-    ) -> Result<()> {
+    pub async fn download_artifact_file(&self, run: &RunInfo, artifact_path: &str, dest: &Path) -> Result<()> {
         let url = self.proxy_url(run, &clean_artifact_path(artifact_path)?)?;
         let endpoint = "mlflow-artifacts/artifacts (GET)";
         let mut resp = self.execute(endpoint, || self.request(Method::GET, url.clone())).await?;
@@ -254,12 +237,7 @@ impl TrackingClient {
     /// everything below it; `""` is the whole run) into the local folder `dest_dir`,
     /// as `dest_dir/<last path component>` (or `dest_dir` itself for the root),
     /// like MLflow's `download_artifacts`. Returns the local path.
-    pub async fn download_artifacts(
-        &self,
-        run: &RunInfo,
-        artifact_path: &str,
-        dest_dir: &Path,
-    ) -> Result<PathBuf> {
+    pub async fn download_artifacts(&self, run: &RunInfo, artifact_path: &str, dest_dir: &Path) -> Result<PathBuf> {
         let path = clean_artifact_path(artifact_path)?;
         let local_root = match path.rsplit('/').next() {
             Some(last) if !last.is_empty() => dest_dir.join(last),

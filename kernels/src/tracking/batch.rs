@@ -82,11 +82,7 @@ impl LogBatch {
             let np = p.len().min(MAX_PARAMS_PER_BATCH);
             let nt = t.len().min(MAX_TAGS_PER_BATCH);
             let nm = m.len().min(MAX_METRICS_PER_BATCH).min(MAX_ENTITIES_PER_BATCH - np - nt);
-            out.push(LogBatch {
-                metrics: m[..nm].to_vec(),
-                params: p[..np].to_vec(),
-                tags: t[..nt].to_vec(),
-            });
+            out.push(LogBatch { metrics: m[..nm].to_vec(), params: p[..np].to_vec(), tags: t[..nt].to_vec() });
             (m, p, t) = (&m[nm..], &p[np..], &t[nt..]);
         }
         out

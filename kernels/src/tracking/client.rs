@@ -18,9 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::LogBatch;
 use super::error::from_response;
 use super::retry::RetryPolicy;
-use super::types::{
-    Experiment, Metric, Page, Param, Run, RunInfo, RunStatus, RunTag, ViewType, now_millis,
-};
+use super::types::{Experiment, Metric, Page, Param, Run, RunInfo, RunStatus, RunTag, ViewType, now_millis};
 use crate::{Error, Result};
 
 /// Where the server is and how to talk to it.
@@ -55,8 +53,7 @@ impl TrackingConfig {
 
     /// Reads `MLFLOW_TRACKING_URI` (default `http://127.0.0.1:5000`) and `MLFLOW_TRACKING_TOKEN`.
     pub fn from_env() -> Self {
-        let uri = std::env::var("MLFLOW_TRACKING_URI")
-            .unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned());
+        let uri = std::env::var("MLFLOW_TRACKING_URI").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned());
         Self { token: std::env::var("MLFLOW_TRACKING_TOKEN").ok(), ..Self::new(uri) }
     }
 
@@ -199,9 +196,8 @@ struct Empty {}
 impl TrackingClient {
     /// A client for the server in `config`. Fails if `base_url` is not an http(s) URL.
     pub fn new(config: TrackingConfig) -> Result<Self> {
-        let mut base = Url::parse(&config.base_url).map_err(|e| {
-            Error::InvalidParameter(format!("tracking base_url {:?}: {e}", config.base_url))
-        })?;
+        let mut base = Url::parse(&config.base_url)
+            .map_err(|e| Error::InvalidParameter(format!("tracking base_url {:?}: {e}", config.base_url)))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(Error::InvalidParameter(format!(
                 "tracking base_url {:?} is not an http(s) URL",
@@ -255,11 +251,7 @@ impl TrackingClient {
     /// Sends the request `build` makes until it succeeds, fails for good or runs out of attempts.
     ///
     /// `build` is called once per attempt, so bodies are rebuilt for retries.
-    pub(crate) async fn execute(
-        &self,
-        endpoint: &str,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<Response> {
+    pub(crate) async fn execute(&self, endpoint: &str, build: impl Fn() -> RequestBuilder) -> Result<Response> {
         let policy = &self.config.retry;
         let max = policy.max_attempts.max(1);
         let mut attempt = 0;
@@ -284,22 +276,14 @@ impl TrackingClient {
                     tokio::time::sleep(policy.delay(attempt)).await;
                 }
                 Err(source) => {
-                    return Err(Error::TrackingTransport {
-                        endpoint: endpoint.to_owned(),
-                        attempts: attempt,
-                        source,
-                    });
+                    return Err(Error::TrackingTransport { endpoint: endpoint.to_owned(), attempts: attempt, source });
                 }
             }
         }
     }
 
     /// [`Self::execute`], then reads and decodes a JSON answer.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        build: impl Fn() -> RequestBuilder,
-    ) -> Result<T> {
+    async fn call<T: DeserializeOwned>(&self, endpoint: &str, build: impl Fn() -> RequestBuilder) -> Result<T> {
         let resp = self.execute(endpoint, build).await?;
         let body = resp.bytes().await.map_err(|source| Error::TrackingTransport {
             endpoint: endpoint.to_owned(),
@@ -312,11 +296,7 @@ impl TrackingClient {
         })
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        body: &B,
-    ) -> Result<T> {
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<T> {
         let url = self.api(endpoint);
         self.call(endpoint, || self.request(Method::POST, url.clone()).json(body)).await
     }
@@ -374,9 +354,7 @@ impl TrackingClient {
             Err(e) if super::is_not_found(&e) => match self.create_experiment(name, &[]).await {
                 Ok(id) => Ok(id),
                 // Lost a race with another creator: theirs is as good as ours.
-                Err(e) if super::is_already_exists(&e) => {
-                    Ok(self.get_experiment_by_name(name).await?.experiment_id)
-                }
+                Err(e) if super::is_already_exists(&e) => Ok(self.get_experiment_by_name(name).await?.experiment_id),
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
@@ -456,12 +434,7 @@ impl TrackingClient {
     }
 
     /// Sets a run's status and, optionally, its end time (`runs/update`).
-    pub async fn update_run(
-        &self,
-        run_id: &str,
-        status: RunStatus,
-        end_time: Option<i64>,
-    ) -> Result<RunInfo> {
+    pub async fn update_run(&self, run_id: &str, status: RunStatus, end_time: Option<i64>) -> Result<RunInfo> {
         #[derive(Serialize)]
         struct Req<'a> {
             run_id: &'a str,
@@ -582,12 +555,7 @@ impl TrackingClient {
     }
 
     /// The whole history of metric `key`, fetched in pages of `page_size`.
-    pub async fn get_metric_history_all(
-        &self,
-        run_id: &str,
-        key: &str,
-        page_size: u32,
-    ) -> Result<Vec<Metric>> {
+    pub async fn get_metric_history_all(&self, run_id: &str, key: &str, page_size: u32) -> Result<Vec<Metric>> {
         collect_pages(None, |token| async move {
             self.get_metric_history(run_id, key, Some(page_size), token.as_deref()).await
         })

@@ -149,18 +149,14 @@ impl MetricLogger {
         })?;
         match error {
             // Rejections before the close were only reported to a flush, if any: report again.
-            Some(Error::MetricsNotDelivered { last, .. }) => Err(Error::MetricsNotDelivered {
+            Some(Error::MetricsNotDelivered { last, .. }) => {
+                Err(Error::MetricsNotDelivered { undelivered: stats.undelivered, rejected: stats.rejected, last })
+            }
+            Some(last) if stats.rejected > 0 || stats.undelivered > 0 => Err(Error::MetricsNotDelivered {
                 undelivered: stats.undelivered,
                 rejected: stats.rejected,
-                last,
+                last: Box::new(last),
             }),
-            Some(last) if stats.rejected > 0 || stats.undelivered > 0 => {
-                Err(Error::MetricsNotDelivered {
-                    undelivered: stats.undelivered,
-                    rejected: stats.rejected,
-                    last: Box::new(last),
-                })
-            }
             _ => Ok(stats),
         }
     }
@@ -301,10 +297,6 @@ impl Worker {
             endpoint: "metric logger".into(),
             message: "no error recorded".into(),
         });
-        Err(Error::MetricsNotDelivered {
-            undelivered: self.buf.len() as u64,
-            rejected,
-            last: Box::new(last),
-        })
+        Err(Error::MetricsNotDelivered { undelivered: self.buf.len() as u64, rejected, last: Box::new(last) })
     }
 }

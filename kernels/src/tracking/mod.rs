@@ -40,17 +40,12 @@ pub mod retry;
 pub mod types;
 
 pub use artifacts::proxy_root;
-pub use batch::{
-    LogBatch, MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH,
-    MAX_TAGS_PER_BATCH,
-};
-pub use client::{
-    CreateRun, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, collect_pages,
-};
+pub use batch::{LogBatch, MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH};
+pub use client::{CreateRun, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, collect_pages};
 pub use error::{ErrorCode, error_code, is_already_exists, is_not_found};
 pub use logger::{LoggerStats, MetricLogger, MetricLoggerConfig};
 pub use retry::RetryPolicy;
 pub use types::{
-    Experiment, FileInfo, LifecycleStage, Metric, Page, Param, Run, RunData, RunInfo, RunStatus,
-    RunTag, ViewType, now_millis,
+    Experiment, FileInfo, LifecycleStage, Metric, Page, Param, Run, RunData, RunInfo, RunStatus, RunTag, ViewType,
+    now_millis,
 };

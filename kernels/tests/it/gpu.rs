@@ -104,10 +104,7 @@ fn gemm_shape_mismatch_is_typed() {
         [("A short", 7, 12, 6, 8), ("B long", 8, 13, 6, 12), ("C short", 8, 12, 5, 6)];
     for (case, la, lb, lc, expected) in cases {
         let err = g.gemm(&vec![0.0; la], &vec![0.0; lb], &mut vec![0.0; lc], s).unwrap_err();
-        assert!(
-            matches!(err, Error::DimensionMismatch { expected: e, .. } if e == expected),
-            "{case}: got {err:?}"
-        );
+        assert!(matches!(err, Error::DimensionMismatch { expected: e, .. } if e == expected), "{case}: got {err:?}");
     }
 }
 
@@ -229,7 +226,9 @@ fn top_k_empty_inputs() {
     let dim = 4;
     let base = noise(10 * dim, 3);
     let queries = noise(2 * dim, 4);
-    let cases: [(&str, &[f32], &[f32], usize, usize, usize); 3] = [
+    // (case, base, queries, k, expected queries, expected k)
+    type Case<'a> = (&'a str, &'a [f32], &'a [f32], usize, usize, usize);
+    let cases: [Case<'_>; 3] = [
         ("k = 0", &base, &queries, 0, 2, 0),
         ("empty base", &[], &queries, 5, 2, 0),
         ("no queries", &base, &[], 5, 0, 5),

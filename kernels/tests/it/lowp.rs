@@ -170,7 +170,10 @@ fn float_cases<T: Copy>(n: usize, to: fn(f32) -> T) -> Vec<(&'static str, Vec<T>
 
 /// f16 subnormals (6e-8 .. 6e-5) and bf16/f32 subnormals (below 1.2e-38), cycling through the
 /// bit patterns, plus a mixed normal/subnormal pair.
-fn subnormal_cases(n: usize) -> (Vec<f16>, Vec<f16>, Vec<bf16>, Vec<bf16>, Vec<f32>, Vec<f32>) {
+/// One pair of vectors of each float type.
+type Pairs = ((Vec<f16>, Vec<f16>), (Vec<bf16>, Vec<bf16>), (Vec<f32>, Vec<f32>));
+
+fn subnormal_cases(n: usize) -> Pairs {
     let h = |i: usize, s: u16| {
         f16::from_bits(((i as u16).wrapping_mul(37).wrapping_add(s) % 0x3FF + 1) | ((i as u16 & 1) << 15))
     };
@@ -179,12 +182,12 @@ fn subnormal_cases(n: usize) -> (Vec<f16>, Vec<f16>, Vec<bf16>, Vec<bf16>, Vec<f
     };
     let f = |i: usize, s: u32| f32::from_bits((i as u32).wrapping_mul(7919).wrapping_add(s) % 0x7F_FFFF + 1);
     (
-        (0..n).map(|i| h(i, 3)).collect(),
-        (0..n).map(|i| if i % 3 == 0 { f16::from_f32(0.75) } else { h(i, 11) }).collect(),
-        (0..n).map(|i| bh(i, 5)).collect(),
-        (0..n).map(|i| bh(i, 9)).collect(),
-        (0..n).map(|i| f(i, 1)).collect(),
-        (0..n).map(|i| if i % 2 == 0 { 1e-20 } else { f(i, 5) }).collect(),
+        (
+            (0..n).map(|i| h(i, 3)).collect(),
+            (0..n).map(|i| if i % 3 == 0 { f16::from_f32(0.75) } else { h(i, 11) }).collect(),
+        ),
+        ((0..n).map(|i| bh(i, 5)).collect(), (0..n).map(|i| bh(i, 9)).collect()),
+        ((0..n).map(|i| f(i, 1)).collect(), (0..n).map(|i| if i % 2 == 0 { 1e-20 } else { f(i, 5) }).collect()),
     )
 }
 
@@ -200,7 +203,7 @@ fn float_kernels_match_scalar_at_every_level() {
         for (case, a, b) in float_cases(n, bf16::from_f32) {
             check(&BF16, case, &a, &b);
         }
-        let (h1, h2, b1, b2, f1, f2) = subnormal_cases(n);
+        let ((h1, h2), (b1, b2), (f1, f2)) = subnormal_cases(n);
         check(&F16, "f16 subnormals", &h1, &h2);
         check(&BF16, "bf16 subnormals", &b1, &b2);
         check(&F32, "f32 subnormals", &f1, &f2);

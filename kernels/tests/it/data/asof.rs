@@ -49,7 +49,11 @@ fn check(case: &str, left: RecordBatch, right: RecordBatch, config: &AsOfConfig,
     assert_eq!(out.num_rows(), left.num_rows(), "{case}");
     assert_eq!(out.column(0), left.column(0), "{case}: left rows keep their order");
     assert_eq!(joined_f(&out), want, "{case}");
-    assert_eq!(want, brute(&left, &right, config.allow_exact_matches, config.tolerance), "{case}: brute force disagrees");
+    assert_eq!(
+        want,
+        brute(&left, &right, config.allow_exact_matches, config.tolerance),
+        "{case}: brute force disagrees"
+    );
 }
 
 #[test]
@@ -169,14 +173,29 @@ fn mismatched_inputs_are_typed_errors() {
     let cfg = AsOfConfig::new("card", "t");
     let l = events(vec![1], vec![1]);
     let r = features(vec![1], vec![1], vec![1.0]);
-    let micros = record_batch(vec![("card", Column::I64(vec![1])), ("t", Column::TimestampMicros(vec![1])), ("f", Column::F64(vec![1.0]))]).unwrap();
+    let micros = record_batch(vec![
+        ("card", Column::I64(vec![1])),
+        ("t", Column::TimestampMicros(vec![1])),
+        ("f", Column::F64(vec![1.0])),
+    ])
+    .unwrap();
     assert!(matches!(asof_join(&l, &micros, &cfg), Err(Error::ColumnType { column, .. }) if column == "t"));
-    let str_keys = record_batch(vec![("card", Column::Str(vec!["1".into()])), ("t", Column::TimestampNanos(vec![1])), ("f", Column::F64(vec![1.0]))]).unwrap();
+    let str_keys = record_batch(vec![
+        ("card", Column::Str(vec!["1".into()])),
+        ("t", Column::TimestampNanos(vec![1])),
+        ("f", Column::F64(vec![1.0])),
+    ])
+    .unwrap();
     assert!(matches!(asof_join(&l, &str_keys, &cfg), Err(Error::ColumnType { column, .. }) if column == "card"));
     let float_time = record_batch(vec![("card", Column::I64(vec![1])), ("t", Column::F64(vec![1.0]))]).unwrap();
     assert!(matches!(asof_join(&float_time, &r, &cfg), Err(Error::ColumnType { .. })));
     assert!(matches!(asof_join(&l, &r, &AsOfConfig::new("user", "t")), Err(Error::MissingColumn { .. })));
-    let clash = record_batch(vec![("card", Column::I64(vec![1])), ("t", Column::TimestampNanos(vec![1])), ("f", Column::F64(vec![0.0]))]).unwrap();
+    let clash = record_batch(vec![
+        ("card", Column::I64(vec![1])),
+        ("t", Column::TimestampNanos(vec![1])),
+        ("f", Column::F64(vec![0.0])),
+    ])
+    .unwrap();
     assert!(matches!(asof_join(&clash, &r, &cfg), Err(Error::InvalidParameter(_))));
 }
 
@@ -215,11 +234,15 @@ fn joins_the_transaction_table_without_leakage() {
         .collect();
     let feats = record_batch(vec![
         ("card_id", Column::I64(card.as_primitive::<Int64Type>().values().to_vec())),
-        ("ts", Column::TimestampMicros(ts.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec())),
+        (
+            "ts",
+            Column::TimestampMicros(ts.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().to_vec()),
+        ),
         ("spend_to_date", Column::F64(cum.values().to_vec())),
     ])
     .unwrap();
-    let earlier: Vec<i64> = ts.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().iter().map(|t| t - 1).collect();
+    let earlier: Vec<i64> =
+        ts.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().values().iter().map(|t| t - 1).collect();
     let ev = record_batch(vec![
         ("card_id", Column::I64(card.as_primitive::<Int64Type>().values().to_vec())),
         ("ts", Column::TimestampMicros(earlier)),

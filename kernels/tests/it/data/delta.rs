@@ -26,9 +26,18 @@ pub fn feature_rows(first: i64, n: i64) -> RecordBatch {
         feature_schema(),
         vec![
             Arc::new(Int64Array::from(ids.clone())),
-            Arc::new(TimestampMicrosecondArray::from(ids.iter().map(|i| 1_704_067_200_000_000 + i * 1_000_003).collect::<Vec<_>>()).with_timezone("UTC")),
-            Arc::new(Float64Array::from(ids.iter().map(|&i| if i % 5 == 0 { None } else { Some(i as f64 * 1.25 + 0.1) }).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(ids.iter().map(|i| ["low", "mid", "high"][(*i % 3) as usize]).collect::<Vec<_>>())),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    ids.iter().map(|i| 1_704_067_200_000_000 + i * 1_000_003).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Float64Array::from(
+                ids.iter().map(|&i| if i % 5 == 0 { None } else { Some(i as f64 * 1.25 + 0.1) }).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ids.iter().map(|i| ["low", "mid", "high"][(*i % 3) as usize]).collect::<Vec<_>>(),
+            )),
         ],
     )
     .unwrap()
@@ -94,7 +103,12 @@ fn schema_mismatches_are_refused_before_writing() {
                 feature_schema().field(2).clone(),
                 feature_schema().field(3).clone(),
             ])),
-            vec![Arc::new(StringArray::from(vec!["a", "b", "c"])), good.column(1).clone(), good.column(2).clone(), good.column(3).clone()],
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c"])),
+                good.column(1).clone(),
+                good.column(2).clone(),
+                good.column(3).clone(),
+            ],
         )
         .unwrap();
         let missing = good.project(&[0, 1, 2]).unwrap();
@@ -106,7 +120,9 @@ fn schema_mismatches_are_refused_before_writing() {
             cols.push(Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])));
             RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
         };
-        for (case, bad) in [("wrong type", wrong_type), ("missing column", missing), ("reordered", reordered), ("extra column", extra)] {
+        for (case, bad) in
+            [("wrong type", wrong_type), ("missing column", missing), ("reordered", reordered), ("extra column", extra)]
+        {
             match table.append(&[good.clone(), bad]).await {
                 Err(Error::SchemaMismatch { reason, .. }) => assert!(!reason.is_empty(), "{case}"),
                 other => panic!("{case}: expected SchemaMismatch, got {other:?}"),
@@ -117,9 +133,16 @@ fn schema_mismatches_are_refused_before_writing() {
 
         // Types Delta cannot keep as given are refused at creation.
         let unsigned = Schema::new(vec![Field::new("id", DataType::UInt64, true)]);
-        assert!(matches!(FeatureTable::create(dir.path().join("u"), "u", &unsigned).await, Err(Error::SchemaMismatch { .. })));
-        let nanos = Schema::new(vec![Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true)]);
-        assert!(matches!(FeatureTable::create(dir.path().join("n"), "n", &nanos).await, Err(Error::SchemaMismatch { .. })));
+        assert!(matches!(
+            FeatureTable::create(dir.path().join("u"), "u", &unsigned).await,
+            Err(Error::SchemaMismatch { .. })
+        ));
+        let nanos =
+            Schema::new(vec![Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true)]);
+        assert!(matches!(
+            FeatureTable::create(dir.path().join("n"), "n", &nanos).await,
+            Err(Error::SchemaMismatch { .. })
+        ));
         // A second create over an existing table, and opening a folder that is no table.
         assert!(matches!(FeatureTable::create(&path, "t", &feature_schema()).await, Err(Error::Delta(_))));
         assert!(matches!(FeatureTable::open(dir.path().join("nothing")).await, Err(Error::DataIo { .. })));

@@ -67,7 +67,8 @@ fn projection_reads_only_the_named_columns() {
 /// row inside the range is among the rows returned (pruning never drops a match).
 fn check_pruning(case: &str, path: &std::path::Path, pred: RangePredicate, want: &[usize], all: &[f64]) {
     let (lo, hi) = (pred.lo, pred.hi);
-    let read = read_parquet(path, &ReadOptions { predicate: Some(pred), batch_size: 100, ..Default::default() }).unwrap();
+    let read =
+        read_parquet(path, &ReadOptions { predicate: Some(pred), batch_size: 100, ..Default::default() }).unwrap();
     assert_eq!(read.row_groups_read, want, "{case}");
     let got: Vec<f64> = read
         .batches
@@ -91,7 +92,7 @@ fn row_groups_are_pruned_by_min_max_statistics() {
     let dir = TempDir::new("pq-prune");
     let path = dir.path().join("p.parquet");
     let opts = WriteOptions { row_group_rows: 1000, ..Default::default() };
-    assert_eq!(write_parquet(&path, batch.schema_ref(), &[batch.clone()], &opts).unwrap(), 10);
+    assert_eq!(write_parquet(&path, batch.schema_ref(), std::slice::from_ref(&batch), &opts).unwrap(), 10);
     let p = |lo: Option<Value>, hi: Option<Value>| RangePredicate { column: "x".into(), lo, hi };
     use Value::{Float, Int};
     for (case, pred, want) in [
@@ -125,8 +126,9 @@ fn timestamps_prune_with_exact_integer_bounds() {
     let dir = TempDir::new("pq-ts");
     let path = dir.path().join("t.parquet");
     let opts = WriteOptions { row_group_rows: 256, ..Default::default() };
-    let groups = write_parquet(&path, batch.schema_ref(), &[batch.clone()], &opts).unwrap();
-    let ts = batch.column_by_name("ts").unwrap().as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().unwrap();
+    let groups = write_parquet(&path, batch.schema_ref(), std::slice::from_ref(&batch), &opts).unwrap();
+    let ts =
+        batch.column_by_name("ts").unwrap().as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().unwrap();
     let (lo, hi) = (ts.value(1000), ts.value(1100));
     let pred = RangePredicate { column: "ts".into(), lo: Some(Value::Int(lo)), hi: Some(Value::Int(hi)) };
     let read = read_parquet(&path, &ReadOptions { predicate: Some(pred), ..Default::default() }).unwrap();
@@ -139,7 +141,7 @@ fn bad_files_and_bad_requests_are_typed_errors() {
     let batch = tiny_transactions();
     let dir = TempDir::new("pq-bad");
     let good = dir.path().join("good.parquet");
-    write_parquet(&good, batch.schema_ref(), &[batch.clone()], &WriteOptions::default()).unwrap();
+    write_parquet(&good, batch.schema_ref(), std::slice::from_ref(&batch), &WriteOptions::default()).unwrap();
     let bytes = std::fs::read(&good).unwrap();
 
     let truncated = dir.path().join("truncated.parquet");
@@ -148,14 +150,17 @@ fn bad_files_and_bad_requests_are_typed_errors() {
     std::fs::write(&garbage, b"this is not a parquet file at all, just text").unwrap();
     let empty = dir.path().join("empty.parquet");
     std::fs::write(&empty, b"").unwrap();
-    // A valid footer over corrupt pages: overwrite the middle of the data region.
+    // Intact magic and length, scrambled footer metadata (the Thrift FileMetaData).
     let corrupt = dir.path().join("corrupt.parquet");
     let mut c = bytes.clone();
-    let mid = c.len() / 3;
-    c[mid..mid + 2000].iter_mut().for_each(|b| *b = !*b);
+    let footer_len = u32::from_le_bytes(c[c.len() - 8..c.len() - 4].try_into().unwrap()) as usize;
+    let footer = c.len() - 8 - footer_len;
+    c[footer..footer + footer_len / 2].iter_mut().for_each(|b| *b = b.wrapping_mul(31).wrapping_add(7));
     std::fs::write(&corrupt, &c).unwrap();
 
-    for (case, path) in [("truncated", &truncated), ("not parquet", &garbage), ("empty", &empty), ("corrupt pages", &corrupt)] {
+    for (case, path) in
+        [("truncated", &truncated), ("not parquet", &garbage), ("empty", &empty), ("corrupt footer", &corrupt)]
+    {
         match read_parquet(path, &ReadOptions::default()) {
             Err(Error::Parquet { path: p, .. }) => assert_eq!(&p, path, "{case}"),
             other => panic!("{case}: expected Error::Parquet, got {other:?}"),

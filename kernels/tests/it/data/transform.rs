@@ -4,7 +4,8 @@ use arrow::array::{Array, AsArray, Float32Array, Float64Array, Int64Array, Strin
 use arrow::datatypes::{DataType, Float64Type, UInt8Type, UInt32Type};
 use kernels::Error;
 use kernels::data::{
-    Column, MinMaxScaler, OneHotEncoder, QuantileBinner, Standardizer, Step, StepKind, fit_pipeline, log1p, record_batch,
+    Column, MinMaxScaler, OneHotEncoder, QuantileBinner, Standardizer, Step, StepKind, fit_pipeline, log1p,
+    record_batch,
 };
 
 fn f64s(a: &Float64Array) -> Vec<Option<f64>> {
@@ -41,7 +42,8 @@ fn quantile_bins_are_equal_frequency() {
     let mut counts = [0; 4];
     bins.values().iter().for_each(|&k| counts[k as usize] += 1);
     assert_eq!(counts, [250; 4]);
-    let edge_cases = b.apply(&Float64Array::from(vec![Some(-1e9), Some(249.75), Some(1e9), None, Some(f64::NAN)])).unwrap();
+    let edge_cases =
+        b.apply(&Float64Array::from(vec![Some(-1e9), Some(249.75), Some(1e9), None, Some(f64::NAN)])).unwrap();
     assert_eq!(edge_cases.iter().collect::<Vec<_>>(), [Some(0), Some(1), Some(3), None, None]);
     // A skewed column collapses duplicate edges.
     let skewed = Float64Array::from(vec![0.0; 90].into_iter().chain((1..=10).map(f64::from)).collect::<Vec<_>>());
@@ -61,7 +63,11 @@ fn one_hot_from_strings_and_dictionaries() {
     let dict: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> = vec!["c", "z", "b"].into_iter().collect();
     let cols = enc.apply(&dict).unwrap();
     let as_vec = |i: usize| cols[i].values().to_vec();
-    assert_eq!((as_vec(0), as_vec(1), as_vec(2)), (vec![0, 0, 1], vec![0, 0, 0], vec![1, 0, 0]), "unseen 'z' is all zeros");
+    assert_eq!(
+        (as_vec(0), as_vec(1), as_vec(2)),
+        (vec![0, 0, 1], vec![0, 0, 0], vec![1, 0, 0]),
+        "unseen 'z' is all zeros"
+    );
     let top1 = OneHotEncoder::fit(&dict, Some(1)).unwrap();
     assert_eq!(top1.categories, ["b"]);
     assert!(matches!(OneHotEncoder::fit(&Float64Array::from(vec![1.0]), None), Err(Error::ColumnType { .. })));
@@ -69,9 +75,12 @@ fn one_hot_from_strings_and_dictionaries() {
 
 #[test]
 fn log1p_values_and_domain() {
-    let y = log1p(&Float64Array::from(vec![Some(0.0), Some(1e-20), None, Some(std::f64::consts::E - 1.0), Some(-1.0)])).unwrap();
+    let y = log1p(&Float64Array::from(vec![Some(0.0), Some(1e-20), None, Some(std::f64::consts::E - 1.0), Some(-1.0)]))
+        .unwrap();
     assert_eq!(f64s(&y), [Some(0.0), Some(1e-20), None, Some(1.0), Some(f64::NEG_INFINITY)]);
-    assert!(matches!(log1p(&Float64Array::from(vec![0.5, -2.0])), Err(Error::InvalidParameter(m)) if m.contains("row 1")));
+    assert!(
+        matches!(log1p(&Float64Array::from(vec![0.5, -2.0])), Err(Error::InvalidParameter(m)) if m.contains("row 1"))
+    );
 }
 
 #[test]
@@ -100,7 +109,8 @@ fn pipeline_fits_on_the_past_and_applies_to_the_future() {
     assert!(mean_train.abs() < 1e-12);
     let max_bin = out.column(3).as_primitive::<UInt32Type>().values().iter().copied().max().unwrap();
     assert!(max_bin <= 9);
-    let row_sum: Vec<u8> = (0..out.num_rows()).map(|r| (4..9).map(|c| out.column(c).as_primitive::<UInt8Type>().value(r)).sum()).collect();
+    let row_sum: Vec<u8> =
+        (0..out.num_rows()).map(|r| (4..9).map(|c| out.column(c).as_primitive::<UInt8Type>().value(r)).sum()).collect();
     assert!(row_sum.iter().all(|&s| s <= 1), "one-hot rows have at most one 1");
     let _ = out.column(1).as_primitive::<Float64Type>();
 

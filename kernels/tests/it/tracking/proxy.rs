@@ -36,10 +36,7 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy in front of `127.0.0.1:upstream`.
-    pub async fn start(
-        upstream: u16,
-        plan: impl Fn(&str, usize) -> Action + Send + Sync + 'static,
-    ) -> Self {
+    pub async fn start(upstream: u16, plan: impl Fn(&str, usize) -> Action + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(Mutex::new(Vec::new()));
@@ -67,12 +64,7 @@ impl FaultProxy {
     }
 }
 
-async fn handle(
-    mut conn: TcpStream,
-    upstream: u16,
-    hits: &Mutex<Vec<String>>,
-    plan: &Plan,
-) -> std::io::Result<()> {
+async fn handle(mut conn: TcpStream, upstream: u16, hits: &Mutex<Vec<String>>, plan: &Plan) -> std::io::Result<()> {
     // Read the head, then the body by Content-Length (reqwest sends one for our bodies).
     let mut buf = Vec::new();
     let head_end = loop {

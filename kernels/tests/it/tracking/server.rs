@@ -21,9 +21,9 @@ const STARTUP: Duration = Duration::from_secs(120);
 
 /// The peers' venv: `$SOVEREIGN_CACHE/venv`, default `~/.cache/sovereign-ml/venv`.
 pub fn venv() -> PathBuf {
-    let cache = std::env::var_os("SOVEREIGN_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/sovereign-ml")
-    });
+    let cache = std::env::var_os("SOVEREIGN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/sovereign-ml"));
     cache.join("venv")
 }
 
@@ -62,9 +62,8 @@ pub fn free_port() -> u16 {
 
 /// A fresh, empty folder under cargo's per-target scratch area.
 pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("kernels-tracking")
-        .join(format!("{name}-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernels-tracking").join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
