@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`vectors`] | clustered Gaussian vectors (embedding stand-ins), uniform floats |
 //! | [`text`] | documents over a skewed vocabulary |
+//! | [`models`] | (not generated) the manifest and cache paths of the real models `cargo xtask models` fetches |
 //! | [`transactions`] | card transactions with seasonality, merchants, countries and ~1% fraud labels |
 
 pub mod models;
@@ -60,5 +61,27 @@ mod manifest {
         assert_eq!(hex(&bytes), manifest_sha("clustered-vectors"));
         let docs = crate::text::documents(200, 20, 7).join("\n");
         assert_eq!(hex(docs.as_bytes()), manifest_sha("skewed-documents"));
+        assert_eq!(hex(transactions_csv().as_bytes()), manifest_sha("card-transactions"));
+    }
+
+    /// The tiny tier (seed 7) as CSV lines, every column in declaration order.
+    fn transactions_csv() -> String {
+        let t = crate::transactions::transactions(&crate::transactions::TransactionsConfig::tier(crate::Tier::Tiny, 7));
+        (0..t.len())
+            .map(|i| {
+                format!(
+                    "{},{},{},{},{},{},{},{},{}\n",
+                    t.transaction_id[i],
+                    t.card_id[i],
+                    t.merchant_id[i],
+                    t.timestamp_micros[i],
+                    t.amount[i],
+                    t.category[i],
+                    t.merchant_country[i],
+                    t.card_country[i],
+                    t.is_fraud[i]
+                )
+            })
+            .collect()
     }
 }

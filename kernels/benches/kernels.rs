@@ -13,16 +13,33 @@ mod exact;
 mod gpu;
 #[path = "kernels/hnsw.rs"]
 mod hnsw;
-#[path = "kernels/matmul.rs"]
-mod matmul;
 #[path = "kernels/lowp.rs"]
 mod lowp;
+#[path = "kernels/matmul.rs"]
+mod matmul;
 #[path = "kernels/ops.rs"]
 mod ops;
 #[path = "kernels/quant.rs"]
 mod quant;
 
 #[cfg(not(feature = "gpu"))]
-criterion_main!(distances::benches, exact::benches, hnsw::benches, matmul::benches, lowp::benches, ops::benches, quant::benches);
+criterion_main!(
+    distances::benches,
+    exact::benches,
+    hnsw::benches,
+    matmul::benches,
+    lowp::benches,
+    ops::benches,
+    quant::benches
+);
 #[cfg(feature = "gpu")]
-criterion_main!(distances::benches, exact::benches, hnsw::benches, matmul::benches, lowp::benches, ops::benches, quant::benches, gpu::benches);
+criterion_main!(
+    distances::benches,
+    exact::benches,
+    hnsw::benches,
+    matmul::benches,
+    lowp::benches,
+    ops::benches,
+    quant::benches,
+    gpu::benches
+);
