@@ -17,9 +17,27 @@ use serde_json::{Value, json};
 use crate::plot::{Series, line_chart};
 use crate::tools::cargo;
 
-pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
+/// What `bench kernels` does: measure and write everything, or only redraw the table and plot of a record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Measure { quick: bool },
+    RenderRecord,
+}
+
+pub fn run(ws: &Workspace, mode: Mode, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("kernels"));
     std::fs::create_dir_all(&out)?;
+    let quick = match mode {
+        Mode::Measure { quick } => quick,
+        Mode::RenderRecord => {
+            let record: Value = serde_json::from_str(&std::fs::read_to_string(out.join("record.json"))?)
+                .context("reading the record to render")?;
+            let rows = record["rows"].as_array().cloned().unwrap_or_default();
+            let notes: Vec<String> =
+                record["notes"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect();
+            return write_report(&out, &rows, &notes, &record);
+        }
+    };
     let mut rows = ours(quick)?;
     let mut notes = Vec::new();
     match ws.peer_python() {
@@ -52,15 +70,20 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
             }
         }
     }
-    let table = table(&rows);
     let record = json!({ "rows": rows, "notes": notes, "machine": crate::bench::machine(), "quick": quick });
-    std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
-    std::fs::write(out.join("table.md"), &table)?;
-    std::fs::write(out.join("plot.svg"), plot(&rows))?;
-    println!("{table}");
-    for note in &notes {
-        println!("  {note}");
+    write_report(&out, &rows, &notes, &record)
+}
+
+/// Writes `record.json`, `table.md` and `plot.svg` into `out` and prints the table.
+fn write_report(out: &std::path::Path, rows: &[Value], notes: &[String], record: &Value) -> Result<()> {
+    let mut table = table(rows);
+    for note in notes {
+        table.push_str(&format!("\nNote: {note}\n"));
     }
+    std::fs::write(out.join("record.json"), serde_json::to_string_pretty(record)?)?;
+    std::fs::write(out.join("table.md"), &table)?;
+    std::fs::write(out.join("plot.svg"), plot(rows))?;
+    println!("{table}");
     println!(
         "\n  record {}\n  table  {}\n  plot   {}",
         out.join("record.json").display(),
@@ -106,8 +129,13 @@ fn rate(row: Option<&&Value>) -> Option<f64> {
 fn ratio_cell(ours: f64, peer: Option<f64>) -> (String, String) {
     match peer {
         Some(p) if p > 0.0 => (fmt(p), format!("{:.2}×", ours / p)),
-        _ => ("skipped".into(), "–".into()),
+        _ => ("–".into(), "–".into()),
     }
+}
+
+/// The numbers in a shape label (`16x1024x768` → [16, 1024, 768]), for sorting.
+fn numbers(shape: &str) -> Vec<u64> {
+    shape.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect()
 }
 
 fn fmt(v: f64) -> String {
@@ -123,12 +151,17 @@ fn fmt(v: f64) -> String {
 /// The Markdown report: one section per kind of comparison.
 fn table(rows: &[Value]) -> String {
     let idx = index(rows);
-    let kernels_rows = || idx.iter().filter(|(k, _)| k.3 == "kernels");
+    // In (op, dtype, sizes) order, sizes compared as numbers (128 before 1536).
+    let mut ordered: Vec<_> = idx.iter().filter(|(k, _)| k.3 == "kernels").collect();
+    ordered.sort_by_key(|(k, _)| (k.0.clone(), k.1.clone(), numbers(&k.2), k.2.clone()));
+    let kernels_rows = || ordered.iter().copied();
     let mut out = String::new();
 
     out.push_str("### Distances: kernels vs SimSIMD and NumPy (one thread, 16 queries × 1024 vectors)\n\n");
     out.push_str(
-        "Speed ratio = kernels pairs/s over the peer's; ≥ 1 means kernels is faster. Target: ≥ 0.9× SimSIMD.\n\n",
+        "Speed ratio = kernels pairs/s over the peer's; ≥ 1 means kernels is faster. Target: ≥ 0.9× SimSIMD. \
+         – means no peer figure: the peers were not installed (see the notes), or the peer has no such kernel \
+         here (NumPy has no f16, bf16 or i8 BLAS path; SimSIMD's bf16 is not measured).\n\n",
     );
     out.push_str(
         "| op | dtype | shape | kernels pairs/s | SimSIMD | kernels / SimSIMD | NumPy (BLAS) | kernels / NumPy |\n",
@@ -228,13 +261,15 @@ mod tests {
         let rows = vec![
             json!({"op":"dot","dtype":"f32","shape":"16x1024x128","impl":"kernels","unit":"pairs/s","rate":2.0e8,"threads":1}),
             json!({"op":"dot","dtype":"f32","shape":"16x1024x128","impl":"simsimd","unit":"pairs/s","rate":1.0e8}),
+            json!({"op":"dot","dtype":"f32","shape":"16x1024x1536","impl":"kernels","unit":"pairs/s","rate":5.0e6,"threads":1}),
             json!({"op":"dot","dtype":"f32","shape":"16x1024x768","impl":"kernels","unit":"pairs/s","rate":1.0e7,"threads":1}),
             json!({"op":"stream_read","dtype":"f32","shape":"1 thread","impl":"kernels","unit":"GB/s","rate":10.0,"threads":1}),
             json!({"op":"dot","dtype":"f32","shape":"16M","impl":"kernels","unit":"GB/s","rate":9.0,"threads":1}),
         ];
         let t = table(&rows);
         assert!(t.contains("| dot | f32 | 16x1024x128 | 200.0M | 100.0M | 2.00× |"), "{t}");
-        assert!(t.contains("| dot | f32 | 16x1024x768 | 10.0M | skipped | – |"), "{t}");
+        assert!(t.contains("| dot | f32 | 16x1024x768 | 10.0M | – | – |"), "{t}");
+        assert!(t.find("16x1024x768").unwrap() < t.find("16x1024x1536").unwrap(), "sizes sort as numbers");
         assert!(t.contains("| dot | f32 | 16M | 1 | 9.00 | 10.00 | 0.90 |"), "{t}");
         assert_eq!(plot(&rows).matches("<polyline").count(), 1);
     }

@@ -35,7 +35,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
         ("book", Box::new(|ws| crate::book::run(ws, false))),
         ("learner export builds and grades on its own", Box::new(export_grades)),
         ("benchmark c4w3 (quick)", Box::new(|ws| crate::bench::run(ws, "c4w3", None, true, None))),
-        ("benchmark kernels vs peers (quick)", Box::new(|ws| crate::bench_kernels::run(ws, true, None))),
+        (
+            "benchmark kernels vs peers (quick)",
+            Box::new(|ws| crate::bench_kernels::run(ws, crate::bench_kernels::Mode::Measure { quick: true }, None)),
+        ),
     ];
     let mut failed = Vec::new();
     let total = steps.len();

@@ -70,6 +70,9 @@ enum Command {
         /// Where the table, plot and JSON record go (default target/bench/<week>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// `bench kernels` only: redraw table.md and plot.svg from the record.json in --out, measuring nothing.
+        #[arg(long)]
+        render_only: bool,
     },
     /// Build the book (`--serve` to browse it).
     Book {
@@ -135,8 +138,12 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Check { weeks } => check::run(&ws, &weeks),
-        Command::Bench { week, quick, out, .. } if week == "kernels" => bench_kernels::run(&ws, quick, out),
-        Command::Bench { week, course, quick, out } => bench::run(&ws, &week, course, quick, out),
+        Command::Bench { week, quick, out, render_only, .. } if week == "kernels" => {
+            let mode =
+                if render_only { bench_kernels::Mode::RenderRecord } else { bench_kernels::Mode::Measure { quick } };
+            bench_kernels::run(&ws, mode, out)
+        }
+        Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
         Command::Book { serve } => book::run(&ws, serve),
         Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
         Command::Peers => peers::install(&ws),
