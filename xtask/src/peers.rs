@@ -16,7 +16,7 @@ const PACKAGES: &[&str] = &[
     "simsimd==6.5.16",
     "gguf==0.19.0",
     "mlflow==3.17.2",
-    "pyarrow==26.0.1",
+    "pyarrow==25.0.1", // mlflow 3.17 requires pyarrow < 26
     "deltalake==1.6.6",
     "pandas==3.1.1",
 ];
