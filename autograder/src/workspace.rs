@@ -48,14 +48,7 @@ impl Workspace {
     /// A cache outside the repository for tools, the peers' venv and models
     /// (`$SOVEREIGN_CACHE`, else `$XDG_CACHE_HOME/sovereign-ml`, else `~/.cache/sovereign-ml`).
     pub fn cache_dir(&self) -> PathBuf {
-        if let Some(dir) = std::env::var_os("SOVEREIGN_CACHE").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir).join("sovereign-ml");
-        }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-        home.join(".cache/sovereign-ml")
+        datasets::models::cache_dir()
     }
 
     /// Scratch space for generated harnesses and submissions (gitignored).
