@@ -7,6 +7,7 @@ EXPECTED.json: {"versions": [{"version": v, "key": "col", "columns": {...}, "row
 Rows are compared after sorting by the key column. Exit 0 and print "OK" on success.
 """
 import json
+import os
 import sys
 
 from deltalake import DeltaTable
@@ -43,4 +44,9 @@ def main(table_dir, expected_path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    code = main(sys.argv[1], sys.argv[2])
+    sys.stdout.flush()
+    # deltalake's native runtime threads can abort the interpreter's normal
+    # shutdown ("terminate called without an active exception") after the
+    # comparison has finished; leave without that teardown so the exit code is ours.
+    os._exit(code)
