@@ -15,6 +15,9 @@
 //! | [`gpu`] | `gpu` | wgpu compute: GEMM, batched distances with top-k, quantised GEMV, CPU fallback |
 //! | [`tracking`] | `tracking` | a typed async client for MLflow's tracking REST API |
 //! | [`data`] | `data` | Parquet/Arrow loading, column statistics, transforms, point-in-time joins, Delta tables |
+//! | [`formats`] | `formats` | GGUF and safetensors model files, memory-mapped, with zero-copy tensor views |
+//! | [`tokenize`] | `tokenize` | byte-level BPE (from GGUF or tokenizer.json) with training, and WordPiece |
+//! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 
 pub mod fusion;
 pub mod matmul;
@@ -35,6 +38,15 @@ pub mod tracking;
 
 #[cfg(feature = "data")]
 pub mod data;
+
+#[cfg(feature = "formats")]
+pub mod formats;
+
+#[cfg(feature = "tokenize")]
+pub mod tokenize;
+
+#[cfg(feature = "nn")]
+pub mod nn;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +179,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    // -- formats: add model-file variants below this line --
+    // -- tokenize: add tokenizer variants below this line --
+    // -- nn: add model variants below this line --
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

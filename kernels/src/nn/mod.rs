@@ -1,0 +1,1 @@
+//! Neural-network models that run on the kernels: the BERT sentence encoder.
