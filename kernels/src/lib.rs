@@ -180,7 +180,119 @@ pub enum Error {
         source: std::io::Error,
     },
     // -- formats: add model-file variants below this line --
+    /// A model file could not be opened or memory-mapped.
+    #[cfg(feature = "formats")]
+    #[error("{path}: {source}")]
+    FormatIo {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model file that ends before a field it declares (or declares more than it holds).
+    #[cfg(feature = "formats")]
+    #[error("{format}: truncated at byte {offset}: {what} needs {needed} bytes, {available} left")]
+    FormatTruncated {
+        /// The file format.
+        format: crate::formats::ModelFormat,
+        /// Byte offset of the field in the file.
+        offset: u64,
+        /// The field being read.
+        what: String,
+        /// Bytes the field needs (at least).
+        needed: u64,
+        /// Bytes left in the file from `offset`.
+        available: u64,
+    },
+    /// A model file that breaks its format's rules (bad magic, absurd count, bad offset, invalid UTF-8, …).
+    #[cfg(feature = "formats")]
+    #[error("{format}: malformed at byte {offset}: {reason}")]
+    FormatMalformed {
+        /// The file format.
+        format: crate::formats::ModelFormat,
+        /// Byte offset of the offending field in the file.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model file of a version this reader does not support.
+    #[cfg(feature = "formats")]
+    #[error("{format}: version {version} is not supported (supported: {supported})")]
+    FormatVersion {
+        /// The file format.
+        format: crate::formats::ModelFormat,
+        /// The version found.
+        version: u32,
+        /// The versions this reader supports.
+        supported: &'static str,
+    },
+    /// No tensor of that name in the model file.
+    #[cfg(feature = "formats")]
+    #[error("no tensor {name:?} in the model file")]
+    MissingTensor {
+        /// The tensor asked for.
+        name: String,
+    },
+    /// A tensor whose element type the operation cannot handle (e.g. converting an I32 tensor to f32).
+    #[cfg(feature = "formats")]
+    #[error("tensor {name:?} has type {dtype}, which {operation} does not support")]
+    UnsupportedTensorType {
+        /// The tensor.
+        name: String,
+        /// Its element type, as the file names it.
+        dtype: String,
+        /// The operation refused.
+        operation: &'static str,
+    },
+    /// No metadata entry of that key in the model file.
+    #[cfg(feature = "formats")]
+    #[error("no metadata key {key:?} in the model file")]
+    MissingMetadata {
+        /// The key asked for.
+        key: String,
+    },
+    /// A metadata entry of another type than the one asked for.
+    #[cfg(feature = "formats")]
+    #[error("metadata key {key:?} has type {got}, expected {expected}")]
+    MetadataType {
+        /// The key.
+        key: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The type in the file.
+        got: String,
+    },
     // -- tokenize: add tokenizer variants below this line --
+    /// A tokenizer definition (tokenizer.json, vocab.txt, GGUF metadata or parts) that is malformed or asks for
+    /// something this implementation does not do; the message says which field and why.
+    #[cfg(feature = "tokenize")]
+    #[error("tokenizer {source_name}: {reason}")]
+    TokenizerDefinition {
+        /// Where the definition came from (a path, `GGUF metadata`, `parts`).
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tokenizer file could not be read.
+    #[cfg(feature = "tokenize")]
+    #[error("tokenizer file {path}: {source}")]
+    TokenizerIo {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A token id outside the vocabulary (in decode or a lookup).
+    #[cfg(feature = "tokenize")]
+    #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
+    UnknownTokenId {
+        /// The id given.
+        id: u32,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
     // -- nn: add model variants below this line --
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
@@ -219,6 +331,10 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A local MLflow server could not be started (MLflow missing, early exit, not healthy in time).
+    #[cfg(feature = "tracking")]
+    #[error("local MLflow server: {0}")]
+    TrackingServer(String),
     /// A local file or folder of an artifact transfer could not be read or written.
     #[cfg(feature = "tracking")]
     #[error("artifact file {path}: {source}")]

@@ -12,6 +12,8 @@
 //! | [`MetricLogger`] | a buffered background logger for training loops that loses nothing across a server restart |
 //! | [`types`] | plain serde types in MLflow's JSON shapes: [`Experiment`], [`Run`], [`RunInfo`], [`Metric`], ... |
 //! | [`ErrorCode`] | MLflow's `error_code`, carried by [`crate::Error::Mlflow`] with the HTTP status |
+//! | [`LocalServer`], [`shared_server_url`] | a real `mlflow server` on 127.0.0.1 for tests, labs and the grader |
+//! | [`FaultProxy`] | a loopback proxy that injects 5xx/429 answers and dropped connections (a mock, for faults a real server cannot be made to produce) |
 //!
 //! ```no_run
 //! # async fn demo() -> kernels::Result<()> {
@@ -35,6 +37,8 @@ pub mod artifacts;
 pub mod batch;
 pub mod client;
 pub mod error;
+pub mod fault_proxy;
+pub mod local_server;
 pub mod logger;
 pub mod retry;
 pub mod types;
@@ -43,6 +47,8 @@ pub use artifacts::proxy_root;
 pub use batch::{LogBatch, MAX_ENTITIES_PER_BATCH, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, MAX_TAGS_PER_BATCH};
 pub use client::{CreateRun, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, collect_pages};
 pub use error::{ErrorCode, error_code, is_already_exists, is_not_found};
+pub use fault_proxy::{Action, FaultProxy};
+pub use local_server::{LocalServer, LocalServerConfig, default_python, free_port, health, shared_server_url};
 pub use logger::{LoggerStats, MetricLogger, MetricLoggerConfig};
 pub use retry::RetryPolicy;
 pub use types::{

@@ -2,26 +2,44 @@
 //!
 //! The reference is MLflow itself: the REST API documented at
 //! <https://mlflow.org/docs/latest/api_reference/rest-api.html>, served by the
-//! `mlflow server` of the peers' venv (see `tracking/server.rs`), and what
+//! `mlflow server` of the peers' venv (started by `kernels::tracking::LocalServer`), and what
 //! MLflow's own Python client reads back (`tests/mlflow/readback.py`). Faults a
 //! real server cannot be made to produce on demand (503s, dropped
-//! connections, injected 400s) come from a loopback proxy (`tracking/proxy.rs`).
+//! connections, injected 400s) come from a loopback proxy (`kernels::tracking::FaultProxy`).
 //! A missing MLflow fails the tests with a message naming `cargo xtask peers`.
 
-mod proxy;
-mod server;
-
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kernels::Error;
+use kernels::tracking::{Action, FaultProxy, LocalServer, LocalServerConfig, default_python, free_port};
 use kernels::tracking::{
     CreateRun, ErrorCode, LifecycleStage, LogBatch, Metric, MetricLogger, MetricLoggerConfig, RetryPolicy, Run,
     RunStatus, RunTag, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, ViewType, now_millis,
 };
-use proxy::{Action, FaultProxy};
-use server::{MlflowServer, free_port, scratch_dir, shared};
+
+/// The server shared by every test that does not need its own: started on first use.
+fn shared() -> &'static LocalServer {
+    static SERVER: OnceLock<LocalServer> = OnceLock::new();
+    SERVER.get_or_init(|| start_server(free_port(), &scratch_dir("shared")))
+}
+
+/// A server of its own on `port` with its store in `dir` (kept across restarts).
+fn start_server(port: u16, dir: &Path) -> LocalServer {
+    LocalServer::start(&LocalServerConfig { port, ..LocalServerConfig::new(dir) }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A fresh, empty folder under cargo's per-target scratch area.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("kernels-tracking").join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
 
 /// Fast retries so that failure tests take milliseconds, not seconds.
 fn quick_retry(max_attempts: u32) -> RetryPolicy {
@@ -312,9 +330,8 @@ async fn run_logged_from_rust_reads_back_identically_through_mlflows_python_clie
     assert_eq!(std::fs::read_to_string(one).unwrap(), "hello from kernels::tracking\n");
 
     // MLflow's Python client must see exactly the same run.
-    let py = server::python();
-    let output = std::process::Command::new(&py)
-        .arg(server::scripts().join("readback.py"))
+    let output = std::process::Command::new(default_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/readback.py"))
         .arg(&id)
         .env("MLFLOW_TRACKING_URI", shared().url())
         .output()
@@ -445,7 +462,7 @@ async fn runs_update_delete_and_restore() {
 #[tokio::test]
 async fn two_503s_are_retried_then_the_call_succeeds() {
     let server = shared();
-    let p = FaultProxy::start(server.port, |path, n| {
+    let p = FaultProxy::start(server.port(), |path, n| {
         if path.contains("experiments/get-by-name") && n < 2 { Action::Respond(503) } else { Action::Forward }
     })
     .await;
@@ -460,7 +477,7 @@ async fn two_503s_are_retried_then_the_call_succeeds() {
 #[tokio::test]
 async fn dropped_connections_and_429_are_retried() {
     let server = shared();
-    let p = FaultProxy::start(server.port, |path, n| match (path.contains("experiments/create"), n) {
+    let p = FaultProxy::start(server.port(), |path, n| match (path.contains("experiments/create"), n) {
         (true, 0) => Action::Drop,
         (true, 1) => Action::Respond(429),
         _ => Action::Forward,
@@ -475,7 +492,7 @@ async fn dropped_connections_and_429_are_retried() {
 #[tokio::test]
 async fn a_400_is_not_retried_and_persistent_503s_give_up_after_max_attempts() {
     let server = shared();
-    let p = FaultProxy::start(server.port, |path, _| {
+    let p = FaultProxy::start(server.port(), |path, _| {
         if path.contains("get-by-name") {
             Action::Respond(400)
         } else if path.contains("experiments/get") {
@@ -514,7 +531,7 @@ async fn connection_refused_is_retried_then_reported_as_transport_error() {
 #[tokio::test]
 async fn log_batch_of_2500_metrics_and_250_params_lands_in_three_requests() {
     let server = shared();
-    let p = FaultProxy::start(server.port, |_, _| Action::Forward).await;
+    let p = FaultProxy::start(server.port(), |_, _| Action::Forward).await;
     let c = client_for(&p.url(), quick_retry(3));
     let (_, run) = new_run(&c, "chunking").await;
     let id = &run.info.run_id;
@@ -545,7 +562,7 @@ async fn log_batch_of_2500_metrics_and_250_params_lands_in_three_requests() {
 #[tokio::test]
 async fn metric_logger_batches_by_size_and_interval_and_delivers_everything() {
     let server = shared();
-    let p = FaultProxy::start(server.port, |_, _| Action::Forward).await;
+    let p = FaultProxy::start(server.port(), |_, _| Action::Forward).await;
     let c = client_for(&p.url(), quick_retry(3));
     let (_, run) = new_run(&c, "logger").await;
     let id = run.info.run_id.clone();
@@ -612,7 +629,7 @@ async fn metric_logger_reports_metrics_the_server_rejects() {
 async fn metric_logger_loses_nothing_when_the_server_is_killed_and_restarted() {
     let port = free_port();
     let dir = scratch_dir("restart");
-    let first = MlflowServer::start(port, &dir);
+    let first = start_server(port, &dir);
     let url = first.url();
     let retry = RetryPolicy {
         max_attempts: 3,
@@ -643,7 +660,7 @@ async fn metric_logger_loses_nothing_when_the_server_is_killed_and_restarted() {
         }
         if s == 350 {
             let dir = dir.clone();
-            restarting = Some(std::thread::spawn(move || MlflowServer::start(port, &dir)));
+            restarting = Some(std::thread::spawn(move || start_server(port, &dir)));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

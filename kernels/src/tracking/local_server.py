@@ -1,12 +1,12 @@
-"""Runs one MLflow tracking server for kernels' tracking tests and stops it when the test process ends.
+"""Runs one MLflow tracking server for kernels::tracking::LocalServer and stops it when its parent ends.
 
 The server is the real thing (`mlflow server`, REST API documented at
 https://mlflow.org/docs/latest/api_reference/rest-api.html), started in this
-process's process group. The test keeps this script's stdin open; when the
-test process ends for any reason (even SIGKILL) the pipe closes, and this
-script terminates the whole group, so no server outlives the tests.
+process's process group. The Rust side keeps this script's stdin open; when
+that process ends for any reason (even SIGKILL) the pipe closes, and this
+script terminates the whole group, so no server outlives its owner.
 
-usage: python serve.py PORT DIR
+usage: python -c "$(cat local_server.py)" PORT DIR   (embedded in local_server.rs)
 """
 
 import os

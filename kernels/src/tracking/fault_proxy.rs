@@ -27,7 +27,7 @@ pub enum Action {
 /// The plan: given the request path and how many earlier requests hit the same path, what to do.
 pub type Plan = dyn Fn(&str, usize) -> Action + Send + Sync;
 
-/// A running proxy; it stops with the test's runtime.
+/// A running proxy; it stops with the tokio runtime it was started on.
 pub struct FaultProxy {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
@@ -37,8 +37,8 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `127.0.0.1:upstream`.
     pub async fn start(upstream: u16, plan: impl Fn(&str, usize) -> Action + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let port = listener.local_addr().unwrap().port();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port for the fault proxy");
+        let port = listener.local_addr().expect("a bound socket has an address").port();
         let hits = Arc::new(Mutex::new(Vec::new()));
         let plan: Arc<Plan> = Arc::new(plan);
         let h = hits.clone();
@@ -60,7 +60,7 @@ impl FaultProxy {
 
     /// How many requests had a path containing `needle`.
     pub fn hits(&self, needle: &str) -> usize {
-        self.hits.lock().unwrap().iter().filter(|p| p.contains(needle)).count()
+        self.hits.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|p| p.contains(needle)).count()
     }
 }
 
@@ -99,7 +99,7 @@ async fn handle(mut conn: TcpStream, upstream: u16, hits: &Mutex<Vec<String>>, p
         buf.extend_from_slice(&chunk[..n]);
     }
     let nth = {
-        let mut h = hits.lock().unwrap();
+        let mut h = hits.lock().unwrap_or_else(|e| e.into_inner());
         let nth = h.iter().filter(|p| **p == path).count();
         h.push(path.clone());
         nth
