@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::harness::{self, Build, Implementation, Purpose};
 use crate::report::{Report, TestReport};
 use crate::runner::{self, Limits, Outcome, Status};
+use crate::services;
 use crate::spec::WeekSpec;
 use crate::{Workspace, history};
 
@@ -66,6 +67,21 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
 
     let scratch = ws.grade_dir().join("runs");
     std::fs::create_dir_all(&scratch)?;
+    let services = if week.services.is_empty() {
+        services::Services::default()
+    } else {
+        let spinner = options.progress.then(|| {
+            let bar =
+                ProgressBar::new_spinner().with_message(format!("starting {:?} for week {}", week.services, week.id));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        let started = services::start(&week.services, &scratch)?;
+        if let Some(bar) = spinner {
+            bar.finish_and_clear();
+        }
+        started
+    };
     let bar = if options.progress {
         let bar = ProgressBar::new(week.tests().count() as u64);
         bar.set_style(
@@ -101,12 +117,13 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
                 memory_mb: spec.memory_mb,
             };
-            Some(runner::run_test(&binary, &spec.name, limits, &scratch)?)
+            Some(runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?)
         };
         tests.push(TestReport::score(task, spec, outcome));
         bar.inc(1);
     }
     bar.finish_and_clear();
+    drop(services);
     Ok(Report::new(week, imp.name(), tests))
 }
 

@@ -6,7 +6,8 @@
 //!    exactly one implementation of the week (the lab, the solution or a
 //!    submission) plus the graded test files, and builds it.
 //! 3. [`runner`] runs each graded test in its own process with a timeout, a
-//!    memory limit and a nonce-checked result file.
+//!    memory limit and a nonce-checked result file; [`services`] starts what
+//!    the week's tests talk to (a real MLflow server) once for the whole run.
 //! 4. [`report`] scores the outcomes and renders them (terminal, JSON,
 //!    Gradescope); [`history`] appends the run to the learner's history.
 //!
@@ -18,6 +19,7 @@ pub mod harness;
 pub mod history;
 pub mod report;
 pub mod runner;
+pub mod services;
 pub mod spec;
 pub mod stubs;
 pub mod workspace;

@@ -92,8 +92,14 @@ pub struct Limits {
 
 const OUTPUT_CAP: u64 = 16 * 1024;
 
-/// Runs `harness run <name>` in a fresh process group under `limits`.
-pub fn run_test(harness: &Path, name: &str, limits: Limits, scratch: &Path) -> Result<Outcome> {
+/// Runs `harness run <name>` in a fresh process group under `limits`, with `env` added to its environment.
+pub fn run_test(
+    harness: &Path,
+    name: &str,
+    limits: Limits,
+    env: &[(String, String)],
+    scratch: &Path,
+) -> Result<Outcome> {
     let dir = tempfile::Builder::new().prefix("test-").tempdir_in(scratch)?;
     let result_path = dir.path().join("result.json");
     let stdout_path = dir.path().join("stdout");
@@ -106,6 +112,7 @@ pub fn run_test(harness: &Path, name: &str, limits: Limits, scratch: &Path) -> R
         .current_dir(dir.path())
         .env("GRADER_RESULT", &result_path)
         .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(&stdout_path)?)
         .stderr(std::fs::File::create(&stderr_path)?);

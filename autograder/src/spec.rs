@@ -32,6 +32,9 @@ pub struct WeekSpec {
     /// `kernels` features `cargo xtask bench` needs (defaults to `kernels_features`).
     #[serde(default)]
     pub bench_kernels_features: Option<Vec<String>>,
+    /// Services started once per grading run for the tests (`["mlflow"]`).
+    #[serde(default)]
+    pub services: Vec<crate::services::Service>,
     /// The tasks, in the order the book teaches them.
     #[serde(rename = "task")]
     pub tasks: Vec<TaskSpec>,

@@ -28,12 +28,17 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
         Build::Failed(error) => bail!("the lab does not compile:\n{error}"),
     };
     let record_path = out.join("record.json");
+    let scratch = ws.grade_dir().join("runs");
+    std::fs::create_dir_all(&scratch)?;
+    let services = autograder::services::start(&week.services, &scratch)?;
     let mut cmd = Command::new(&binary);
     cmd.arg("bench").arg(&record_path).env("RUST_BACKTRACE", "0");
+    cmd.envs(services.env.iter().map(|(k, v)| (k, v)));
     if quick {
         cmd.arg("--quick");
     }
     crate::tools::run(&mut cmd)?;
+    drop(services);
     let mut record: Value =
         serde_json::from_str(&std::fs::read_to_string(&record_path)?).context("reading the bench record")?;
 
