@@ -17,6 +17,7 @@
 //! | [`data`] | `data` | Parquet/Arrow loading, column statistics, transforms, point-in-time joins, Delta tables |
 //! | [`formats`] | `formats` | GGUF and safetensors model files, memory-mapped, with zero-copy tensor views |
 //! | [`tokenize`] | `tokenize` | byte-level BPE (from GGUF or tokenizer.json) with training, and WordPiece |
+//! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, chat template, generation |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 
 pub mod fusion;
@@ -47,6 +48,9 @@ pub mod tokenize;
 
 #[cfg(feature = "nn")]
 pub mod nn;
+
+#[cfg(feature = "llm")]
+pub mod llm;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +298,48 @@ pub enum Error {
         vocab_size: usize,
     },
     // -- nn: add model variants below this line --
+    /// A model folder whose configuration is missing, unreadable, or asks for what the model does not implement.
+    #[cfg(feature = "nn")]
+    #[error("model config {path}: {reason}")]
+    ModelConfig {
+        /// The file (or folder) at fault.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A weight tensor whose shape is not the one the configuration implies.
+    #[cfg(feature = "nn")]
+    #[error("weight {name:?} has shape {got:?}, expected {expected:?}")]
+    WeightShape {
+        /// The tensor.
+        name: String,
+        /// The shape the configuration implies.
+        expected: Vec<u64>,
+        /// The shape in the file.
+        got: Vec<u64>,
+    },
+    /// A model input the model cannot take (a token id outside the vocabulary, a sequence longer than
+    /// the position table, an empty sequence, a mask of the wrong length, …).
+    #[cfg(feature = "nn")]
+    #[error("model input, sequence {sequence}: {reason}")]
+    ModelInput {
+        /// Index of the sequence in the batch.
+        sequence: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    // -- llm: add language-model variants below this line --
+    /// A model file this decoder cannot run (architecture, shapes or types it does not support).
+    #[cfg(feature = "llm")]
+    #[error("language model: {0}")]
+    UnsupportedModel(String),
+    /// A sequence reached the end of its KV cache.
+    #[cfg(feature = "llm")]
+    #[error("context full: the KV cache holds {capacity} positions")]
+    ContextFull {
+        /// Positions the cache was made for.
+        capacity: usize,
+    },
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

@@ -26,3 +26,12 @@ mod tracking;
 
 #[cfg(feature = "data")]
 mod data;
+
+#[cfg(feature = "tokenize")]
+mod tokenize;
+
+#[cfg(feature = "formats")]
+mod formats;
+
+#[cfg(feature = "llm")]
+mod llm;

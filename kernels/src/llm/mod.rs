@@ -1,0 +1,22 @@
+//! A LLaMA-family language model on quantised GGUF weights (feature `llm`): the decoder, its KV
+//! cache, sampling, chat templates and a generation loop.
+//!
+//! | piece | what it is |
+//! |---|---|
+//! | [`LlamaConfig`] | shapes and constants from the file's `llama.*` metadata |
+//! | [`LlamaModel`], [`KvCache`], [`SeqStep`] | the forward pass on the memory-mapped blocks; batched over sequences |
+//! | [`Sampler`], [`SamplerConfig`] | greedy, temperature, top-k, top-p; seeded |
+//! | [`ChatTemplate`], [`ChatMessage`] | ChatML prompts (SmolLM2's template, with its default system prompt) |
+//! | [`generate`] | prompt → tokens until a stop token or the token budget |
+
+pub mod chat;
+pub mod config;
+pub mod generate;
+pub mod model;
+pub mod sample;
+
+pub use chat::{ChatMessage, ChatTemplate};
+pub use config::LlamaConfig;
+pub use generate::{FinishReason, GenerateConfig, Generation, generate};
+pub use model::{KvCache, LlamaModel, SeqStep};
+pub use sample::{Sampler, SamplerConfig, argmax};

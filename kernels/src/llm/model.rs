@@ -1,0 +1,467 @@
+//! The LLaMA decoder forward pass on quantised GGUF weights, with a KV cache and batching.
+//!
+//! The architecture is LLaMA's (Touvron et al., "LLaMA: Open and Efficient
+//! Foundation Language Models", 2023): pre-norm blocks with RMSNorm (Zhang &
+//! Sennrich 2019), rotary position embeddings (Su et al., "RoFormer", 2021),
+//! grouped-query attention (Ainslie et al., "GQA", 2023) and a SwiGLU feed-forward
+//! layer (Shazeer, "GLU Variants Improve Transformer", 2020). Tensor names and
+//! layouts are llama.cpp's: `blk.N.attn_q.weight` is a `d_model`-column matrix
+//! whose rows are output features, and Q/K rows were permuted by the GGUF
+//! converter so that RoPE rotates adjacent pairs `(x[2i], x[2i+1])`.
+//!
+//! Weights stay in the memory-mapped file and are multiplied on their blocks
+//! ([`crate::quant`]): activations are quantised once per matrix (Q8_0 or Q8_K),
+//! as llama.cpp does. A batch of rows (several prompt tokens, or one new token
+//! of each of several sequences) reads each weight row once for all of them.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::config::LlamaConfig;
+use crate::formats::gguf::{Gguf, TensorKind};
+use crate::quant::{self, Activations, QuantFormat};
+use crate::{Error, Result, matmul, simd};
+
+/// A weight matrix of `rows` output features × `cols` inputs.
+#[derive(Debug)]
+enum Weights {
+    /// Quantised blocks, a byte range of the file.
+    Quant { format: QuantFormat, range: Range<usize> },
+    /// f32 (converted from F32/F16/BF16 at load).
+    Dense(Vec<f32>),
+}
+
+#[derive(Debug)]
+struct Matrix {
+    weights: Weights,
+    rows: usize,
+    cols: usize,
+}
+
+#[derive(Debug)]
+struct Block {
+    attn_norm: Vec<f32>,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
+    wo: Matrix,
+    ffn_norm: Vec<f32>,
+    w_gate: Matrix,
+    w_up: Matrix,
+    w_down: Matrix,
+}
+
+/// A LLaMA-family model loaded from a GGUF file (weights memory-mapped, not copied).
+#[derive(Debug)]
+pub struct LlamaModel {
+    config: LlamaConfig,
+    gguf: Gguf,
+    token_embd: Matrix,
+    output_norm: Vec<f32>,
+    /// `output.weight`, or the token embedding when the file ties them (SmolLM2 does).
+    output: Option<Matrix>,
+    blocks: Vec<Block>,
+    /// RoPE inverse frequencies θ^(−2i/head_dim), i < head_dim/2.
+    inv_freq: Vec<f32>,
+}
+
+/// The keys and values of every position a sequence has seen, per block.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    kv_dim: usize,
+    capacity: usize,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for up to `capacity` positions of `config`'s model.
+    pub fn new(config: &LlamaConfig, capacity: usize) -> KvCache {
+        let kv_dim = config.kv_dim();
+        let layer = || Vec::with_capacity(kv_dim * capacity.min(4096));
+        KvCache {
+            k: (0..config.n_layers).map(|_| layer()).collect(),
+            v: (0..config.n_layers).map(|_| layer()).collect(),
+            kv_dim,
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// Positions stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Positions it can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every position from `len` on (to reuse a shared prompt prefix, or to reset with 0).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        for layer in self.k.iter_mut().chain(self.v.iter_mut()) {
+            layer.truncate(self.len * self.kv_dim);
+        }
+    }
+
+    /// Bytes held by the keys and values.
+    pub fn memory_bytes(&self) -> usize {
+        self.k.iter().chain(&self.v).map(|l| l.capacity() * 4).sum()
+    }
+}
+
+/// One sequence's share of a batched forward pass: new tokens and its cache.
+#[derive(Debug)]
+pub struct SeqStep<'a> {
+    /// Tokens to append at positions `cache.len()..`.
+    pub tokens: &'a [u32],
+    /// The sequence's cache; it grows by `tokens.len()`.
+    pub cache: &'a mut KvCache,
+}
+
+/// One row of the batch: which sequence, which position.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    seq: usize,
+    pos: usize,
+}
+
+impl LlamaModel {
+    /// Opens a GGUF file and maps its weights.
+    ///
+    /// # Errors
+    /// The reader's errors; [`Error::UnsupportedModel`] for a non-LLaMA file or
+    /// tensors of unexpected shape or type; [`Error::MissingTensor`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<LlamaModel> {
+        LlamaModel::from_gguf(Gguf::open(path)?)
+    }
+
+    /// A model over an already parsed file.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::load`].
+    pub fn from_gguf(gguf: Gguf) -> Result<LlamaModel> {
+        let config = LlamaConfig::from_gguf(&gguf)?;
+        let c = &config;
+        let (d, kv, ff) = (c.d_model, c.kv_dim(), c.d_ff);
+        let matrix = |name: &str, rows: usize, cols: usize| matrix(&gguf, name, rows, cols);
+        let vector = |name: &str| vector(&gguf, name, d);
+        let mut blocks = Vec::with_capacity(c.n_layers);
+        for i in 0..c.n_layers {
+            let n = |t: &str| format!("blk.{i}.{t}.weight");
+            blocks.push(Block {
+                attn_norm: vector(&n("attn_norm"))?,
+                wq: matrix(&n("attn_q"), d, d)?,
+                wk: matrix(&n("attn_k"), kv, d)?,
+                wv: matrix(&n("attn_v"), kv, d)?,
+                wo: matrix(&n("attn_output"), d, d)?,
+                ffn_norm: vector(&n("ffn_norm"))?,
+                w_gate: matrix(&n("ffn_gate"), ff, d)?,
+                w_up: matrix(&n("ffn_up"), ff, d)?,
+                w_down: matrix(&n("ffn_down"), d, ff)?,
+            });
+        }
+        let token_embd = matrix("token_embd.weight", c.vocab_size, d)?;
+        let output = match gguf.tensor("output.weight") {
+            Ok(_) => Some(matrix("output.weight", c.vocab_size, d)?),
+            Err(Error::MissingTensor { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let output_norm = vector("output_norm.weight")?;
+        let half = c.head_dim / 2;
+        let inv_freq =
+            (0..half).map(|i| (c.rope_base as f64).powf(-2.0 * i as f64 / c.head_dim as f64) as f32).collect();
+        Ok(LlamaModel { config, gguf, token_embd, output_norm, output, blocks, inv_freq })
+    }
+
+    /// The model's shapes and constants.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The parsed file (metadata for the tokenizer and the chat template).
+    pub fn gguf(&self) -> &Gguf {
+        &self.gguf
+    }
+
+    /// Bytes of weights one decoded token reads (every matrix once, the output layer included):
+    /// the numerator of the bandwidth roofline.
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let size = |m: &Matrix| match &m.weights {
+            Weights::Quant { range, .. } => range.len(),
+            Weights::Dense(w) => w.len() * 4,
+        };
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down].into_iter().map(size).sum::<usize>())
+            .sum();
+        blocks + size(self.output.as_ref().unwrap_or(&self.token_embd))
+    }
+
+    /// A new, empty cache for up to `capacity` positions (at most the model's context).
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        KvCache::new(&self.config, capacity.min(self.config.context_len))
+    }
+
+    /// Appends `tokens` to the sequence of `cache` and returns the logits after its last token.
+    ///
+    /// # Errors
+    /// [`Error::ContextFull`]; [`Error::InvalidParameter`] for an empty `tokens` or an id
+    /// outside the vocabulary.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let mut logits = self.forward_batch(&mut [SeqStep { tokens, cache }])?;
+        Ok(logits.pop().unwrap_or_default())
+    }
+
+    /// Runs several sequences in one pass (continuous batching): every weight row is read once
+    /// for all their new tokens. Returns each sequence's logits after its last new token.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::forward`]; nothing is appended to any cache on error.
+    pub fn forward_batch(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let mut rows = Vec::new();
+        let mut last = Vec::with_capacity(steps.len());
+        for (seq, step) in steps.iter().enumerate() {
+            if step.tokens.is_empty() {
+                return Err(Error::InvalidParameter("a sequence step needs at least one token".into()));
+            }
+            if step.cache.len + step.tokens.len() > step.cache.capacity {
+                return Err(Error::ContextFull { capacity: step.cache.capacity });
+            }
+            if step.cache.kv_dim != c.kv_dim() || step.cache.k.len() != c.n_layers {
+                return Err(Error::InvalidParameter("the KV cache was made for another model".into()));
+            }
+            if let Some(&bad) = step.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+                return Err(Error::InvalidParameter(format!(
+                    "token id {bad} outside the vocabulary of {}",
+                    c.vocab_size
+                )));
+            }
+            rows.extend((0..step.tokens.len()).map(|i| Row { seq, pos: step.cache.len + i }));
+            last.push(rows.len() - 1);
+        }
+        let tokens: Vec<u32> = steps.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let (n, d, kv, ff) = (rows.len(), c.d_model, c.kv_dim(), c.d_ff);
+
+        let mut x = vec![0.0f32; n * d];
+        for (r, &t) in tokens.iter().enumerate() {
+            self.embed(t, &mut x[r * d..(r + 1) * d])?;
+        }
+        let mut xb = vec![0.0f32; n * d];
+        let (mut q, mut k, mut v) = (vec![0.0f32; n * d], vec![0.0f32; n * kv], vec![0.0f32; n * kv]);
+        let mut attn = vec![0.0f32; n * d];
+        let mut proj = vec![0.0f32; n * d];
+        let (mut gate, mut up) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
+
+        for (l, block) in self.blocks.iter().enumerate() {
+            rms_norm_rows(&x, &block.attn_norm, c.rms_eps, &mut xb, d);
+            self.matmul_rows(&mut [(&block.wq, &mut q), (&block.wk, &mut k), (&block.wv, &mut v)], &xb, n)?;
+            for (r, row) in rows.iter().enumerate() {
+                self.rope(&mut q[r * d..(r + 1) * d], row.pos);
+                self.rope(&mut k[r * kv..(r + 1) * kv], row.pos);
+                let cache = &mut *steps[row.seq].cache;
+                cache.k[l].extend_from_slice(&k[r * kv..(r + 1) * kv]);
+                cache.v[l].extend_from_slice(&v[r * kv..(r + 1) * kv]);
+            }
+            let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
+            attn.par_chunks_mut(d).zip(q.par_chunks(d)).zip(&rows).for_each(|((out, q), row)| {
+                self.attend(q, caches[row.seq], l, row.pos, out);
+            });
+            self.matmul_rows(&mut [(&block.wo, &mut proj)], &attn, n)?;
+            add_in_place(&mut x, &proj);
+
+            rms_norm_rows(&x, &block.ffn_norm, c.rms_eps, &mut xb, d);
+            self.matmul_rows(&mut [(&block.w_gate, &mut gate), (&block.w_up, &mut up)], &xb, n)?;
+            simd::silu_in_place(&mut gate);
+            for (g, u) in gate.iter_mut().zip(&up) {
+                *g *= u;
+            }
+            self.matmul_rows(&mut [(&block.w_down, &mut proj)], &gate, n)?;
+            add_in_place(&mut x, &proj);
+        }
+        for step in steps.iter_mut() {
+            step.cache.len += step.tokens.len();
+        }
+
+        // Only the rows whose logits are wanted go through the (large) output layer.
+        let mut xl = vec![0.0f32; last.len() * d];
+        for (i, &r) in last.iter().enumerate() {
+            simd::rms_norm(&x[r * d..(r + 1) * d], &self.output_norm, c.rms_eps, &mut xl[i * d..(i + 1) * d]);
+        }
+        let mut logits = vec![0.0f32; last.len() * c.vocab_size];
+        let output = self.output.as_ref().unwrap_or(&self.token_embd);
+        self.matmul_rows(&mut [(output, &mut logits)], &xl, last.len())?;
+        Ok(logits.chunks_exact(c.vocab_size).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Row `token` of the embedding table, dequantised into `out`.
+    fn embed(&self, token: u32, out: &mut [f32]) -> Result<()> {
+        let m = &self.token_embd;
+        let t = token as usize;
+        match &m.weights {
+            Weights::Quant { format, range } => {
+                let row_bytes = range.len() / m.rows;
+                let start = range.start + t * row_bytes;
+                quant::dequantize(*format, &self.gguf.as_bytes()[start..start + row_bytes], out)
+            }
+            Weights::Dense(w) => {
+                out.copy_from_slice(&w[t * m.cols..(t + 1) * m.cols]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Rotates each head of `x` (one position) by the angles of position `pos`, pairs `(2i, 2i+1)`.
+    fn rope(&self, x: &mut [f32], pos: usize) {
+        for head in x.chunks_exact_mut(self.config.head_dim) {
+            for (pair, &f) in head.chunks_exact_mut(2).zip(&self.inv_freq) {
+                let (sin, cos) = (pos as f32 * f).sin_cos();
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * cos - b * sin;
+                pair[1] = a * sin + b * cos;
+            }
+        }
+    }
+
+    /// Causal grouped-query attention of one row's query over positions `0..=pos` of its cache.
+    fn attend(&self, q: &[f32], cache: &KvCache, layer: usize, pos: usize, out: &mut [f32]) {
+        let c = &self.config;
+        let (hd, kv) = (c.head_dim, c.kv_dim());
+        let group = c.n_heads / c.n_kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (keys, values) = (&cache.k[layer], &cache.v[layer]);
+        let mut scores = vec![0.0f32; pos + 1];
+        for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
+            let g = (h / group) * hd;
+            for (t, s) in scores.iter_mut().enumerate() {
+                *s = simd::dot(qh, &keys[t * kv + g..t * kv + g + hd]) * scale;
+            }
+            simd::softmax_in_place(&mut scores);
+            oh.fill(0.0);
+            for (t, &p) in scores.iter().enumerate() {
+                simd::axpy(p, &values[t * kv + g..t * kv + g + hd], oh);
+            }
+        }
+    }
+
+    /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`; matrices that
+    /// share a quantised format share one quantisation of the activations.
+    fn matmul_rows(&self, jobs: &mut [(&Matrix, &mut [f32])], xs: &[f32], n: usize) -> Result<()> {
+        let mut acts: Option<(QuantFormat, Vec<Activations>)> = None;
+        for (m, _) in jobs.iter() {
+            if let Weights::Quant { format, .. } = &m.weights
+                && acts.as_ref().is_none_or(|(f, _)| f.activation_format() != format.activation_format())
+            {
+                let a =
+                    xs.chunks_exact(m.cols).map(|x| quant::quantize_activations(*format, x)).collect::<Result<_>>()?;
+                acts = Some((*format, a));
+            }
+        }
+        for (m, out) in jobs.iter_mut() {
+            self.matmul(m, xs, n, acts.as_ref().map(|(_, a)| a.as_slice()), &mut out[..n * m.rows])?;
+        }
+        Ok(())
+    }
+
+    fn matmul(&self, m: &Matrix, xs: &[f32], n: usize, acts: Option<&[Activations]>, out: &mut [f32]) -> Result<()> {
+        match &m.weights {
+            Weights::Dense(w) => {
+                matmul::gemm_nt(&xs[..n * m.cols], w, out, matmul::GemmShape { m: n, n: m.rows, k: m.cols })
+            }
+            Weights::Quant { format, range } => {
+                let bytes = &self.gguf.as_bytes()[range.clone()];
+                let requantised;
+                let acts = match acts {
+                    Some(a) if a.first().is_some_and(|a| a.format() == format.activation_format()) => a,
+                    _ => {
+                        requantised = xs
+                            .chunks_exact(m.cols)
+                            .map(|x| quant::quantize_activations(*format, x))
+                            .collect::<Result<Vec<_>>>()?;
+                        &requantised
+                    }
+                };
+                if n == 1 {
+                    return quant::gemv_activations(*format, bytes, m.rows, &acts[0], out);
+                }
+                quant_matmul(*format, bytes, m.rows, acts, out)
+            }
+        }
+    }
+}
+
+/// Rows per rayon task of the batched quantised matmul.
+const ROWS_PER_TASK: usize = 16;
+
+/// `out[b·rows + r] = W[r] · x_b` for every weight row `r` and activation `b`: each weight row
+/// is read once for the whole batch.
+fn quant_matmul(format: QuantFormat, bytes: &[u8], rows: usize, acts: &[Activations], out: &mut [f32]) -> Result<()> {
+    let n = acts.len();
+    let row_bytes = bytes.len() / rows;
+    let mut transposed = vec![0.0f32; rows * n];
+    transposed.par_chunks_mut(ROWS_PER_TASK * n).enumerate().try_for_each(|(task, chunk)| -> Result<()> {
+        for (i, dots) in chunk.chunks_exact_mut(n).enumerate() {
+            let r = task * ROWS_PER_TASK + i;
+            let w = &bytes[r * row_bytes..(r + 1) * row_bytes];
+            for (dot, act) in dots.iter_mut().zip(acts) {
+                *dot = quant::dot(format, w, act)?;
+            }
+        }
+        Ok(())
+    })?;
+    for (r, dots) in transposed.chunks_exact(n).enumerate() {
+        for (b, &v) in dots.iter().enumerate() {
+            out[b * rows + r] = v;
+        }
+    }
+    Ok(())
+}
+
+fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], d: usize) {
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        simd::rms_norm(xr, weight, eps, or);
+    }
+}
+
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    simd::axpy(1.0, &y[..x.len()], x);
+}
+
+/// The matrix `name`, checked to be `rows × cols`.
+fn matrix(gguf: &Gguf, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+    let t = gguf.tensor(name)?;
+    if t.row_len() != cols || t.rows() != rows || t.dims().len() != 2 {
+        return Err(Error::UnsupportedModel(format!("{name} has dims {:?}, expected [{cols}, {rows}]", t.dims())));
+    }
+    let weights = match t.kind() {
+        TensorKind::Quant(format) => {
+            let start = t.bytes.as_ptr() as usize - gguf.as_bytes().as_ptr() as usize;
+            Weights::Quant { format, range: start..start + t.bytes.len() }
+        }
+        TensorKind::F32 | TensorKind::F16 | TensorKind::BF16 => Weights::Dense(t.to_f32()?),
+        TensorKind::Other(ty) => {
+            return Err(Error::UnsupportedModel(format!("{name} is {ty}, which the decoder cannot multiply")));
+        }
+    };
+    Ok(Matrix { weights, rows, cols })
+}
+
+/// The f32 vector `name` of length `len` (a norm's weights).
+fn vector(gguf: &Gguf, name: &str, len: usize) -> Result<Vec<f32>> {
+    let t = gguf.tensor(name)?;
+    if t.info.n_elements as usize != len {
+        return Err(Error::UnsupportedModel(format!("{name} has {} elements, expected {len}", t.info.n_elements)));
+    }
+    t.to_f32()
+}
