@@ -6,6 +6,7 @@
 //!
 //! | module | feature | what it does |
 //! |---|---|---|
+//! | [`cache`] | always | where the venv and the models live (`$SOVEREIGN_CACHE`) |
 //! | [`simd`] | always | distances (dot, squared L2, cosine) and vector ops (reductions, softmax, GELU/SiLU, RMSNorm/LayerNorm) with runtime CPU dispatch and scalar twins |
 //! | [`ann`] | `ann` | exact top-k search and a production HNSW index |
 //! | [`fusion`] | always | reciprocal rank fusion of several ranked lists |
@@ -18,8 +19,10 @@
 //! | [`formats`] | `formats` | GGUF and safetensors model files, memory-mapped, with zero-copy tensor views |
 //! | [`tokenize`] | `tokenize` | byte-level BPE (from GGUF or tokenizer.json) with training, and WordPiece |
 //! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, chat template, generation |
+//! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 
+pub mod cache;
 pub mod fusion;
 pub mod matmul;
 pub mod quant;
@@ -51,6 +54,9 @@ pub mod nn;
 
 #[cfg(feature = "llm")]
 pub mod llm;
+
+#[cfg(feature = "serve")]
+pub mod serve;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -340,6 +346,11 @@ pub enum Error {
         /// Positions the cache was made for.
         capacity: usize,
     },
+    // -- serve: add server variants below this line --
+    /// The HTTP server could not bind or serve.
+    #[cfg(feature = "serve")]
+    #[error("server: {0}")]
+    Server(String),
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

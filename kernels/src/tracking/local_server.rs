@@ -46,17 +46,13 @@ impl LocalServerConfig {
     }
 }
 
-/// The Python of the course's venv: `$SOVEREIGN_PYTHON` if set, else
-/// `$SOVEREIGN_CACHE/venv/bin/python`, else `~/.cache/sovereign-ml/venv/bin/python`
+/// The Python of the course's venv: `$SOVEREIGN_PYTHON` if set, else [`crate::cache::venv_python`]
 /// (the venv `cargo xtask peers` installs MLflow into).
 pub fn default_python() -> PathBuf {
-    if let Some(py) = std::env::var_os("SOVEREIGN_PYTHON") {
-        return PathBuf::from(py);
+    match std::env::var_os("SOVEREIGN_PYTHON").filter(|p| !p.is_empty()) {
+        Some(py) => PathBuf::from(py),
+        None => crate::cache::venv_python(),
     }
-    let cache = std::env::var_os("SOVEREIGN_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".cache/sovereign-ml")
-    });
-    cache.join("venv/bin/python")
 }
 
 /// A port nobody listens on right now (0 if the system has none to give).

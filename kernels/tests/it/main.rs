@@ -35,3 +35,15 @@ mod formats;
 
 #[cfg(feature = "llm")]
 mod llm;
+
+#[cfg(feature = "nn")]
+mod nn;
+
+/// `kernels::cache` repeats the rule of `datasets::models::cache_dir` (kernels depends on nothing in the workspace).
+#[test]
+fn the_cache_folder_rule_is_the_one_datasets_uses() {
+    assert_eq!(kernels::cache::cache_dir(), datasets::models::cache_dir());
+}
+
+#[cfg(feature = "serve")]
+mod serve;

@@ -1,0 +1,184 @@
+//! `sovereign`: the command-line face of `kernels`: an OpenAI-compatible server, GGUF inspection, tokenisation.
+//!
+//! ```text
+//! sovereign serve --demo                      # SmolLM2-135M-Instruct + all-MiniLM-L6-v2 on 127.0.0.1:8080
+//! sovereign serve --model m.gguf --port 9000  # any LLaMA-family GGUF with a ChatML template
+//! sovereign gguf inspect m.gguf               # metadata and tensor table
+//! sovereign tokenize --model m.gguf "text"    # token ids and pieces
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use kernels::formats::gguf::{Gguf, MetadataValue};
+use kernels::serve::{ChatModel, EmbeddingModel, Models, ServerConfig};
+use kernels::tokenize::Bpe;
+
+/// The demo chat model (fetched by `cargo xtask models`).
+const DEMO_CHAT: (&str, &str) = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
+/// The demo embedding model's folder.
+const DEMO_EMBEDDING: &str = "all-minilm-l6-v2";
+
+#[derive(Parser)]
+#[command(name = "sovereign", version, about = "Serve, inspect and tokenise models with kernels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve an OpenAI-compatible API (chat, completions, embeddings, metrics).
+    Serve(ServeArgs),
+    /// Inspect model files.
+    Gguf {
+        #[command(subcommand)]
+        command: GgufCommand,
+    },
+    /// Print the token ids (and pieces) of a text with a GGUF model's tokenizer.
+    Tokenize {
+        /// The GGUF file whose tokenizer to use.
+        #[arg(long)]
+        model: PathBuf,
+        /// The text.
+        text: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GgufCommand {
+    /// Print the header, metadata and tensor table.
+    Inspect {
+        /// The GGUF file.
+        path: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Serve the bundled models (SmolLM2-135M-Instruct and all-MiniLM-L6-v2, from `cargo xtask models`).
+    #[arg(long)]
+    demo: bool,
+    /// A GGUF chat model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The id clients use for the chat model (default: the file stem).
+    #[arg(long)]
+    model_id: Option<String>,
+    /// A BERT sentence-embedding model folder (model.safetensors, config.json, tokenizer.json).
+    #[arg(long)]
+    embedding_model: Option<PathBuf>,
+    /// The id clients use for the embedding model (default: the folder name).
+    #[arg(long)]
+    embedding_id: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Sequences decoded together at most.
+    #[arg(long, default_value_t = 8)]
+    max_batch: usize,
+    /// KV-cache positions per sequence.
+    #[arg(long, default_value_t = 2048)]
+    context: usize,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Gguf { command: GgufCommand::Inspect { path } } => inspect(&path),
+        Command::Tokenize { model, text } => tokenize(&model, &text),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let (mut chat_path, mut embedding_dir) = (args.model.clone(), args.embedding_model.clone());
+    if args.demo {
+        let chat = kernels::cache::model_file(DEMO_CHAT.0, DEMO_CHAT.1);
+        let embed = kernels::cache::model_file(DEMO_EMBEDDING, "");
+        if !chat.is_file() || !embed.join("model.safetensors").is_file() {
+            bail!(
+                "the demo models are not in {}: run `cargo xtask models` first",
+                kernels::cache::cache_dir().display()
+            );
+        }
+        chat_path.get_or_insert(chat);
+        embedding_dir.get_or_insert(embed);
+    }
+    if chat_path.is_none() && embedding_dir.is_none() {
+        bail!("nothing to serve: give --demo, --model or --embedding-model");
+    }
+    let mut models = Models::default();
+    if let Some(path) = chat_path {
+        let id = match (&args.model_id, args.demo && args.model.is_none()) {
+            (Some(id), _) => id.clone(),
+            (None, true) => DEMO_CHAT.0.to_owned(),
+            (None, false) => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        eprintln!("loading chat model {id} from {}", path.display());
+        models.chat = Some(ChatModel::load(id, &path).with_context(|| format!("loading {}", path.display()))?);
+    }
+    if let Some(dir) = embedding_dir {
+        let dir = dir.components().as_path().to_path_buf();
+        let id = args.embedding_id.clone().unwrap_or_else(|| {
+            dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| DEMO_EMBEDDING.to_owned())
+        });
+        eprintln!("loading embedding model {id} from {}", dir.display());
+        models.embedding = Some(EmbeddingModel::load(id, &dir).with_context(|| format!("loading {}", dir.display()))?);
+    }
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
+    let config = ServerConfig { addr, max_batch: args.max_batch, context: args.context, ..ServerConfig::default() };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        eprintln!("serving on http://{} (Ctrl-C or SIGTERM stops gracefully)", listener.local_addr()?);
+        kernels::serve::serve(listener, config, models, shutdown_signal()).await?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn inspect(path: &PathBuf) -> Result<()> {
+    let gguf = Gguf::open(path).with_context(|| format!("reading {}", path.display()))?;
+    println!("GGUF v{}, alignment {}, data at byte {}", gguf.version(), gguf.alignment(), gguf.data_offset());
+    println!("\nmetadata ({}):", gguf.metadata_entries().len());
+    for (key, value) in gguf.metadata_entries() {
+        let shown = match value {
+            MetadataValue::Array(a) => format!("[{} × {}]", a.len(), a.element_type()),
+            MetadataValue::String(s) if s.len() > 80 => {
+                format!("{:?}… ({} bytes)", &s[..s.floor_char_boundary(80)], s.len())
+            }
+            other => format!("{other:?}"),
+        };
+        println!("  {key} = {shown}");
+    }
+    println!("\ntensors ({}):", gguf.tensor_infos().len());
+    for t in gguf.tensor_infos() {
+        println!("  {:<32} {:<6} {:?} {} bytes", t.name, t.ggml_type.to_string(), t.dims, t.n_bytes);
+    }
+    Ok(())
+}
+
+fn tokenize(model: &PathBuf, text: &str) -> Result<()> {
+    let gguf = Gguf::open(model).with_context(|| format!("reading {}", model.display()))?;
+    let bpe = Bpe::from_gguf(&gguf)?;
+    let ids = bpe.encode(text);
+    println!("{} tokens", ids.len());
+    for id in ids {
+        println!("{id:>6}  {:?}", bpe.token(id).unwrap_or("?"));
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Tests of `kernels::serve`: the OpenAI-compatible server, driven by the official `openai` Python client.
+//!
+//! References: the `openai` package (3.54.0, in the peers' venv) parses every
+//! answer, so shapes are what OpenAI's own client accepts; the greedy answer to
+//! "What is the capital of France?" is llama.cpp's for the same GGUF (recorded
+//! in the peers' notes: "The capital of France is Paris."); embeddings are
+//! compared with `nn::bert` called directly. Error answers and batching are
+//! checked over raw HTTP/1.1 so that nothing between the test and the server
+//! rewrites them.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kernels::serve::{ChatModel, EmbeddingModel, Models, ServerConfig};
+use serde_json::{Value, json};
+
+const CHAT: &str = "smollm2-135m-instruct";
+const EMBED: &str = "all-minilm-l6-v2";
+
+fn models() -> Models {
+    let gguf = datasets::models::file_path(CHAT, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap_or_else(|e| panic!("{e}"));
+    let dir = datasets::models::file_path(EMBED, "model.safetensors").unwrap_or_else(|e| panic!("{e}"));
+    Models {
+        chat: Some(ChatModel::load(CHAT, gguf).expect("chat model loads")),
+        embedding: Some(EmbeddingModel::load(EMBED, dir.parent().unwrap()).expect("embedding model loads")),
+    }
+}
+
+/// A server on a free port in a thread of its own; `stop` ends it gracefully.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(config: ServerConfig) -> Running {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let models = models();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let config = ServerConfig { addr, ..config };
+                kernels::serve::serve(listener, config, models, async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Running { addr, stop: Some(tx), thread: Some(thread) }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Asks for a graceful stop and waits until the server has finished.
+    fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+fn shared() -> &'static Running {
+    static SERVER: OnceLock<Running> = OnceLock::new();
+    SERVER.get_or_init(|| Running::start(ServerConfig { max_batch: 8, context: 512, ..ServerConfig::default() }))
+}
+
+/// One HTTP/1.1 request; returns the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body); // a server refusing a large body may close early
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn post_json(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    let (status, text) = http(addr, "POST", path, body.to_string().as_bytes());
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}")))
+}
+
+fn chat_body(content: &str, max_tokens: usize) -> Value {
+    json!({"model": CHAT, "messages": [{"role": "user", "content": content}], "temperature": 0, "max_tokens": max_tokens})
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    kernels::simd::cosine(a, b)
+}
+
+#[test]
+fn the_official_openai_client_chats_streams_completes_and_embeds() {
+    let server = shared();
+    let python = datasets::models::cache_dir().join("venv/bin/python");
+    let out = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/openai_client.py"))
+        .args([server.url().as_str(), CHAT, EMBED])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask peers`", python.display()));
+    assert!(
+        out.status.success(),
+        "openai_client.py failed (run `cargo xtask peers`?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Greedy decoding gives llama.cpp's answer for the same GGUF and prompt.
+    assert_eq!(v["chat"], "The capital of France is Paris.");
+    assert_eq!(v["chat_finish"], "stop");
+    assert_eq!(v["stream_text"], v["chat"], "streaming and non-streaming answers differ");
+    assert!(v["stream_chunks"].as_u64().unwrap() >= 4, "{v}");
+    assert_eq!(v["stream_finish"], json!(["stop"]));
+    assert_eq!(v["stream_usage"][0], v["chat_usage"]);
+    let usage = &v["chat_usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64(),
+        Some(usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap())
+    );
+    assert!(!v["completion"].as_str().unwrap().is_empty());
+    assert_eq!(v["models"], json!([EMBED, CHAT]));
+    assert_eq!(v["missing_model"]["status"], 404);
+
+    // Embeddings (base64 by the client's default, and float) equal the encoder called directly.
+    let direct = models().embedding.unwrap().model.embed(&["hello world", "The capital of France is Paris."]).unwrap();
+    let served: Vec<Vec<f32>> = serde_json::from_value(v["embeddings"].clone()).unwrap();
+    let float: Vec<f32> = serde_json::from_value(v["embedding_float"].clone()).unwrap();
+    assert_eq!(served.len(), 2);
+    for (s, d) in served.iter().zip(&direct) {
+        assert_eq!(s.len(), 384);
+        assert!(cosine(s, d) > 0.9999);
+    }
+    assert_eq!(float, served[0]);
+    // all-MiniLM-L6-v2's published embedding of "hello world" begins like this.
+    for (got, want) in float.iter().zip([-0.0345f32, 0.0310, 0.0067, 0.0261, -0.0394]) {
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    }
+}
+
+fn check_error(body: &[u8], path: &str, status: u16, code: Option<&str>, param: Option<&str>) {
+    let (got, text) = http(shared().addr, "POST", path, body);
+    assert_eq!(got, status, "{path}: {text}");
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"));
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(v["error"]["type"].is_string(), "{v}");
+    assert_eq!(v["error"]["code"].as_str(), code, "{v}");
+    assert_eq!(v["error"]["param"].as_str(), param, "{v}");
+}
+
+#[test]
+fn bad_requests_get_openai_shaped_errors() {
+    let chat = "/v1/chat/completions";
+    check_error(b"{not json", chat, 400, None, None);
+    check_error(br#"{"model": "smollm2-135m-instruct"}"#, chat, 400, None, None);
+    check_error(
+        json!({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}).to_string().as_bytes(),
+        chat,
+        404,
+        Some("model_not_found"),
+        Some("model"),
+    );
+    let mut body = chat_body("hi", 4);
+    body["temperature"] = json!(3.5);
+    check_error(body.to_string().as_bytes(), chat, 400, None, Some("temperature"));
+    let mut body = chat_body("hi", 4);
+    body["n"] = json!(2);
+    check_error(body.to_string().as_bytes(), chat, 400, None, Some("n"));
+    check_error(json!({"model": CHAT, "messages": []}).to_string().as_bytes(), chat, 400, None, Some("messages"));
+    let huge = json!({"model": CHAT, "messages": [{"role": "user", "content": "x".repeat(2 << 20)}]});
+    check_error(huge.to_string().as_bytes(), chat, 413, Some("request_too_large"), None);
+    let long = chat_body(&"Paris is lovely. ".repeat(200), 4);
+    check_error(long.to_string().as_bytes(), chat, 400, Some("context_length_exceeded"), Some("messages"));
+    check_error(
+        json!({"model": EMBED, "input": []}).to_string().as_bytes(),
+        "/v1/embeddings",
+        400,
+        None,
+        Some("input"),
+    );
+    check_error(
+        json!({"model": CHAT, "input": "x"}).to_string().as_bytes(),
+        "/v1/embeddings",
+        404,
+        Some("model_not_found"),
+        Some("model"),
+    );
+    check_error(b"{}", "/v1/nothing-here", 404, None, None);
+}
+
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_answer_as_if_alone() {
+    let server = shared();
+    let questions = ["What is 2 + 2?", "Name a colour.", "What is the capital of Italy?", "Say hello."];
+    let alone: Vec<Value> =
+        questions.iter().map(|q| post_json(server.addr, "/v1/chat/completions", &chat_body(q, 24)).1).collect();
+    let addr = server.addr;
+    let together: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = questions
+            .iter()
+            .map(|q| s.spawn(move || post_json(addr, "/v1/chat/completions", &chat_body(q, 24)).1))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (a, t) in alone.iter().zip(&together) {
+        assert_eq!(a["choices"][0]["message"]["content"], t["choices"][0]["message"]["content"]);
+        assert_eq!(a["usage"], t["usage"]);
+    }
+    let (status, page) = http(server.addr, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    assert!(metric(&page, "sovereign_max_batch_size") >= 2.0, "requests were not batched:\n{page}");
+    assert!(metric(&page, "sovereign_generated_tokens_total") >= 8.0);
+    assert!(page.contains("sovereign_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"}"));
+    let (status, health) = http(server.addr, "GET", "/health", b"");
+    assert_eq!((status, health.as_str()), (200, r#"{"status":"ok"}"#));
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_request_in_flight() {
+    let server = Running::start(ServerConfig { max_batch: 2, context: 256, ..ServerConfig::default() });
+    let addr = server.addr;
+    let in_flight =
+        std::thread::spawn(move || post_json(addr, "/v1/chat/completions", &chat_body("Tell me a story.", 48)));
+    std::thread::sleep(Duration::from_millis(300));
+    server.stop();
+    let (status, answer) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(TcpStream::connect(addr).is_err(), "the server still accepts connections");
+}
