@@ -4,17 +4,20 @@
 //! | piece | what it is |
 //! |---|---|
 //! | [`LlamaConfig`] | shapes and constants from the file's `llama.*` metadata |
+//! | [`attention`] | causal grouped-query attention of one position over a KV cache |
 //! | [`LlamaModel`], [`KvCache`], [`SeqStep`] | the forward pass on the memory-mapped blocks; batched over sequences |
 //! | [`Sampler`], [`SamplerConfig`] | greedy, temperature, top-k, top-p; seeded |
 //! | [`ChatTemplate`], [`ChatMessage`] | ChatML prompts (SmolLM2's template, with its default system prompt) |
 //! | [`generate`] | prompt → tokens until a stop token or the token budget |
 
+pub mod attention;
 pub mod chat;
 pub mod config;
 pub mod generate;
 pub mod model;
 pub mod sample;
 
+pub use attention::{AttentionShape, attention, rope_frequencies, rope_in_place};
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};

@@ -18,6 +18,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::attention::{AttentionShape, attention, rope_frequencies, rope_in_place};
 use super::config::LlamaConfig;
 use crate::formats::gguf::{Gguf, TensorKind};
 use crate::quant::{self, Activations, QuantFormat};
@@ -177,9 +178,7 @@ impl LlamaModel {
             Err(e) => return Err(e),
         };
         let output_norm = vector("output_norm.weight")?;
-        let half = c.head_dim / 2;
-        let inv_freq =
-            (0..half).map(|i| (c.rope_base as f64).powf(-2.0 * i as f64 / c.head_dim as f64) as f32).collect();
+        let inv_freq = rope_frequencies(c.head_dim, c.rope_base);
         Ok(LlamaModel { config, gguf, token_embd, output_norm, output, blocks, inv_freq })
     }
 
@@ -268,8 +267,8 @@ impl LlamaModel {
             rms_norm_rows(&x, &block.attn_norm, c.rms_eps, &mut xb, d);
             self.matmul_rows(&mut [(&block.wq, &mut q), (&block.wk, &mut k), (&block.wv, &mut v)], &xb, n)?;
             for (r, row) in rows.iter().enumerate() {
-                self.rope(&mut q[r * d..(r + 1) * d], row.pos);
-                self.rope(&mut k[r * kv..(r + 1) * kv], row.pos);
+                rope_in_place(&mut q[r * d..(r + 1) * d], row.pos, &self.inv_freq);
+                rope_in_place(&mut k[r * kv..(r + 1) * kv], row.pos, &self.inv_freq);
                 let cache = &mut *steps[row.seq].cache;
                 cache.k[l].extend_from_slice(&k[r * kv..(r + 1) * kv]);
                 cache.v[l].extend_from_slice(&v[r * kv..(r + 1) * kv]);
@@ -322,37 +321,12 @@ impl LlamaModel {
         }
     }
 
-    /// Rotates each head of `x` (one position) by the angles of position `pos`, pairs `(2i, 2i+1)`.
-    fn rope(&self, x: &mut [f32], pos: usize) {
-        for head in x.chunks_exact_mut(self.config.head_dim) {
-            for (pair, &f) in head.chunks_exact_mut(2).zip(&self.inv_freq) {
-                let (sin, cos) = (pos as f32 * f).sin_cos();
-                let (a, b) = (pair[0], pair[1]);
-                pair[0] = a * cos - b * sin;
-                pair[1] = a * sin + b * cos;
-            }
-        }
-    }
-
     /// Causal grouped-query attention of one row's query over positions `0..=pos` of its cache.
     fn attend(&self, q: &[f32], cache: &KvCache, layer: usize, pos: usize, out: &mut [f32]) {
         let c = &self.config;
-        let (hd, kv) = (c.head_dim, c.kv_dim());
-        let group = c.n_heads / c.n_kv_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let (keys, values) = (&cache.k[layer], &cache.v[layer]);
-        let mut scores = vec![0.0f32; pos + 1];
-        for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
-            let g = (h / group) * hd;
-            for (t, s) in scores.iter_mut().enumerate() {
-                *s = simd::dot(qh, &keys[t * kv + g..t * kv + g + hd]) * scale;
-            }
-            simd::softmax_in_place(&mut scores);
-            oh.fill(0.0);
-            for (t, &p) in scores.iter().enumerate() {
-                simd::axpy(p, &values[t * kv + g..t * kv + g + hd], oh);
-            }
-        }
+        let seen = (pos + 1) * c.kv_dim();
+        let shape = AttentionShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
+        attention(q, &cache.k[layer][..seen], &cache.v[layer][..seen], shape, out);
     }
 
     /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`; matrices that

@@ -1,0 +1,49 @@
+"""Prefill and decode throughput of llama.cpp (through llama-cpp-python) on a GGUF, printed as JSON.
+
+The same workload as kernels/examples/llm_throughput.rs: a prompt of fixed
+token ids, then greedy decoding, best of ROUNDS. llama.cpp's OpenMP threads
+spin unless OMP_WAIT_POLICY=PASSIVE (set it in the environment).
+
+usage: python llama_cpp_throughput.py MODEL.gguf PROMPT_TOKENS DECODE_TOKENS ROUNDS THREADS
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+from llama_cpp import Llama
+
+
+def last_argmax(llm: Llama) -> int:
+    """Greedy choice from the logits of the last evaluated token (llama-cpp-python keeps none itself
+    unless logits_all, which would copy every row)."""
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+    return int(np.argmax(logits))
+
+
+def main() -> None:
+    path, n_prompt, n_decode, rounds, threads = sys.argv[1], *map(int, sys.argv[2:6])
+    llm = Llama(model_path=path, n_ctx=n_prompt + n_decode + 8, n_batch=n_prompt + n_decode + 8, n_threads=threads,
+                n_threads_batch=threads, verbose=False, logits_all=False)
+    prompt = [100 + (i * 7919) % 40000 for i in range(n_prompt)]
+    best_prefill = best_decode = 0.0
+    tokens = []
+    for _ in range(rounds):
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(prompt)
+        best_prefill = max(best_prefill, n_prompt / (time.perf_counter() - start))
+        tokens = []
+        nxt = last_argmax(llm)
+        start = time.perf_counter()
+        for _ in range(n_decode):
+            tokens.append(nxt)
+            llm.eval([nxt])
+            nxt = last_argmax(llm)
+        best_decode = max(best_decode, n_decode / (time.perf_counter() - start))
+    json.dump({"prefill_tok_s": best_prefill, "decode_tok_s": best_decode, "tokens": tokens}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

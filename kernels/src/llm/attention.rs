@@ -1,0 +1,68 @@
+//! Causal grouped-query attention of one query position over a KV cache.
+//!
+//! Scaled dot-product attention (Vaswani et al., "Attention Is All You Need",
+//! 2017) with grouped-query heads (Ainslie et al., "GQA", 2023): query head `h`
+//! reads key/value head `h / (n_heads / n_kv_heads)`.
+//!
+//! ```text
+//! out_h = Σ_t softmax_t(q_h · k_t,g / √d) · v_t,g      for t = 0 .. positions-1
+//! ```
+
+use crate::simd;
+
+/// The head layout of one attention call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (divides `n_heads`).
+    pub n_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+/// Attention of query `q` (`n_heads · head_dim`) over the first `keys.len() / kv_dim` cached
+/// positions (`keys` and `values` are positions × `n_kv_heads · head_dim`, row-major), into `out`
+/// (`n_heads · head_dim`). The caller passes only the positions the query may see (causality).
+///
+/// # Panics
+/// If the slices do not match `shape` (the callers in this crate size them from the model).
+pub fn attention(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, out: &mut [f32]) {
+    let AttentionShape { n_heads, n_kv_heads, head_dim: hd } = shape;
+    let kv = n_kv_heads * hd;
+    assert!(q.len() == n_heads * hd && out.len() == q.len() && keys.len() == values.len() && keys.len() % kv == 0);
+    let positions = keys.len() / kv;
+    let group = n_heads / n_kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut scores = vec![0.0f32; positions];
+    for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
+        let g = (h / group) * hd;
+        for (t, s) in scores.iter_mut().enumerate() {
+            *s = simd::dot(qh, &keys[t * kv + g..t * kv + g + hd]) * scale;
+        }
+        simd::softmax_in_place(&mut scores);
+        oh.fill(0.0);
+        for (t, &p) in scores.iter().enumerate() {
+            simd::axpy(p, &values[t * kv + g..t * kv + g + hd], oh);
+        }
+    }
+}
+
+/// RoPE's inverse frequencies `base^(−2i/head_dim)` for `i < head_dim / 2` (Su et al., "RoFormer", 2021).
+pub fn rope_frequencies(head_dim: usize, base: f32) -> Vec<f32> {
+    (0..head_dim / 2).map(|i| (base as f64).powf(-2.0 * i as f64 / head_dim as f64) as f32).collect()
+}
+
+/// Rotates every head of `x` (one position, heads of `2 · inv_freq.len()` values) by the angles of
+/// position `pos`, on adjacent pairs `(x[2i], x[2i+1])` (llama.cpp's "normal" RoPE, which GGUF
+/// LLaMA weights are permuted for).
+pub fn rope_in_place(x: &mut [f32], pos: usize, inv_freq: &[f32]) {
+    for head in x.chunks_exact_mut(2 * inv_freq.len()) {
+        for (pair, &f) in head.chunks_exact_mut(2).zip(inv_freq) {
+            let (sin, cos) = (pos as f32 * f).sin_cos();
+            let (a, b) = (pair[0], pair[1]);
+            pair[0] = a * cos - b * sin;
+            pair[1] = a * sin + b * cos;
+        }
+    }
+}
