@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_kernels;
+mod bench_llm;
 mod book;
 mod check;
 mod ci;
@@ -59,7 +60,8 @@ enum Command {
         weeks: Vec<String>,
     },
     /// Benchmark a week's lab against `kernels` (and the solution and peers when present);
-    /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth.
+    /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth;
+    /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline.
     Bench {
         week: String,
         #[arg(long)]
@@ -143,6 +145,7 @@ fn main() -> Result<()> {
                 if render_only { bench_kernels::Mode::RenderRecord } else { bench_kernels::Mode::Measure { quick } };
             bench_kernels::run(&ws, mode, out)
         }
+        Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
         Command::Book { serve } => book::run(&ws, serve),
         Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
