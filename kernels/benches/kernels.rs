@@ -21,6 +21,14 @@ mod matmul;
 mod ops;
 #[path = "kernels/quant.rs"]
 mod quant;
+#[cfg(feature = "tokenize")]
+#[path = "kernels/tokenize.rs"]
+mod tokenize;
+/// Without the `tokenize` feature the tokenizer group is empty.
+#[cfg(not(feature = "tokenize"))]
+mod tokenize {
+    pub fn benches() {}
+}
 
 #[cfg(not(feature = "gpu"))]
 criterion_main!(
@@ -30,7 +38,8 @@ criterion_main!(
     matmul::benches,
     lowp::benches,
     ops::benches,
-    quant::benches
+    quant::benches,
+    tokenize::benches
 );
 #[cfg(feature = "gpu")]
 criterion_main!(
@@ -41,5 +50,6 @@ criterion_main!(
     lowp::benches,
     ops::benches,
     quant::benches,
+    tokenize::benches,
     gpu::benches
 );

@@ -9,7 +9,8 @@ use crate::tools;
 
 /// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s);
 /// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
-/// pyarrow and deltalake read back what `kernels::data` writes.
+/// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
+/// reference `kernels::tokenize` must match token for token.
 const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
@@ -19,6 +20,8 @@ const PACKAGES: &[&str] = &[
     "pyarrow==25.0.1", // mlflow 3.17 requires pyarrow < 26
     "deltalake==1.6.6",
     "pandas==3.1.1",
+    "tokenizers==0.23.3",
+    "safetensors==0.8.0", // reads all-MiniLM-L6-v2 for kernels::formats and the NumPy BERT of kernels::nn
 ];
 
 pub fn install(ws: &Workspace) -> Result<()> {
