@@ -10,7 +10,7 @@ use crate::tools;
 /// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s);
 /// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
 /// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
-/// reference `kernels::tokenize` must match token for token.
+/// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`.
 const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
@@ -22,6 +22,7 @@ const PACKAGES: &[&str] = &[
     "pandas==3.1.1",
     "tokenizers==0.23.3",
     "safetensors==0.8.0", // reads all-MiniLM-L6-v2 for kernels::formats and the NumPy BERT of kernels::nn
+    "openai==3.54.0", // the official client that drives kernels::serve in its tests
 ];
 
 pub fn install(ws: &Workspace) -> Result<()> {

@@ -69,27 +69,48 @@ impl ChatTemplate {
     /// The prompt text for `messages`, ending with the opening of an assistant turn
     /// when `add_generation_prompt` is set.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-        let mut out = String::new();
-        let turn = |out: &mut String, role: &str, content: &str| {
-            out.push_str(IM_START);
-            out.push_str(role);
-            out.push('\n');
-            out.push_str(content);
-            out.push_str(IM_END);
-            out.push('\n');
+        self.render_parts(messages, add_generation_prompt).iter().map(ChatPart::text).collect()
+    }
+
+    /// [`ChatTemplate::render`] in pieces: the template's own text (with its special tokens)
+    /// apart from the messages' contents, so that a server can tokenise contents without
+    /// special tokens: a user who types `<|im_start|>` must not open a turn.
+    pub fn render_parts(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Vec<ChatPart> {
+        let mut parts = Vec::new();
+        let mut turn = |role: &str, content: &str| {
+            parts.push(ChatPart::Template(format!("{IM_START}{role}\n")));
+            parts.push(ChatPart::Content(content.to_owned()));
+            parts.push(ChatPart::Template(format!("{IM_END}\n")));
         };
         if let Some(system) = &self.default_system
             && messages.first().is_some_and(|m| m.role != "system")
         {
-            turn(&mut out, "system", system);
+            turn("system", system);
         }
         for m in messages {
-            turn(&mut out, &m.role, &m.content);
+            turn(&m.role, &m.content);
         }
         if add_generation_prompt {
-            out.push_str(IM_START);
-            out.push_str("assistant\n");
+            parts.push(ChatPart::Template(format!("{IM_START}assistant\n")));
         }
-        out
+        parts
+    }
+}
+
+/// A piece of a rendered conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatPart {
+    /// Text of the template: tokenised with its special tokens.
+    Template(String),
+    /// A message's content: tokenised as plain text.
+    Content(String),
+}
+
+impl ChatPart {
+    /// The text.
+    pub fn text(&self) -> &str {
+        match self {
+            ChatPart::Template(t) | ChatPart::Content(t) => t,
+        }
     }
 }

@@ -63,7 +63,7 @@ impl LlamaConfig {
             d_ff: u("feed_forward_length")?,
             n_heads,
             n_kv_heads,
-            head_dim: if n_heads == 0 { 0 } else { d_model / n_heads },
+            head_dim: d_model.checked_div(n_heads).unwrap_or(0),
             rope_base,
             rms_eps: gguf.get_f32("llama.attention.layer_norm_rms_epsilon")?,
             context_len: u("context_length")?,
@@ -83,13 +83,13 @@ impl LlamaConfig {
         if self.n_layers == 0 || self.d_model == 0 || self.d_ff == 0 || self.vocab_size == 0 {
             return bad(format!("empty shape in {self:?}"));
         }
-        if self.n_heads == 0 || self.n_kv_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.n_heads == 0 || self.n_kv_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!("{} heads do not divide d_model {}", self.n_heads, self.d_model));
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad(format!("{} KV heads do not divide {} query heads", self.n_kv_heads, self.n_heads));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!("RoPE needs an even head width, got {}", self.head_dim));
         }
         if !(self.rms_eps > 0.0 && self.rope_base > 1.0) {

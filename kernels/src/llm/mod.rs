@@ -18,7 +18,7 @@ pub mod model;
 pub mod sample;
 
 pub use attention::{AttentionShape, attention, rope_frequencies, rope_in_place};
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{ChatMessage, ChatPart, ChatTemplate};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};
 pub use model::{KvCache, LlamaModel, SeqStep};

@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::llm::{ChatMessage, ChatTemplate, FinishReason, LlamaModel, SamplerConfig};
+use crate::llm::{ChatMessage, ChatPart, ChatTemplate, FinishReason, LlamaModel, SamplerConfig};
 use crate::nn::bert::BertModel;
 use crate::tokenize::Bpe;
 use crate::{Error, Result};
@@ -376,8 +376,21 @@ async fn chat_completions_inner(
         request.stream,
         request.stream_options.is_some_and(|o| o.include_usage),
     )?;
-    let prompt = chat.tokenizer.encode(&chat.template.render(&messages, true));
+    let prompt = encode_chat(chat, &messages);
     run_generation(state, &request.model, prompt, params, Flavour::Chat).await
+}
+
+/// Token ids of a conversation: the template's text with special tokens, the contents without
+/// (so that typed `<|im_start|>` stays text).
+fn encode_chat(chat: &ChatModel, messages: &[ChatMessage]) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for part in chat.template.render_parts(messages, true) {
+        match part {
+            ChatPart::Template(t) => ids.extend(chat.tokenizer.encode(&t)),
+            ChatPart::Content(c) => ids.extend(chat.tokenizer.encode_ordinary(&c)),
+        }
+    }
+    ids
 }
 
 async fn completions(State(state): State<Arc<AppState>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -406,7 +419,7 @@ async fn completions_inner(
         request.stream,
         false,
     )?;
-    let tokens = chat.tokenizer.encode(prompt);
+    let tokens = chat.tokenizer.encode_ordinary(prompt);
     run_generation(state, &request.model, tokens, params, Flavour::Text).await
 }
 
