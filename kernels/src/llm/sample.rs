@@ -2,8 +2,9 @@
 //!
 //! Top-p follows Holtzman et al., "The Curious Case of Neural Text
 //! Degeneration" (ICLR 2020): keep the smallest set of most likely tokens whose
-//! probabilities add up to at least `p`. The order of the filters is llama.cpp's
-//! default chain: top-k, then top-p, then temperature and the draw.
+//! probabilities add up to at least `p`. The order is Hugging Face's:
+//! top-k on the logits, then temperature, then top-p on the tempered
+//! distribution, then the draw.
 
 /// How to sample. `temperature == 0` is greedy decoding.
 #[derive(Debug, Clone, Copy, PartialEq)]
