@@ -144,12 +144,22 @@ fn table(record: &Value) -> String {
     out
 }
 
+/// The name of a row's series: its `impl`, prefixed by its `group` column when
+/// the record has one (several operations in one record, e.g. `"op"`).
+fn series_name(record: &Value, row: &Value) -> String {
+    let imp = row["impl"].as_str().unwrap_or("?");
+    match record["group"].as_str() {
+        Some(g) => format!("{} · {imp}", row[g].as_str().unwrap_or("?")),
+        None => imp.to_string(),
+    }
+}
+
 /// Each series' (x, y) points.
 fn series(record: &Value) -> Vec<Series> {
     let (x, y) = (record["x"].as_str().unwrap_or(""), record["y"].as_str().unwrap_or(""));
     let mut out: Vec<Series> = Vec::new();
     for row in record["rows"].as_array().into_iter().flatten() {
-        let name = row["impl"].as_str().unwrap_or("?").to_string();
+        let name = series_name(record, row);
         let (Some(px), Some(py)) = (row[x].as_f64(), row[y].as_f64()) else { continue };
         match out.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push((px, py)),
@@ -185,19 +195,35 @@ fn summarise(record: &Value) -> Vec<String> {
         record["targets"].as_array().map(|t| t.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
     let y = record["y"].as_str().unwrap_or("y");
     let x = record["x"].as_str().unwrap_or("x");
+    // Without a group column there is one reference series; with one, each group
+    // (`"<group> · …"`) is compared with its own `"<group> · <reference>"`.
+    let mut groups: Vec<(String, String)> = Vec::new();
+    match record["group"].as_str() {
+        None => groups.push((String::new(), reference.to_string())),
+        Some(g) => {
+            for row in record["rows"].as_array().into_iter().flatten() {
+                let prefix = format!("{} · ", row[g].as_str().unwrap_or("?"));
+                if !groups.iter().any(|(p, _)| *p == prefix) {
+                    groups.push((prefix.clone(), format!("{prefix}{reference}")));
+                }
+            }
+        }
+    }
     let mut lines = Vec::new();
-    let Some(base) = all.iter().find(|s| s.name == reference) else { return lines };
-    for &target in &targets {
-        let Some(base_y) = y_at(&base.points, target) else {
-            lines.push(format!("{reference} never reaches {x} {target}"));
-            continue;
-        };
-        for s in &all {
-            let line = match y_at(&s.points, target) {
-                Some(v) => format!("{x} {target}: {} {y} {v:.0} = {:.2}× {reference}", s.name, v / base_y),
-                None => format!("{x} {target}: {} never reaches it", s.name),
+    for (prefix, base_name) in &groups {
+        let Some(base) = all.iter().find(|s| s.name == *base_name) else { continue };
+        for &target in &targets {
+            let Some(base_y) = y_at(&base.points, target) else {
+                lines.push(format!("{base_name} never reaches {x} {target}"));
+                continue;
             };
-            lines.push(line);
+            for s in all.iter().filter(|s| s.name.starts_with(prefix.as_str())) {
+                let line = match y_at(&s.points, target) {
+                    Some(v) => format!("{x} {target}: {} {y} {v:.0} = {:.2}× {base_name}", s.name, v / base_y),
+                    None => format!("{x} {target}: {} never reaches it", s.name),
+                };
+                lines.push(line);
+            }
         }
     }
     lines
@@ -228,5 +254,24 @@ mod tests {
         assert!((y_at(&pts, 0.93).unwrap() - 700.0).abs() < 1e-6);
         assert_eq!(y_at(&pts, 0.80), Some(1000.0));
         assert_eq!(y_at(&pts, 0.995), None);
+    }
+
+    #[test]
+    fn grouped_records_compare_each_group_with_its_own_reference() {
+        let record = serde_json::json!({
+            "x": "rows", "y": "rows/s", "group": "op", "reference": "kernels", "targets": [100],
+            "rows": [
+                { "op": "stats", "impl": "kernels", "rows": 100, "rows/s": 1000.0 },
+                { "op": "stats", "impl": "lab", "rows": 100, "rows/s": 500.0 },
+                { "op": "join", "impl": "kernels", "rows": 100, "rows/s": 10.0 },
+                { "op": "join", "impl": "lab", "rows": 100, "rows/s": 20.0 },
+            ],
+        });
+        let names: Vec<String> = series(&record).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["stats · kernels", "stats · lab", "join · kernels", "join · lab"]);
+        let lines = summarise(&record);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[1].contains("stats · lab") && lines[1].contains("0.50× stats · kernels"), "{lines:?}");
+        assert!(lines[3].contains("join · lab") && lines[3].contains("2.00× join · kernels"), "{lines:?}");
     }
 }

@@ -11,7 +11,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-const COLOURS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+const COLOURS: &[&str] =
+    &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 /// Renders `series` as an SVG document; y is drawn on a log scale when every y is positive.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
