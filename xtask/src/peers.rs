@@ -22,7 +22,7 @@ const PACKAGES: &[&str] = &[
     "pandas==3.1.1",
     "tokenizers==0.23.3",
     "safetensors==0.8.0", // reads all-MiniLM-L6-v2 for kernels::formats and the NumPy BERT of kernels::nn
-    "openai==3.54.0", // the official client that drives kernels::serve in its tests
+    "openai==3.54.0",     // the official client that drives kernels::serve in its tests
 ];
 
 pub fn install(ws: &Workspace) -> Result<()> {

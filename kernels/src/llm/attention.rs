@@ -30,7 +30,9 @@ pub struct AttentionShape {
 pub fn attention(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, out: &mut [f32]) {
     let AttentionShape { n_heads, n_kv_heads, head_dim: hd } = shape;
     let kv = n_kv_heads * hd;
-    assert!(q.len() == n_heads * hd && out.len() == q.len() && keys.len() == values.len() && keys.len().is_multiple_of(kv));
+    assert!(
+        q.len() == n_heads * hd && out.len() == q.len() && keys.len() == values.len() && keys.len().is_multiple_of(kv)
+    );
     let positions = keys.len() / kv;
     let group = n_heads / n_kv_heads;
     let scale = 1.0 / (hd as f32).sqrt();
