@@ -62,11 +62,25 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), lab::now_millis(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// A fresh folder under the system temp dir (removed at the end of the test that made it).
-fn scratch(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(&format!("c3w1-hidden-{prefix}")));
-    std::fs::create_dir_all(&dir).expect("creating a scratch folder");
-    dir
+/// A fresh folder under the system temp dir, removed on drop (also when the test panics).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(prefix: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique(&format!("c3w1-hidden-{prefix}")));
+        std::fs::create_dir_all(&dir).expect("creating a scratch folder");
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 async fn lab_run(c: &TrackingClient, prefix: &str) -> (String, Run) {
@@ -901,7 +915,8 @@ graded! {
             ("sub/deeper/read me.md", b"# spaces survive\n".to_vec()),
             ("sub/empty.txt", Vec::new()),
         ];
-        let dir = scratch("tree");
+        let scratch = Scratch::new("tree");
+        let dir = scratch.path();
         write_tree(&dir.join("tree"), &files);
         std::fs::create_dir_all(dir.join("tree/nothing-here")).expect("an empty folder");
         std::fs::write(dir.join("notes.txt"), "hello from the lab\n").expect("write");
@@ -934,7 +949,6 @@ graded! {
             assert_eq!(back["contents"][format!("model/{p}")], hex(bytes).as_str(), "content of model/{p}");
         }
         assert_eq!(back["contents"]["notes.txt"], hex(b"hello from the lab\n").as_str());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Bytes under a path with spaces read back through kernels; empty and escaping paths are refused.

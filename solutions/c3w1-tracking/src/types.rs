@@ -206,6 +206,7 @@ impl RunData {
     }
 }
 
+// ANCHOR: metric
 /// One metric measurement (`Metric`): a point of the time series `key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
@@ -221,6 +222,7 @@ pub struct Metric {
     #[serde(default, deserialize_with = "deserialize_i64")]
     pub step: i64,
 }
+// ANCHOR_END: metric
 
 impl Metric {
     /// A measurement of `key` at `step`, timestamped now. Given.
@@ -296,6 +298,7 @@ enum NumberOrText {
 }
 // END SOLUTION
 
+// ANCHOR: deserialize_i64
 /// Task c3w1.types (part of 10 points): reads an int64 written as a JSON
 /// number (`5`) or as a string (`"5"`).
 ///
@@ -303,6 +306,7 @@ enum NumberOrText {
 /// (`5.5`), a non-numeric string or any other JSON value is an error
 /// (`serde::de::Error::custom`). Used with `#[serde(deserialize_with = ...)]`.
 pub fn deserialize_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    // ANCHOR_END: deserialize_i64
     // BEGIN SOLUTION c3w1.types
     match NumberOrText::deserialize(d)? {
         NumberOrText::Int(i) => Ok(i),

@@ -36,6 +36,23 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{}", std::process::id(), now_millis(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A fresh folder under the system temp dir, removed on drop (also when the test panics).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(&format!("c3w1-visible-{tag}")));
+        std::fs::create_dir_all(&dir).expect("creating a temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh experiment and a run in it.
 async fn new_run(client: &TrackingClient, prefix: &str) -> (String, Run) {
     let experiment_id = client.create_experiment(&unique(prefix)).await.expect("create_experiment");
@@ -182,15 +199,13 @@ graded! {
         block_on(async {
             let c = client();
             let (_, run) = new_run(&c, "visible-artifacts").await;
-            let dir = std::env::temp_dir().join(unique("c3w1-visible-artifacts"));
-            std::fs::create_dir_all(&dir).unwrap();
-            let file = dir.join("notes.txt");
+            let dir = TempDir::new("artifacts");
+            let file = dir.0.join("notes.txt");
             std::fs::write(&file, "hello from the lab\n").unwrap();
             let path = c.upload_artifact(&run.info, &file, Some("docs")).await.expect("upload_artifact");
             assert_eq!(path, "docs/notes.txt");
             let back = c.read_artifact(&run.info, "docs/notes.txt").await.expect("read_artifact");
             assert_eq!(String::from_utf8_lossy(&back), "hello from the lab\n");
-            let _ = std::fs::remove_dir_all(&dir);
         });
     }
 
