@@ -4,8 +4,8 @@
 //! still runs in its own process; it finds the service through an environment
 //! variable (`MLFLOW_TRACKING_URI`), so hundreds of tests share one server
 //! that took 15–25 s to start, and each test isolates itself by naming its
-//! experiments uniquely. The server lives in the run's scratch folder and is
-//! stopped when the returned [`Services`] is dropped.
+//! experiments uniquely. The server lives in a folder under the run's scratch
+//! folder; both the server and its folder go when the returned [`Services`] is dropped.
 
 use std::path::Path;
 
@@ -26,7 +26,9 @@ pub enum Service {
 pub struct Services {
     /// Variables every test process gets.
     pub env: Vec<(String, String)>,
+    /// Dropped before `dirs` (fields drop in order), so a server stops before its folder goes.
     mlflow: Option<LocalServer>,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl Services {
@@ -42,11 +44,12 @@ pub fn start(wanted: &[Service], scratch: &Path) -> Result<Services> {
     for service in wanted {
         match service {
             Service::Mlflow if services.mlflow.is_none() => {
-                let dir = tempfile::Builder::new().prefix("mlflow-").tempdir_in(scratch)?.keep();
-                let server = LocalServer::start(&LocalServerConfig::new(&dir))
+                let dir = tempfile::Builder::new().prefix("mlflow-").tempdir_in(scratch)?;
+                let server = LocalServer::start(&LocalServerConfig::new(dir.path()))
                     .context("starting the MLflow server this week's tests talk to")?;
                 services.env.push(("MLFLOW_TRACKING_URI".into(), server.url()));
                 services.mlflow = Some(server);
+                services.dirs.push(dir);
             }
             Service::Mlflow => {}
         }

@@ -21,20 +21,9 @@ use serde_json::{Value, json};
 
 // ------------------------------------------------------------------ peers
 
-fn venv() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(cache) = var("SOVEREIGN_CACHE") {
-        return cache.join("venv");
-    }
-    if let Some(xdg) = var("XDG_CACHE_HOME") {
-        return xdg.join("sovereign-ml/venv");
-    }
-    var("HOME").expect("HOME is set").join(".cache/sovereign-ml/venv")
-}
-
 /// The venv's Python, after checking that `modules` import.
 pub(crate) fn python_with(modules: &str) -> PathBuf {
-    let py = venv().join("bin/python");
+    let py = kernels::cache::venv_python();
     assert!(
         py.is_file(),
         "the peers' Python venv is missing ({}): run `cargo xtask peers` to install {modules}",

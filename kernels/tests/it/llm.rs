@@ -28,7 +28,7 @@ fn model() -> &'static LlamaModel {
 
 /// The NumPy reference: logits after the last id, and the arg-max after every id.
 fn reference(ids: &[u32]) -> (Vec<f64>, Vec<u32>) {
-    let venv = datasets::models::cache_dir().join("venv/bin/python");
+    let venv = kernels::cache::venv_python();
     let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let out = std::process::Command::new(&venv)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llm/reference.py"))

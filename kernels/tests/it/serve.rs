@@ -109,7 +109,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn the_official_openai_client_chats_streams_completes_and_embeds() {
     let server = shared();
-    let python = datasets::models::cache_dir().join("venv/bin/python");
+    let python = kernels::cache::venv_python();
     let out = std::process::Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/openai_client.py"))
         .args([server.url().as_str(), CHAT, EMBED])

@@ -21,22 +21,11 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------------------------------------------
 // The peer, the models and the corpus.
 
-fn venv() -> PathBuf {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(cache) = var("SOVEREIGN_CACHE") {
-        return cache.join("venv");
-    }
-    if let Some(xdg) = var("XDG_CACHE_HOME") {
-        return xdg.join("sovereign-ml/venv");
-    }
-    var("HOME").expect("HOME is set").join(".cache/sovereign-ml/venv")
-}
-
 /// The venv's Python, after checking that tokenizers 0.23.3 and gguf import.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let py = venv().join("bin/python");
+        let py = kernels::cache::venv_python();
         assert!(py.is_file(), "the peers' Python venv is missing ({}): run `cargo xtask peers`", py.display());
         let out = Command::new(&py)
             .args(["-c", "import tokenizers, gguf; assert tokenizers.__version__ == '0.23.3', tokenizers.__version__"])
