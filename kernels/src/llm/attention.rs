@@ -33,20 +33,34 @@ pub fn attention(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape,
     assert!(
         q.len() == n_heads * hd && out.len() == q.len() && keys.len() == values.len() && keys.len().is_multiple_of(kv)
     );
-    let positions = keys.len() / kv;
     let group = n_heads / n_kv_heads;
+    for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
+        attention_head(qh, keys, values, shape, h / group, oh);
+    }
+}
+
+/// One query head of [`attention`]: `q` and `out` are one head (`head_dim`) wide, and the head
+/// reads key/value head `kv_head` of `keys` and `values` (laid out as for [`attention`]). Heads
+/// are independent, so callers may run them in parallel.
+///
+/// # Panics
+/// If the slices do not match `shape` or `kv_head` is out of range.
+pub fn attention_head(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, kv_head: usize, out: &mut [f32]) {
+    let hd = shape.head_dim;
+    let kv = shape.n_kv_heads * hd;
+    assert!(q.len() == hd && out.len() == hd && kv_head < shape.n_kv_heads && keys.len() == values.len());
+    assert!(keys.len().is_multiple_of(kv));
+    let positions = keys.len() / kv;
+    let g = kv_head * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0.0f32; positions];
-    for (h, (qh, oh)) in q.chunks_exact(hd).zip(out.chunks_exact_mut(hd)).enumerate() {
-        let g = (h / group) * hd;
-        for (t, s) in scores.iter_mut().enumerate() {
-            *s = simd::dot(qh, &keys[t * kv + g..t * kv + g + hd]) * scale;
-        }
-        simd::softmax_in_place(&mut scores);
-        oh.fill(0.0);
-        for (t, &p) in scores.iter().enumerate() {
-            simd::axpy(p, &values[t * kv + g..t * kv + g + hd], oh);
-        }
+    for (t, s) in scores.iter_mut().enumerate() {
+        *s = simd::dot(q, &keys[t * kv + g..t * kv + g + hd]) * scale;
+    }
+    simd::softmax_in_place(&mut scores);
+    out.fill(0.0);
+    for (t, &p) in scores.iter().enumerate() {
+        simd::axpy(p, &values[t * kv + g..t * kv + g + hd], out);
     }
 }
 

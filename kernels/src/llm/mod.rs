@@ -4,7 +4,7 @@
 //! | piece | what it is |
 //! |---|---|
 //! | [`LlamaConfig`] | shapes and constants from the file's `llama.*` metadata |
-//! | [`attention`] | causal grouped-query attention of one position over a KV cache |
+//! | [`attention`], [`attention_head`] | causal grouped-query attention of one position (or one of its heads) over a KV cache |
 //! | [`LlamaModel`], [`KvCache`], [`SeqStep`] | the forward pass on the memory-mapped blocks; batched over sequences |
 //! | [`Sampler`], [`SamplerConfig`] | greedy, temperature, top-k, top-p; seeded |
 //! | [`ChatTemplate`], [`ChatMessage`] | ChatML prompts (SmolLM2's template, with its default system prompt) |
@@ -17,7 +17,7 @@ pub mod generate;
 pub mod model;
 pub mod sample;
 
-pub use attention::{AttentionShape, attention, rope_frequencies, rope_in_place};
+pub use attention::{AttentionShape, attention, attention_head, rope_frequencies, rope_in_place};
 pub use chat::{ChatMessage, ChatPart, ChatTemplate};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::attention::{AttentionShape, attention, rope_frequencies, rope_in_place};
+use super::attention::{AttentionShape, attention_head, rope_frequencies, rope_in_place};
 use super::config::LlamaConfig;
 use crate::formats::gguf::{Gguf, TensorKind};
 use crate::quant::{self, Activations, QuantFormat};
@@ -182,6 +182,11 @@ impl LlamaModel {
         Ok(LlamaModel { config, gguf, token_embd, output_norm, output, blocks, inv_freq })
     }
 
+    /// The mapped file, which the weight matrices' byte ranges index.
+    fn bytes(&self) -> &[u8] {
+        self.gguf.as_bytes()
+    }
+
     /// The model's shapes and constants.
     pub fn config(&self) -> &LlamaConfig {
         &self.config
@@ -228,6 +233,15 @@ impl LlamaModel {
     /// # Errors
     /// As [`LlamaModel::forward`]; nothing is appended to any cache on error.
     pub fn forward_batch(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
+        // From outside the thread pool, every parallel region would be injected into the pool
+        // and waited for on a lock; running the whole pass on a worker lets regions fork directly.
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.forward_batch_in_pool(steps));
+        }
+        self.forward_batch_in_pool(steps)
+    }
+
+    fn forward_batch_in_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
         let mut rows = Vec::new();
         let mut last = Vec::with_capacity(steps.len());
@@ -274,8 +288,11 @@ impl LlamaModel {
                 cache.v[l].extend_from_slice(&v[r * kv..(r + 1) * kv]);
             }
             let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
-            attn.par_chunks_mut(d).zip(q.par_chunks(d)).zip(&rows).for_each(|((out, q), row)| {
-                self.attend(q, caches[row.seq], l, row.pos, out);
+            // One task per (row, query head): a single decoded row still spreads over the threads.
+            let hd = c.head_dim;
+            attn.par_chunks_mut(hd).zip(q.par_chunks(hd)).enumerate().for_each(|(i, (out, qh))| {
+                let (row, head) = (rows[i / c.n_heads], i % c.n_heads);
+                self.attend_head(qh, caches[row.seq], l, row.pos, head, out);
             });
             self.matmul_rows(&mut [(&block.wo, &mut proj)], &attn, n)?;
             add_in_place(&mut x, &proj);
@@ -312,7 +329,7 @@ impl LlamaModel {
             Weights::Quant { format, range } => {
                 let row_bytes = range.len() / m.rows;
                 let start = range.start + t * row_bytes;
-                quant::dequantize(*format, &self.gguf.as_bytes()[start..start + row_bytes], out)
+                quant::dequantize(*format, &self.bytes()[start..start + row_bytes], out)
             }
             Weights::Dense(w) => {
                 out.copy_from_slice(&w[t * m.cols..(t + 1) * m.cols]);
@@ -321,12 +338,13 @@ impl LlamaModel {
         }
     }
 
-    /// Causal grouped-query attention of one row's query over positions `0..=pos` of its cache.
-    fn attend(&self, q: &[f32], cache: &KvCache, layer: usize, pos: usize, out: &mut [f32]) {
+    /// Causal attention of one row's query head `head` over positions `0..=pos` of its cache.
+    fn attend_head(&self, q: &[f32], cache: &KvCache, layer: usize, pos: usize, head: usize, out: &mut [f32]) {
         let c = &self.config;
         let seen = (pos + 1) * c.kv_dim();
         let shape = AttentionShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
-        attention(q, &cache.k[layer][..seen], &cache.v[layer][..seen], shape, out);
+        let kv_head = head / (c.n_heads / c.n_kv_heads);
+        attention_head(q, &cache.k[layer][..seen], &cache.v[layer][..seen], shape, kv_head, out);
     }
 
     /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`; matrices that
@@ -342,10 +360,39 @@ impl LlamaModel {
                 acts = Some((*format, a));
             }
         }
+        let acts = acts.as_ref().map(|(_, a)| a.as_slice());
+        let fused = n == 1
+            && jobs.len() > 1
+            && jobs.iter().all(|(m, _)| {
+                matches!(&m.weights, Weights::Quant { format, .. }
+                    if acts.is_some_and(|a| a[0].format() == format.activation_format()))
+            });
+        if fused {
+            return self.gemv_fused(jobs, &acts.expect("checked above")[0]);
+        }
         for (m, out) in jobs.iter_mut() {
-            self.matmul(m, xs, n, acts.as_ref().map(|(_, a)| a.as_slice()), &mut out[..n * m.rows])?;
+            self.matmul(m, xs, n, acts, &mut out[..n * m.rows])?;
         }
         Ok(())
+    }
+
+    /// One token's products with several quantised matrices in one parallel region: the rows of
+    /// every matrix are cut into tasks together, so the threads meet once rather than per matrix.
+    fn gemv_fused(&self, jobs: &mut [(&Matrix, &mut [f32])], act: &Activations) -> Result<()> {
+        let mut tasks = Vec::new();
+        for (m, out) in jobs.iter_mut() {
+            let Weights::Quant { format, range } = &m.weights else { unreachable!("checked by the caller") };
+            let bytes = &self.bytes()[range.clone()];
+            let row_bytes = bytes.len() / m.rows;
+            let out = &mut out[..m.rows];
+            for (ys, ws) in out.chunks_mut(GEMV_ROWS_PER_TASK).zip(bytes.chunks(GEMV_ROWS_PER_TASK * row_bytes)) {
+                tasks.push((*format, ws, ys));
+            }
+        }
+        tasks.into_par_iter().try_for_each(|(format, ws, ys)| {
+            let rows = ys.len();
+            quant::gemv_activations(format, ws, rows, act, ys)
+        })
     }
 
     fn matmul(&self, m: &Matrix, xs: &[f32], n: usize, acts: Option<&[Activations]>, out: &mut [f32]) -> Result<()> {
@@ -354,7 +401,7 @@ impl LlamaModel {
                 matmul::gemm_nt(&xs[..n * m.cols], w, out, matmul::GemmShape { m: n, n: m.rows, k: m.cols })
             }
             Weights::Quant { format, range } => {
-                let bytes = &self.gguf.as_bytes()[range.clone()];
+                let bytes = &self.bytes()[range.clone()];
                 let requantised;
                 let acts = match acts {
                     Some(a) if a.first().is_some_and(|a| a.format() == format.activation_format()) => a,
@@ -374,6 +421,9 @@ impl LlamaModel {
         }
     }
 }
+
+/// Rows per rayon task of the fused one-token products ([`LlamaModel::gemv_fused`]).
+const GEMV_ROWS_PER_TASK: usize = 64;
 
 /// Rows per rayon task of the batched quantised matmul.
 const ROWS_PER_TASK: usize = 16;

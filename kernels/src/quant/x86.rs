@@ -77,6 +77,12 @@ pub(super) unsafe fn block_dots_vnni(format: QuantFormat, w: &[u8], act: &Activa
     unsafe { block_dots::<true>(format, w, act, out) }
 }
 
+/// How far ahead of the current block the row kernels ask for weight bytes. Rows are
+/// contiguous, so near a row's end this fetches the start of the next row; a prefetch past the
+/// end of the weights is harmless (it never faults). Measured on SmolLM2 decode (2 threads,
+/// weights in L3): none 88–95 tok/s, 1 KiB 97–126, 2 KiB 129–136, 4 KiB 124–150.
+const PREFETCH_BYTES: usize = 2048;
+
 // Block kinds of the 32-element formats, as const generic parameters.
 const Q8: u8 = 0;
 const Q40: u8 = 1;
@@ -136,6 +142,13 @@ unsafe fn block_dots<const V: bool>(format: QuantFormat, w: &[u8], act: &Activat
 }
 
 // ------------------------------------------------------------------ helpers
+
+/// Asks for the cache line at `p` ahead of use (a hint: any address is allowed).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    // SAFETY: a prefetch does not access memory architecturally; it cannot fault.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+}
 
 #[inline(always)]
 unsafe fn ld32(p: *const u8) -> __m256i {
@@ -249,6 +262,7 @@ unsafe fn row_32<const V: bool, const K: u8>(row: &[u8], act: &Activations) -> f
         let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut b = 0;
         while b + 2 <= nb {
+            prefetch(w.wrapping_add(b * bb + PREFETCH_BYTES));
             acc0 = step(b, acc0);
             acc1 = step(b + 1, acc1);
             b += 2;
@@ -304,6 +318,7 @@ unsafe fn row_q4_k<const V: bool>(row: &[u8], act: &Activations) -> f32 {
         let (mut acc, mut accm) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         for b in 0..nb {
             let wb = w.add(144 * b);
+            prefetch(wb.wrapping_add(PREFETCH_BYTES));
             let (main, mins) = block_q4_k::<V>(wb, a.add(292 * b));
             let da = *scale.add(b);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(wb) * da), _mm256_cvtepi32_ps(main), acc);
@@ -381,6 +396,7 @@ unsafe fn row_k<const V: bool, const BITS: u8>(row: &[u8], act: &Activations) ->
         let mut acc = _mm256_setzero_ps();
         for b in 0..nb {
             let wb = w.add(bb * b);
+            prefetch(wb.wrapping_add(PREFETCH_BYTES));
             let (p, dw) = if BITS == 6 {
                 (block_q6_k::<V>(wb, a.add(292 * b)), f16_at(wb.add(208)))
             } else {
