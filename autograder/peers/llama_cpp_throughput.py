@@ -2,7 +2,9 @@
 
 The same workload as kernels/examples/llm_throughput.rs: a prompt of fixed
 token ids, then greedy decoding, best of ROUNDS. llama.cpp's OpenMP threads
-spin unless OMP_WAIT_POLICY=PASSIVE (set it in the environment).
+spin between graph nodes unless OMP_WAIT_POLICY=PASSIVE: spinning is about 4x
+faster at decode on a quiet machine, sleeping is robust to other load. The
+caller sets the policy in the environment (`cargo xtask bench llm` runs both).
 
 usage: python llama_cpp_throughput.py MODEL.gguf PROMPT_TOKENS DECODE_TOKENS ROUNDS THREADS
 """

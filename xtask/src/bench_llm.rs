@@ -1,9 +1,9 @@
 //! `cargo xtask bench llm`: `kernels::llm` against llama.cpp on the same GGUF, and against the bandwidth roofline.
 //!
 //! Runs `kernels/examples/llm_throughput.rs` (release, 2 rayon threads) and
-//! `autograder/peers/llama_cpp_throughput.py` (llama-cpp-python, 2 threads,
-//! `OMP_WAIT_POLICY=PASSIVE`) on SmolLM2-135M-Instruct Q4_1 with the same prompt
-//! ids, then writes `record.json` and `table.md`: prefill and decode tokens/s as
+//! `autograder/peers/llama_cpp_throughput.py` (llama-cpp-python, 2 threads, once
+//! with `OMP_WAIT_POLICY=ACTIVE` and once `PASSIVE`, credited with the better) on
+//! SmolLM2-135M-Instruct Q4_1 with the same prompt ids, then writes `record.json` and `table.md`: prefill and decode tokens/s as
 //! ratios to llama.cpp, and decode as a fraction of the roofline
 //! (read bandwidth ÷ weight bytes per token). llama-cpp-python builds llama.cpp
 //! from source (about 12 minutes), so `cargo xtask peers` does not install it:
@@ -20,6 +20,22 @@ use crate::tools::cargo;
 
 const MODEL: (&str, &str) = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
 const THREADS: &str = "2";
+/// llama.cpp's OpenMP threads either spin between graph nodes (ACTIVE: fastest on a quiet
+/// machine) or sleep (PASSIVE: robust when other work shares the cores). The peer runs both ways
+/// and is credited with its better figure per measure.
+const WAIT_POLICIES: [&str; 2] = ["ACTIVE", "PASSIVE"];
+
+/// The per-measure best of the peer's runs, with the runs themselves; `None` if none ran.
+fn best_of_runs(runs: &serde_json::Map<String, Value>) -> Option<(Value, Value)> {
+    let first = runs.values().next()?;
+    let mut best = first.clone();
+    for key in ["prefill_tok_s", "decode_tok_s"] {
+        let top = runs.values().filter_map(|r| r[key].as_f64()).fold(f64::NAN, f64::max);
+        best[key] = json!(top);
+    }
+    // Tokens come from the first run: greedy decoding gives the same ones under either policy.
+    Some((best, Value::Object(runs.clone())))
+}
 
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("llm"));
@@ -54,28 +70,34 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                 );
                 None
             } else {
-                eprintln!("running llama.cpp (llama-cpp-python, {THREADS} threads)…");
                 let script = ws.root.join("autograder/peers/llama_cpp_throughput.py");
-                let output = Command::new(&python)
-                    .arg(&script)
-                    .args(&args)
-                    .arg(THREADS)
-                    .env("OMP_WAIT_POLICY", "PASSIVE")
-                    .output()
-                    .with_context(|| format!("running {}", script.display()))?;
-                if output.status.success() {
-                    Some(serde_json::from_slice::<Value>(&output.stdout).context("reading the llama.cpp JSON")?)
-                } else {
-                    let err = String::from_utf8_lossy(&output.stderr);
-                    notes.push(format!("llama.cpp: failed: {}", err.lines().last().unwrap_or("")));
-                    None
+                let mut runs = serde_json::Map::new();
+                for policy in WAIT_POLICIES {
+                    eprintln!("running llama.cpp (llama-cpp-python, {THREADS} threads, OMP_WAIT_POLICY={policy})…");
+                    let output = Command::new(&python)
+                        .arg(&script)
+                        .args(&args)
+                        .arg(THREADS)
+                        .env("OMP_WAIT_POLICY", policy)
+                        .output()
+                        .with_context(|| format!("running {}", script.display()))?;
+                    if output.status.success() {
+                        let run: Value =
+                            serde_json::from_slice(&output.stdout).context("reading the llama.cpp JSON")?;
+                        runs.insert(policy.to_string(), run);
+                    } else {
+                        let err = String::from_utf8_lossy(&output.stderr);
+                        notes.push(format!("llama.cpp ({policy}): failed: {}", err.lines().last().unwrap_or("")));
+                    }
                 }
+                best_of_runs(&runs)
             }
         }
     };
     let record = json!({
         "model": MODEL.1, "prompt_tokens": prompt, "decode_tokens": decode, "rounds": rounds, "threads": THREADS,
-        "kernels": ours, "llama_cpp": peer, "notes": notes, "machine": crate::bench::machine(), "quick": quick,
+        "kernels": ours, "llama_cpp": peer.as_ref().map(|p| &p.0), "llama_cpp_runs": peer.as_ref().map(|p| &p.1),
+        "notes": notes, "machine": crate::bench::machine(), "quick": quick,
     });
     std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
     let table = table(&record);
@@ -135,6 +157,18 @@ fn table(record: &Value) -> String {
         .map(|(a, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count());
     if let Some(n) = same {
         t += &format!("\nGreedy tokens after the (synthetic) prompt: the first {n} agree with llama.cpp's.\n");
+    }
+    if let Some(runs) = record["llama_cpp_runs"].as_object() {
+        t += "\nllama.cpp is credited with its better figure of two runs, OpenMP threads spinning (ACTIVE) and sleeping (PASSIVE) between graph nodes:";
+        for (policy, run) in runs {
+            t += &format!(
+                " {policy}: prefill {}, decode {} tokens/s;",
+                cell(f(run, "prefill_tok_s")),
+                cell(f(run, "decode_tok_s"))
+            );
+        }
+        t.pop();
+        t += ".\n";
     }
     for note in record["notes"].as_array().into_iter().flatten() {
         t += &format!("\n- {}", note.as_str().unwrap_or(""));
