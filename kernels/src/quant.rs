@@ -397,6 +397,84 @@ pub fn dot_with(kernel: Kernel, format: QuantFormat, weights: &[u8], act: &Activ
     Ok(y[0])
 }
 
+/// `out[r·n + b] = W[r] · acts[b]` for the `rows` rows of `weights` and the `n` activation rows
+/// `acts` (all of one format and length): a batch of tokens through one matrix, each weight
+/// block unpacked once for several activations. Per pair, bit-identical to [`dot`] and
+/// [`gemv_activations`], so a token computes the same alone or in a batch. Runs on the calling
+/// thread (split `weights` by rows to parallelise).
+pub fn dots_batch(
+    format: QuantFormat,
+    weights: &[u8],
+    rows: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+) -> Result<()> {
+    dots_batch_with(Kernel::best(), format, weights, rows, acts, out)
+}
+
+/// [`dots_batch`] on a chosen kernel.
+pub fn dots_batch_with(
+    kernel: Kernel,
+    format: QuantFormat,
+    weights: &[u8],
+    rows: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+) -> Result<()> {
+    let Some(first) = acts.first() else {
+        return if out.is_empty() { Ok(()) } else { Err(Error::DimensionMismatch { expected: 0, got: out.len() }) };
+    };
+    if let Some(bad) = acts.iter().find(|a| a.format != first.format || a.len() != first.len()) {
+        return Err(Error::InvalidParameter(format!(
+            "a batch needs activations of one format and length: {} × {} and {} × {}",
+            first.format,
+            first.len(),
+            bad.format,
+            bad.len()
+        )));
+    }
+    if first.format != format.activation_format() {
+        return Err(Error::InvalidParameter(format!(
+            "{format} weights need {} activations, got {}",
+            format.activation_format(),
+            first.format
+        )));
+    }
+    let row_bytes = format.row_bytes(first.len())?;
+    let total = rows
+        .checked_mul(row_bytes)
+        .ok_or_else(|| Error::InvalidParameter(format!("{rows} rows of {row_bytes} bytes overflow usize")))?;
+    if weights.len() != total {
+        return Err(Error::DimensionMismatch { expected: total, got: weights.len() });
+    }
+    if rows > 0 {
+        check_dot(kernel, format, &weights[..row_bytes], first)?;
+    } else if !kernel.is_available() {
+        return Err(Error::InvalidParameter(format!("kernel {} is not available on this CPU", kernel.name())));
+    }
+    if out.len() != rows * acts.len() {
+        return Err(Error::DimensionMismatch { expected: rows * acts.len(), got: out.len() });
+    }
+    if row_bytes == 0 {
+        out.fill(0.0);
+        return Ok(());
+    }
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `check_dot` confirmed the CPU has the kernel's features; lengths checked above.
+            unsafe { x86::rows_batch_avx2(format, weights, row_bytes, acts, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Vnni => {
+            // SAFETY: as above.
+            unsafe { x86::rows_batch_vnni(format, weights, row_bytes, acts, out) }
+        }
+        _ => dot::rows_batch(format, weights, row_bytes, acts, out),
+    }
+    Ok(())
+}
+
 /// The exact integer part of each block's dot product, as kernel `kernel` computes it: `out[b]`
 /// is `[main, aux]` where the block's value is `d_w·d_a·main` (Q8_0, Q4_0, Q6_K, Q8_K),
 /// `d_w·d_a·main + m·s_a` (Q4_1, `aux = 0`), or `d·d_a·main − dmin·d_a·aux` (Q4_K). Every

@@ -347,31 +347,74 @@ impl LlamaModel {
         attention_head(q, &cache.k[layer][..seen], &cache.v[layer][..seen], shape, kv_head, out);
     }
 
-    /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`; matrices that
-    /// share a quantised format share one quantisation of the activations.
+    /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`. Quantised matrices
+    /// whose formats share an activation format share one quantisation of `xs` and run in one
+    /// parallel region; others (dense, or mixed formats) run one after another.
     fn matmul_rows(&self, jobs: &mut [(&Matrix, &mut [f32])], xs: &[f32], n: usize) -> Result<()> {
-        let mut acts: Option<(QuantFormat, Vec<Activations>)> = None;
-        for (m, _) in jobs.iter() {
-            if let Weights::Quant { format, .. } = &m.weights
-                && acts.as_ref().is_none_or(|(f, _)| f.activation_format() != format.activation_format())
+        let formats: Vec<Option<QuantFormat>> = jobs.iter().map(|(m, _)| quant_format(m)).collect();
+        let shared = match formats.first() {
+            Some(Some(f))
+                if formats.iter().all(|g| g.is_some_and(|g| g.activation_format() == f.activation_format())) =>
             {
-                let a =
-                    xs.chunks_exact(m.cols).map(|x| quant::quantize_activations(*format, x)).collect::<Result<_>>()?;
-                acts = Some((*format, a));
+                Some(*f)
+            }
+            _ => None,
+        };
+        let Some(format) = shared else {
+            for (m, out) in jobs.iter_mut() {
+                let acts = match quant_format(m) {
+                    Some(f) => Some(quantize_rows(f, xs, m.cols)?),
+                    None => None,
+                };
+                self.matmul_quantised(&mut [(*m, &mut out[..n * m.rows])], xs, n, acts.as_deref())?;
+            }
+            return Ok(());
+        };
+        let acts = quantize_rows(format, xs, jobs[0].0.cols)?;
+        self.matmul_quantised(jobs, xs, n, Some(&acts))
+    }
+
+    /// [`LlamaModel::matmul_rows`] once the activations are quantised (`acts` is `None` only for
+    /// a single dense job).
+    fn matmul_quantised(
+        &self,
+        jobs: &mut [(&Matrix, &mut [f32])],
+        xs: &[f32],
+        n: usize,
+        acts: Option<&[Activations]>,
+    ) -> Result<()> {
+        let Some(acts) = acts else {
+            for (m, out) in jobs.iter_mut() {
+                let Weights::Dense(w) = &m.weights else { unreachable!("quantised jobs come with activations") };
+                let shape = matmul::GemmShape { m: n, n: m.rows, k: m.cols };
+                matmul::gemm_nt(&xs[..n * m.cols], w, &mut out[..n * m.rows], shape)?;
+            }
+            return Ok(());
+        };
+        if n == 1 {
+            return self.gemv_fused(jobs, &acts[0]);
+        }
+        // Each task writes its rows' dots for the whole batch (row-major, `rows × n`); they are
+        // transposed into the `n × rows` outputs afterwards.
+        let mut transposed: Vec<Vec<f32>> = jobs.iter().map(|(m, _)| vec![0.0f32; m.rows * n]).collect();
+        let mut tasks = Vec::new();
+        for ((m, _), t) in jobs.iter().zip(transposed.iter_mut()) {
+            let (format, bytes) = self.quant_bytes(m);
+            let row_bytes = bytes.len() / m.rows;
+            for (outs, ws) in t.chunks_mut(ROWS_PER_TASK * n).zip(bytes.chunks(ROWS_PER_TASK * row_bytes)) {
+                tasks.push((format, ws, outs));
             }
         }
-        let acts = acts.as_ref().map(|(_, a)| a.as_slice());
-        let fused = n == 1
-            && jobs.len() > 1
-            && jobs.iter().all(|(m, _)| {
-                matches!(&m.weights, Weights::Quant { format, .. }
-                    if acts.is_some_and(|a| a[0].format() == format.activation_format()))
-            });
-        if fused {
-            return self.gemv_fused(jobs, &acts.expect("checked above")[0]);
-        }
-        for (m, out) in jobs.iter_mut() {
-            self.matmul(m, xs, n, acts, &mut out[..n * m.rows])?;
+        tasks.into_par_iter().try_for_each(|(format, ws, outs)| {
+            let rows = outs.len() / n;
+            quant::dots_batch(format, ws, rows, acts, outs)
+        })?;
+        for ((m, out), t) in jobs.iter_mut().zip(&transposed) {
+            for (r, dots) in t.chunks_exact(n).enumerate() {
+                for (b, &v) in dots.iter().enumerate() {
+                    out[b * m.rows + r] = v;
+                }
+            }
         }
         Ok(())
     }
@@ -381,12 +424,11 @@ impl LlamaModel {
     fn gemv_fused(&self, jobs: &mut [(&Matrix, &mut [f32])], act: &Activations) -> Result<()> {
         let mut tasks = Vec::new();
         for (m, out) in jobs.iter_mut() {
-            let Weights::Quant { format, range } = &m.weights else { unreachable!("checked by the caller") };
-            let bytes = &self.bytes()[range.clone()];
+            let (format, bytes) = self.quant_bytes(m);
             let row_bytes = bytes.len() / m.rows;
             let out = &mut out[..m.rows];
             for (ys, ws) in out.chunks_mut(GEMV_ROWS_PER_TASK).zip(bytes.chunks(GEMV_ROWS_PER_TASK * row_bytes)) {
-                tasks.push((*format, ws, ys));
+                tasks.push((format, ws, ys));
             }
         }
         tasks.into_par_iter().try_for_each(|(format, ws, ys)| {
@@ -395,29 +437,11 @@ impl LlamaModel {
         })
     }
 
-    fn matmul(&self, m: &Matrix, xs: &[f32], n: usize, acts: Option<&[Activations]>, out: &mut [f32]) -> Result<()> {
+    /// A quantised matrix's format and blocks.
+    fn quant_bytes(&self, m: &Matrix) -> (QuantFormat, &[u8]) {
         match &m.weights {
-            Weights::Dense(w) => {
-                matmul::gemm_nt(&xs[..n * m.cols], w, out, matmul::GemmShape { m: n, n: m.rows, k: m.cols })
-            }
-            Weights::Quant { format, range } => {
-                let bytes = &self.bytes()[range.clone()];
-                let requantised;
-                let acts = match acts {
-                    Some(a) if a.first().is_some_and(|a| a.format() == format.activation_format()) => a,
-                    _ => {
-                        requantised = xs
-                            .chunks_exact(m.cols)
-                            .map(|x| quant::quantize_activations(*format, x))
-                            .collect::<Result<Vec<_>>>()?;
-                        &requantised
-                    }
-                };
-                if n == 1 {
-                    return quant::gemv_activations(*format, bytes, m.rows, &acts[0], out);
-                }
-                quant_matmul(*format, bytes, m.rows, acts, out)
-            }
+            Weights::Quant { format, range } => (*format, &self.bytes()[range.clone()]),
+            Weights::Dense(_) => unreachable!("callers pass quantised matrices only"),
         }
     }
 }
@@ -425,31 +449,20 @@ impl LlamaModel {
 /// Rows per rayon task of the fused one-token products ([`LlamaModel::gemv_fused`]).
 const GEMV_ROWS_PER_TASK: usize = 64;
 
-/// Rows per rayon task of the batched quantised matmul.
+/// Rows per rayon task of the batched products (each task runs its rows against the whole batch).
 const ROWS_PER_TASK: usize = 16;
 
-/// `out[b·rows + r] = W[r] · x_b` for every weight row `r` and activation `b`: each weight row
-/// is read once for the whole batch.
-fn quant_matmul(format: QuantFormat, bytes: &[u8], rows: usize, acts: &[Activations], out: &mut [f32]) -> Result<()> {
-    let n = acts.len();
-    let row_bytes = bytes.len() / rows;
-    let mut transposed = vec![0.0f32; rows * n];
-    transposed.par_chunks_mut(ROWS_PER_TASK * n).enumerate().try_for_each(|(task, chunk)| -> Result<()> {
-        for (i, dots) in chunk.chunks_exact_mut(n).enumerate() {
-            let r = task * ROWS_PER_TASK + i;
-            let w = &bytes[r * row_bytes..(r + 1) * row_bytes];
-            for (dot, act) in dots.iter_mut().zip(acts) {
-                *dot = quant::dot(format, w, act)?;
-            }
-        }
-        Ok(())
-    })?;
-    for (r, dots) in transposed.chunks_exact(n).enumerate() {
-        for (b, &v) in dots.iter().enumerate() {
-            out[b * rows + r] = v;
-        }
+/// The matrix's quantised format, `None` for dense weights.
+fn quant_format(m: &Matrix) -> Option<QuantFormat> {
+    match &m.weights {
+        Weights::Quant { format, .. } => Some(*format),
+        Weights::Dense(_) => None,
     }
-    Ok(())
+}
+
+/// Each `cols`-wide row of `xs`, quantised for weights of `format`.
+fn quantize_rows(format: QuantFormat, xs: &[f32], cols: usize) -> Result<Vec<Activations>> {
+    xs.chunks_exact(cols).map(|x| quant::quantize_activations(format, x)).collect()
 }
 
 fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], d: usize) {

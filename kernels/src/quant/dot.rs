@@ -92,3 +92,12 @@ pub(super) fn rows(format: QuantFormat, weights: &[u8], row_bytes: usize, act: &
         *out = sum;
     }
 }
+
+pub(super) fn rows_batch(format: QuantFormat, weights: &[u8], row_bytes: usize, acts: &[Activations], out: &mut [f32]) {
+    let n = acts.len();
+    for (row, outs) in weights.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
+        for (act, o) in acts.iter().zip(outs) {
+            rows(format, row, row_bytes, act, std::slice::from_mut(o));
+        }
+    }
+}

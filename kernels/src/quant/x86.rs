@@ -57,6 +57,39 @@ pub(super) unsafe fn rows_vnni(format: QuantFormat, w: &[u8], row_bytes: usize, 
     unsafe { rows::<true>(format, w, row_bytes, act, y) }
 }
 
+/// Every row of `w` · every activation row into `out[r·n + b]` (`n = acts.len()`), AVX2; per
+/// pair bit-identical to [`rows_avx2`].
+///
+/// # Safety
+/// As [`rows_avx2`], for every activation row, with `out.len()` rows × `n`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn rows_batch_avx2(
+    format: QuantFormat,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { rows_batch::<false>(format, w, row_bytes, acts, out) }
+}
+
+/// [`rows_batch_avx2`] on AVX-512 VNNI, bit-identical to [`rows_vnni`] per pair.
+///
+/// # Safety
+/// As [`rows_batch_avx2`], and the CPU must also have AVX-512F/VL/VNNI ([`has_vnni`]).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub(super) unsafe fn rows_batch_vnni(
+    format: QuantFormat,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { rows_batch::<true>(format, w, row_bytes, acts, out) }
+}
+
 /// Per-block integer parts, AVX2.
 ///
 /// # Safety
@@ -277,6 +310,155 @@ unsafe fn row_32<const V: bool, const K: u8>(row: &[u8], act: &Activations) -> f
             }
         }
         hsum_ps(_mm256_add_ps(acc0, acc1)) + extra
+    }
+}
+
+// ------------------------------------------------- batches of activation rows
+
+/// Weight rows and activation rows of one register tile of [`tile_32`]: each weight block is
+/// unpacked once for `TILE_ACTS` activations, each activation block loaded once for `TILE_ROWS` rows.
+const TILE_ROWS: usize = 2;
+const TILE_ACTS: usize = 4;
+
+#[inline(always)]
+unsafe fn rows_batch<const V: bool>(
+    format: QuantFormat,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[Activations],
+    out: &mut [f32],
+) {
+    // SAFETY (all): as the callers guarantee for `rows`, for each activation row.
+    unsafe {
+        match format {
+            QuantFormat::Q8_0 => batch_32::<V, Q8>(w, row_bytes, acts, out),
+            QuantFormat::Q4_0 => batch_32::<V, Q40>(w, row_bytes, acts, out),
+            QuantFormat::Q4_1 => batch_32::<V, Q41>(w, row_bytes, acts, out),
+            _ => {
+                let n = acts.len();
+                for (row, outs) in w.chunks_exact(row_bytes).zip(out.chunks_exact_mut(n)) {
+                    for (act, o) in acts.iter().zip(outs) {
+                        rows::<V>(format, row, row_bytes, act, std::slice::from_mut(o));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Q8_0 / Q4_0 / Q4_1 rows × activation rows: full tiles through [`tile_32`], the edges
+/// through [`row_32`].
+#[inline(always)]
+unsafe fn batch_32<const V: bool, const K: u8>(w: &[u8], row_bytes: usize, acts: &[Activations], out: &mut [f32]) {
+    let (n, rows, nb) = (acts.len(), w.len() / row_bytes, row_bytes / bytes_32(K));
+    let row = |r: usize| &w[r * row_bytes..(r + 1) * row_bytes];
+    let mut r = 0;
+    // SAFETY: `tile_32` reads `TILE_ROWS` whole rows from row `r` and `nb` blocks of each of its
+    // `TILE_ACTS` activation rows; `row_32` as its callers guarantee.
+    unsafe {
+        while r + TILE_ROWS <= rows {
+            let mut b = 0;
+            while b + TILE_ACTS <= n {
+                let tile = tile_32::<V, K>(w.as_ptr().add(r * row_bytes), row_bytes, &acts[b..b + TILE_ACTS], nb);
+                for (i, dots) in tile.iter().enumerate() {
+                    out[(r + i) * n + b..(r + i) * n + b + TILE_ACTS].copy_from_slice(dots);
+                }
+                b += TILE_ACTS;
+            }
+            for (b, act) in acts.iter().enumerate().skip(b) {
+                for i in r..r + TILE_ROWS {
+                    out[i * n + b] = row_32::<V, K>(row(i), act);
+                }
+            }
+            r += TILE_ROWS;
+        }
+        for i in r..rows {
+            for (b, act) in acts.iter().enumerate() {
+                out[i * n + b] = row_32::<V, K>(row(i), act);
+            }
+        }
+    }
+}
+
+/// One block of every pair of a tile into the pair's accumulator (`acc[i][j]` for weight row `i`
+/// and activation row `j`): the arithmetic of [`row_32`]'s `step`.
+#[inline(always)]
+unsafe fn tile_step<const V: bool, const K: u8>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &[Activations],
+    b: usize,
+    acc: &mut [[__m256; TILE_ACTS]; TILE_ROWS],
+) {
+    let bb = bytes_32(K);
+    // SAFETY: block `b` of each row and activation is in bounds (checked by `batch_32`'s callers).
+    unsafe {
+        let wb: [*const u8; TILE_ROWS] = std::array::from_fn(|i| w.add(i * row_bytes + b * bb));
+        let mut x = [_mm256_setzero_si256(); TILE_ROWS];
+        let mut dw = [0.0f32; TILE_ROWS];
+        for i in 0..TILE_ROWS {
+            prefetch(wb[i].wrapping_add(PREFETCH_BYTES));
+            x[i] = match K {
+                Q8 => ld32(wb[i].add(2)),
+                Q40 => _mm256_sub_epi8(nibbles(wb[i].add(2)), _mm256_set1_epi8(8)),
+                _ => nibbles(wb[i].add(4)),
+            };
+            dw[i] = f16_at(wb[i]);
+        }
+        let ax: [__m256i; TILE_ROWS] = std::array::from_fn(|i| _mm256_sign_epi8(x[i], x[i]));
+        for (j, act) in acts.iter().enumerate() {
+            let y = ld32(act.blocks.as_ptr().add(34 * b + 2));
+            let da = *act.scale.get_unchecked(b);
+            for i in 0..TILE_ROWS {
+                let zero = _mm256_setzero_si256();
+                let p = match K {
+                    Q41 => dot_u8i8::<V>(zero, x[i], y),
+                    _ => dot_u8i8::<V>(zero, ax[i], _mm256_sign_epi8(y, x[i])),
+                };
+                let d = dw[i] * da;
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[i][j]);
+            }
+        }
+    }
+}
+
+/// `TILE_ROWS` weight rows (from `w`, `row_bytes` apart) · `TILE_ACTS` activation rows, each dot
+/// computed exactly as [`row_32`] computes it: even blocks into one accumulator, odd into
+/// another, Q4_1's `m·s` terms summed block after block, then one horizontal sum.
+#[inline(always)]
+unsafe fn tile_32<const V: bool, const K: u8>(
+    w: *const u8,
+    row_bytes: usize,
+    acts: &[Activations],
+    nb: usize,
+) -> [[f32; TILE_ACTS]; TILE_ROWS] {
+    // SAFETY: as `batch_32` guarantees.
+    unsafe {
+        let mut acc0 = [[_mm256_setzero_ps(); TILE_ACTS]; TILE_ROWS];
+        let mut acc1 = acc0;
+        let mut b = 0;
+        while b + 2 <= nb {
+            tile_step::<V, K>(w, row_bytes, acts, b, &mut acc0);
+            tile_step::<V, K>(w, row_bytes, acts, b + 1, &mut acc1);
+            b += 2;
+        }
+        if b < nb {
+            tile_step::<V, K>(w, row_bytes, acts, b, &mut acc0);
+        }
+        let mut out = [[0.0f32; TILE_ACTS]; TILE_ROWS];
+        for i in 0..TILE_ROWS {
+            for (j, act) in acts.iter().enumerate() {
+                let mut extra = 0.0f32;
+                if K == Q41 {
+                    let bb = bytes_32(K);
+                    for b in 0..nb {
+                        extra += f16_at(w.add(i * row_bytes + b * bb + 2)) * *act.sum.get_unchecked(b);
+                    }
+                }
+                out[i][j] = hsum_ps(_mm256_add_ps(acc0[i][j], acc1[i][j])) + extra;
+            }
+        }
+        out
     }
 }
 

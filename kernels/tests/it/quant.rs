@@ -477,6 +477,66 @@ fn gemv_reuses_activations() {
     assert_eq!(a, b);
 }
 
+/// A batch through one matrix equals each pair's own dot, bit for bit, on every kernel (so a
+/// token decodes the same alone or batched), including the tile edges: rows and batch sizes
+/// that are not multiples of the tile.
+#[test]
+fn dots_batch_equals_each_dot_bit_for_bit() {
+    for format in FORMATS {
+        let bl = format.block_len();
+        for (rows, n, nb) in [(1, 1, 1), (2, 4, 18), (5, 7, 3), (4, 9, 18), (3, 2, 2)] {
+            let cols = nb * bl;
+            let w = random_blocks(format, rows * nb, (rows * 31 + n) as u64);
+            let mut rng = Rng::new((n * 7 + nb) as u64);
+            let acts: Vec<_> = (0..n)
+                .map(|_| {
+                    let x: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
+                    quant::quantize_activations(format, &x).unwrap()
+                })
+                .collect();
+            let row_bytes = format.row_bytes(cols).unwrap();
+            for kernel in available_kernels() {
+                let mut out = vec![f32::NAN; rows * n];
+                quant::dots_batch_with(kernel, format, &w, rows, &acts, &mut out).unwrap();
+                for r in 0..rows {
+                    for (b, act) in acts.iter().enumerate() {
+                        let want =
+                            quant::dot_with(kernel, format, &w[r * row_bytes..(r + 1) * row_bytes], act).unwrap();
+                        assert_eq!(
+                            out[r * n + b].to_bits(),
+                            want.to_bits(),
+                            "{format} {} rows {rows} batch {n}: row {r} act {b}",
+                            kernel.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dots_batch_rejects_mismatched_input() {
+    let format = QuantFormat::Q4_1;
+    let w = random_blocks(format, 4 * 2, 1);
+    let x64: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let a64 = quant::quantize_activations(format, &x64).unwrap();
+    let a32 = quant::quantize_activations(format, &x64[..32]).unwrap();
+    let k_act = quant::quantize_activations(QuantFormat::Q4_K, &vec![1.0; 256]).unwrap();
+    let mut out = vec![0.0; 8];
+    let err = |r: kernels::Result<()>| r.unwrap_err().to_string();
+    // Activations of two lengths, or of another format, in one batch.
+    assert!(err(quant::dots_batch(format, &w, 4, &[a64.clone(), a32], &mut out)).contains("one format and length"));
+    assert!(err(quant::dots_batch(format, &w, 4, &[k_act.clone(), k_act], &mut out)).contains("Q8_0"));
+    // Weights that are not `rows` whole rows, and an output of the wrong size.
+    assert!(quant::dots_batch(format, &w[..w.len() - 1], 4, &[a64.clone(), a64.clone()], &mut out).is_err());
+    assert!(quant::dots_batch(format, &w, 3, &[a64.clone(), a64.clone()], &mut out).is_err());
+    assert!(quant::dots_batch(format, &w, 4, &[a64.clone(), a64.clone()], &mut out[..7]).is_err());
+    // An empty batch is fine with an empty output.
+    assert!(quant::dots_batch(format, &w, 4, &[], &mut []).is_ok());
+    assert!(quant::dots_batch(format, &w, 4, &[a64.clone(), a64], &mut out).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
