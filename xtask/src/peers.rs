@@ -10,7 +10,8 @@ use crate::tools;
 /// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s);
 /// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
 /// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
-/// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`.
+/// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`;
+/// onnxruntime (with onnx to build its graph) is the peer of `kernels::nn::bert`.
 const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
@@ -23,6 +24,8 @@ const PACKAGES: &[&str] = &[
     "tokenizers==0.23.3",
     "safetensors==0.8.0", // reads all-MiniLM-L6-v2 for kernels::formats and the NumPy BERT of kernels::nn
     "openai==3.54.0",     // the official client that drives kernels::serve in its tests
+    "onnxruntime==1.32.0", // the peer of kernels::nn::bert in `cargo xtask bench embed`
+    "onnx==1.23.2",       // builds that peer's graph from model.safetensors (no torch export needed)
 ];
 
 pub fn install(ws: &Workspace) -> Result<()> {

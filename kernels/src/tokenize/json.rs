@@ -91,9 +91,18 @@ pub(crate) fn vocab_map(model: &Value, source_name: &str) -> Result<Vec<(String,
 
 /// Lays `(token, id)` entries out as an id-indexed table; every id below the largest must be used exactly once.
 pub(crate) fn id_table(entries: impl IntoIterator<Item = (String, u32)>, source_name: &str) -> Result<Vec<String>> {
+    let entries: Vec<(String, u32)> = entries.into_iter().collect();
     let mut slots: Vec<Option<String>> = Vec::new();
-    for (token, id) in entries {
+    for (token, id) in entries.iter().cloned() {
         let i = id as usize;
+        // Ids are dense, so none can reach the number of entries: checked before allocating,
+        // so a hostile id near u32::MAX costs an error, not gigabytes.
+        if i >= entries.len() {
+            return Err(definition_error(
+                source_name,
+                format!("id {id} of {token:?} is out of range for {} entries (ids must be 0..n)", entries.len()),
+            ));
+        }
         if i >= slots.len() {
             slots.resize(i + 1, None);
         }

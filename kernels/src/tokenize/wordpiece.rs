@@ -25,6 +25,9 @@ use super::special::{Segment, SpecialMatcher};
 use super::{definition_error, read_file};
 use crate::{Error, Result};
 
+/// The longest fixed padding a tokenizer.json may ask for (far beyond any BERT context).
+const MAX_FIXED_PADDING: u64 = 1 << 20;
+
 /// How [`WordPiece::encode_batch`] (and [`WordPiece::encode`]) pad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Padding {
@@ -332,8 +335,10 @@ impl WordPiece {
                 config.padding = match p.get("strategy") {
                     Some(Value::String(s)) if s == "BatchLongest" && plain => Padding::BatchLongest,
                     Some(Value::Object(o)) if plain => match o.get("Fixed").and_then(Value::as_u64) {
-                        Some(n) => Padding::Fixed(n as usize),
-                        None => return Err(unsupported("padding", p)),
+                        // A padded length beyond any model's context is a hostile file, not a
+                        // setting: refused here rather than allocated at every encode.
+                        Some(n) if n <= MAX_FIXED_PADDING => Padding::Fixed(n as usize),
+                        _ => return Err(unsupported("padding", p)),
                     },
                     _ => return Err(unsupported("padding", p)),
                 };

@@ -689,6 +689,23 @@ fn malformed_definitions_are_typed_errors() {
     check(Bpe::from_tokenizer_json_str(&bpe_json(byte_level.clone(), json!(["a c"]))), "merge 0");
     check(Bpe::from_tokenizer_json_str(&bpe_json(byte_level.clone(), json!(["ab"]))), "not two tokens");
     check(Bpe::from_tokenizer_json_str(&json!({"model": {"type": "WordPiece"}}).to_string()), "not BPE");
+    // Found by `cargo xtask fuzz tokenizer_json`: one id near u32::MAX used to size a table of
+    // that many slots (an abort on 96 GB), through both loaders.
+    check(
+        Bpe::from_tokenizer_json_str(&bpe_json(byte_level.clone(), json!([])).replace("\"ab\":2", "\"ab\":4000000000")),
+        "out of range",
+    );
+    let real: Value = serde_json::from_str(&std::fs::read_to_string(minilm_json()).unwrap()).unwrap();
+    let mut hostile_id = real.clone();
+    hostile_id["model"]["vocab"]["[UNK]"] = json!(4000000000u64);
+    match WordPiece::from_tokenizer_json_str(&hostile_id.to_string()) {
+        Err(Error::TokenizerDefinition { reason, .. }) => assert!(reason.contains("out of range"), "{reason}"),
+        other => panic!("expected a definition error, got {other:?}"),
+    }
+    // A fixed padding of billions would be allocated at every encode: refused at load.
+    let mut huge_pad = real;
+    huge_pad["padding"]["strategy"] = json!({"Fixed": 4000000000u64});
+    assert!(WordPiece::from_tokenizer_json_str(&huge_pad.to_string()).is_err());
     check(Bpe::new(Vec::new(), &[], BpeConfig::default()), "empty");
     check(
         Bpe::new(vec!["a".into()], &[], BpeConfig { special_tokens: vec!["<s>".into()], ..BpeConfig::default() }),
