@@ -128,13 +128,18 @@ serde_json = "1"
             week.solution_package()
         ));
     }
+    if purpose == Purpose::Grade && crate::pins::enabled() {
+        manifest.push_str(&crate::pins::dependency_lines(&ws.root)?);
+    }
     manifest.push_str(
         r#"
 [profile.dev]
 opt-level = 1
+debug = "line-tables-only"
 
 [profile.dev.package."*"]
 opt-level = 2
+debug = false
 
 [profile.release]
 debug = "line-tables-only"

@@ -12,11 +12,13 @@
 //!    Gradescope); [`history`] appends the run to the learner's history.
 //!
 //! [`stubs`] turns `solutions/` into `labs/`, and [`api`] compares their public APIs.
+//! [`pins`] makes CI's harness builds reuse the workspace test build.
 
 pub mod api;
 pub mod grade;
 pub mod harness;
 pub mod history;
+pub mod pins;
 pub mod report;
 pub mod runner;
 pub mod services;

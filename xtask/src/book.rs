@@ -5,7 +5,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use autograder::Workspace;
 
-use crate::tools::{self, ensure_cargo_tool, path_with_tools};
+use crate::tools::{self, CargoTool, ensure_cargo_tools, path_with_tools};
 
 /// KaTeX release whose stylesheet and fonts the book ships (from the npm package).
 const KATEX_VERSION: &str = "0.16.47";
@@ -38,11 +38,15 @@ pub fn run(ws: &Workspace, serve: bool) -> Result<()> {
 }
 
 fn ensure_tools(ws: &Workspace) -> Result<()> {
-    ensure_cargo_tool(ws, "mdbook", "0.5.4", "mdbook", true)?;
-    // Unlocked so it resolves the mdbook 0.5.4 preprocessor interface.
-    ensure_cargo_tool(ws, "mdbook-katex", "0.10.0", "mdbook-katex", false)?;
-    ensure_cargo_tool(ws, "mdbook-linkcheck2", "0.13.0", "mdbook-linkcheck2", true)?;
-    Ok(())
+    ensure_cargo_tools(
+        ws,
+        &[
+            CargoTool { krate: "mdbook", version: "0.5.4", bin: "mdbook", locked: true },
+            // Unlocked so it resolves the mdbook 0.5.4 preprocessor interface.
+            CargoTool { krate: "mdbook-katex", version: "0.10.0", bin: "mdbook-katex", locked: false },
+            CargoTool { krate: "mdbook-linkcheck2", version: "0.13.0", bin: "mdbook-linkcheck2", locked: true },
+        ],
+    )
 }
 
 /// Copies KaTeX's stylesheet to `book/theme/katex/` and its fonts to

@@ -21,6 +21,9 @@ const VULKAN: &[&str] = &["mesa-vulkan-drivers", "libvulkan1"];
 type Step = (&'static str, Box<dyn Fn(&Workspace) -> Result<()>>);
 
 pub fn run(ws: &Workspace) -> Result<()> {
+    // SAFETY: set before this process starts any thread; read by the grading harness
+    // generator here and inherited by the `cargo xtask grade` children of the export step.
+    unsafe { std::env::set_var(autograder::pins::PINS_ENV, "1") };
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
         ("system packages (Vulkan software driver for the GPU tests)", Box::new(|_| tools::ensure_apt(VULKAN))),
@@ -47,6 +50,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
     ];
     let mut failed = Vec::new();
     let total = steps.len();
+    let run_start = Instant::now();
     for (name, step) in steps {
         println!("\n{} {name}", style("==>").cyan().bold());
         let start = Instant::now();
@@ -58,7 +62,12 @@ pub fn run(ws: &Workspace) -> Result<()> {
             }
         }
     }
-    println!("\nci: {} passed, {} failed", total - failed.len(), failed.len());
+    println!(
+        "\nci: {} passed, {} failed in {:.1} min",
+        total - failed.len(),
+        failed.len(),
+        run_start.elapsed().as_secs_f64() / 60.0
+    );
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }

@@ -22,7 +22,8 @@ use crate::tools;
 pub const TARGETS: &[&str] = &["gguf", "safetensors", "tokenizer_json"];
 
 /// cargo-fuzz, as `cargo install` names it, and the version installed.
-const CARGO_FUZZ: (&str, &str) = ("cargo-fuzz", "0.13.2");
+const CARGO_FUZZ: tools::CargoTool =
+    tools::CargoTool { krate: "cargo-fuzz", version: "0.13.2", bin: "cargo-fuzz", locked: true };
 
 /// Where each target's seeds come from (files, or folders whose files are taken), relative to the root.
 const SEEDS: &[(&str, &[&str])] = &[
@@ -55,7 +56,7 @@ pub fn run(ws: &Workspace, target: Option<&str>, seconds: u64) -> Result<()> {
         None => TARGETS.to_vec(),
     };
     ensure_nightly()?;
-    tools::ensure_cargo_tool(ws, CARGO_FUZZ.0, CARGO_FUZZ.1, "cargo-fuzz", true)?;
+    tools::ensure_cargo_tools(ws, &[CARGO_FUZZ])?;
 
     let mut results = Vec::new();
     let mut failures = Vec::new();

@@ -11,7 +11,8 @@ use crate::tools;
 /// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
 /// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
 /// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`;
-/// onnxruntime (with onnx to build its graph) is the peer of `kernels::nn::bert`.
+/// onnxruntime (with onnx to build its graph) is the peer of `kernels::nn::bert`;
+/// scikit-learn, LightGBM and cryptography check `kernels::ml` and `kernels::registry`.
 const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
@@ -26,6 +27,9 @@ const PACKAGES: &[&str] = &[
     "openai==3.54.0",     // the official client that drives kernels::serve in its tests
     "onnxruntime==1.32.0", // the peer of kernels::nn::bert in `cargo xtask bench embed`
     "onnx==1.23.2",       // builds that peer's graph from model.safetensors (no torch export needed)
+    "scikit-learn==1.9.1", // the reference of kernels::ml (coefficients, trees, k-means, metrics)
+    "lightgbm==4.7.0",    // the peer of kernels::ml's histogram gradient boosting
+    "cryptography==50.0.2", // an independent Ed25519 and ChaCha20-Poly1305 for kernels::registry
 ];
 
 pub fn install(ws: &Workspace) -> Result<()> {

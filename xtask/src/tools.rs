@@ -35,23 +35,40 @@ pub fn path_with_tools(ws: &Workspace) -> std::ffi::OsString {
     std::env::join_paths(paths).expect("valid PATH")
 }
 
-/// Installs a crates.io binary into the cache unless `bin` is already there.
-pub fn ensure_cargo_tool(ws: &Workspace, krate: &str, version: &str, bin: &str, locked: bool) -> Result<PathBuf> {
-    let path = tools_root(ws).join("bin").join(bin);
-    if path.is_file() {
-        return Ok(path);
+/// A crates.io binary the automation installs into the cache.
+pub struct CargoTool {
+    pub krate: &'static str,
+    pub version: &'static str,
+    pub bin: &'static str,
+    /// `--locked`: build with the lock file the crate was published with.
+    pub locked: bool,
+}
+
+/// Installs the tools whose binary is not in the cache yet. They are built one
+/// after the other in one scratch target folder (not the workspace's), so the
+/// dependencies they share (mdbook's library, pulldown-cmark, clap, …) compile
+/// once; the folder is removed afterwards.
+pub fn ensure_cargo_tools(ws: &Workspace, tools: &[CargoTool]) -> Result<()> {
+    let scratch = ws.cache_dir().join("tools-target");
+    for tool in tools {
+        if tools_root(ws).join("bin").join(tool.bin).is_file() {
+            continue;
+        }
+        eprintln!("installing {} {} into {} (once per machine)", tool.krate, tool.version, tools_root(ws).display());
+        let mut cmd = cargo();
+        cmd.args(["install", tool.krate, "--version", tool.version, "--root"]).arg(tools_root(ws));
+        if tool.locked {
+            cmd.arg("--locked");
+        }
+        // Tools need no link-time optimisation or debug info; both cost minutes on 2 cores.
+        cmd.env("CARGO_TARGET_DIR", &scratch)
+            .env("CARGO_PROFILE_RELEASE_LTO", "false")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+        run(&mut cmd)?;
     }
-    eprintln!("installing {krate} {version} into {} (once per machine)", tools_root(ws).display());
-    let mut cmd = cargo();
-    cmd.args(["install", krate, "--version", version, "--root"]).arg(tools_root(ws));
-    if locked {
-        cmd.arg("--locked");
-    }
-    // Tools are built in their own target folder, not the workspace's.
-    cmd.env("CARGO_TARGET_DIR", ws.cache_dir().join("tools-target"));
-    run(&mut cmd)?;
-    std::fs::remove_dir_all(ws.cache_dir().join("tools-target")).ok();
-    Ok(path)
+    std::fs::remove_dir_all(&scratch).ok();
+    Ok(())
 }
 
 /// Installs Debian packages with apt-get unless dpkg says they are installed (needs root).
