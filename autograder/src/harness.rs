@@ -194,20 +194,35 @@ pub fn build(ws: &Workspace, harness: &Harness) -> Result<Build> {
         .arg("build")
         .arg("--quiet")
         .arg("--color=never")
+        .arg("--message-format=json")
         .env("CARGO_TARGET_DIR", ws.target_dir());
     if harness.purpose == Purpose::Bench {
         cmd.arg("--release");
     }
     let out = cmd.output().context("running cargo build for the harness")?;
     if !out.status.success() {
+        let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Ok(Build::Failed(first_error(&stderr)));
+        let error = first_compiler_error(&stdout).unwrap_or_else(|| first_error(&stderr));
+        return Ok(Build::Failed(error));
     }
     let profile = if harness.purpose == Purpose::Bench { "release" } else { "debug" };
     Ok(Build::Ok(ws.target_dir().join(profile).join(&harness.package)))
 }
 
-/// The first `error` block of cargo's human output (up to the next blank line).
+/// The first error rustc reported, rendered in full (file, line, caret, notes and help),
+/// from cargo's `--message-format=json` output.
+pub fn first_compiler_error(json_lines: &str) -> Option<String> {
+    json_lines.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find_map(|msg| {
+        let message = &msg["message"];
+        let is_error = msg["reason"] == "compiler-message" && message["level"].as_str()?.starts_with("error");
+        let rendered = message["rendered"].as_str()?.trim_end();
+        (is_error && !rendered.is_empty()).then(|| rendered.to_string())
+    })
+}
+
+/// The first `error` block of cargo's human output (up to the next blank line): errors
+/// of cargo itself (a broken manifest, a missing dependency), which have no JSON form.
 pub fn first_error(stderr: &str) -> String {
     let lines: Vec<&str> = stderr.lines().collect();
     let Some(start) = lines.iter().position(|l| l.starts_with("error")) else {
@@ -233,6 +248,17 @@ fn write_if_changed(path: &Path, contents: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_compiler_error_is_rendered_in_full() {
+        let warning = r#"{"reason":"compiler-message","message":{"level":"warning","rendered":"warning: unused"}}"#;
+        let error = serde_json::json!({"reason": "compiler-message", "message": {"level": "error",
+            "rendered": "error[E0425]: cannot find value `x` in this scope\n --> src/lib.rs:3:5\n  |\n3 |     x\n  |     ^ not found\n\nhelp: a local variable with a similar name exists\n"}});
+        let lines = format!("{warning}\n{{\"reason\":\"compiler-artifact\"}}\n{error}\n");
+        let got = first_compiler_error(&lines).unwrap();
+        assert!(got.starts_with("error[E0425]") && got.contains("^ not found") && got.ends_with("similar name exists"));
+        assert_eq!(first_compiler_error(warning), None);
+    }
 
     #[test]
     fn first_error_takes_the_first_block() {

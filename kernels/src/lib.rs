@@ -351,6 +351,78 @@ pub enum Error {
     #[cfg(feature = "serve")]
     #[error("server: {0}")]
     Server(String),
+    // -- ml: add classical-ML variants below this line --
+    /// A NaN or an infinity in the input of a model that cannot take one (row and column of the first).
+    #[cfg(feature = "ml")]
+    #[error("non-finite value (NaN or infinity) at row {row}, column {column}")]
+    MlNonFinite {
+        /// Row (example) index.
+        row: usize,
+        /// Column (feature) index.
+        column: usize,
+    },
+    /// A target (labels or scores to learn or evaluate) the operation cannot use: one class only, a label
+    /// outside the allowed set, a non-finite value; the message says which and where.
+    #[cfg(feature = "ml")]
+    #[error("target: {0}")]
+    MlTarget(String),
+    /// An empty input where at least one row (or value) is needed.
+    #[cfg(feature = "ml")]
+    #[error("empty input: {0}")]
+    MlEmpty(String),
+    /// An iterative solver that stopped before meeting its tolerance.
+    #[cfg(feature = "ml")]
+    #[error("{solver} did not converge in {iterations} iterations: {reason}")]
+    MlNotConverged {
+        /// The solver (e.g. `logistic newton`).
+        solver: &'static str,
+        /// Iterations run.
+        iterations: usize,
+        /// The last state (gradient norm, step) or why it stopped.
+        reason: String,
+    },
+    /// A model file that cannot be read or written as a model: I/O, a truncated or malformed safetensors
+    /// file, a header entry missing or malformed.
+    #[cfg(feature = "ml")]
+    #[error("model file {path}: {reason}")]
+    MlModelFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model file that holds another kind of model than the one asked for.
+    #[cfg(feature = "ml")]
+    #[error("model file {path} holds a {found:?} model, expected a {expected:?} model")]
+    MlModelKind {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The kind asked for.
+        expected: String,
+        /// The kind in the file.
+        found: String,
+    },
+    /// A model file written in a format version this reader does not know.
+    #[cfg(feature = "ml")]
+    #[error("model file {path}: format version {found:?} is not supported (supported: {supported})")]
+    MlModelVersion {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The version in the file.
+        found: String,
+        /// The version this reader supports.
+        supported: u32,
+    },
+    /// A model's saved parts that cannot be rebuilt into the model: an array or parameter missing,
+    /// of the wrong type or shape, or inconsistent with the rest.
+    #[cfg(feature = "ml")]
+    #[error("model part {name:?}: {reason}")]
+    MlModelParts {
+        /// The array or parameter at fault.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]
