@@ -184,6 +184,26 @@ impl ModelMeta {
         }
     }
 
+    /// Checks that `x` has the training columns, by name and in order, before predicting on it
+    /// (a model given columns in another order predicts garbage without any other sign).
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] for another number of columns, [`Error::InvalidParameter`] naming
+    /// the first column whose name differs.
+    pub fn check_columns(&self, x: &crate::ml::Matrix) -> Result<()> {
+        if x.cols() != self.feature_names.len() {
+            return Err(Error::DimensionMismatch { expected: self.feature_names.len(), got: x.cols() });
+        }
+        match x.names().iter().zip(&self.feature_names).position(|(a, b)| a != b) {
+            Some(j) => Err(Error::InvalidParameter(format!(
+                "column {j} is named {:?}, the model was trained with {:?} there",
+                x.names()[j],
+                self.feature_names[j]
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Adds (or replaces) a metric, returning `self` for chaining.
     pub fn with_metric(mut self, name: &str, value: f64) -> ModelMeta {
         self.metrics.insert(name.to_string(), value);

@@ -42,6 +42,13 @@ fn saved_models_load_back_and_predict_bit_identically() {
     assert_eq!(back, model);
     assert_eq!(back_meta, meta);
     assert_eq!(back_meta.feature_names[2], "bmi");
+    back_meta.check_columns(&x).unwrap();
+    let mut swapped = x.names().to_vec();
+    swapped.swap(0, 1);
+    let swapped = x.clone().with_names(swapped).unwrap();
+    assert!(matches!(back_meta.check_columns(&swapped), Err(Error::InvalidParameter(_))));
+    let narrow = Matrix::new(1, 2, vec![0.0; 2]).unwrap();
+    assert!(matches!(back_meta.check_columns(&narrow), Err(Error::DimensionMismatch { expected: 10, got: 2 })));
     assert_eq!(bits(&back.predict(&x).unwrap()), bits(&pred));
 
     let (x, y) = cancer();

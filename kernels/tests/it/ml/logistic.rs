@@ -71,6 +71,35 @@ fn default_tolerance_is_close_and_predict_thresholds_the_probability() {
 }
 
 #[test]
+fn the_fit_does_not_depend_on_the_thread_count() {
+    // 5000 rows: several blocks of the parallel sums.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let rows: Vec<Vec<f32>> = (0..5000).map(|_| (0..6).map(|_| next() * 2.0 - 1.0).collect()).collect();
+    let y: Vec<f32> = rows.iter().map(|r| if r[0] - 0.5 * r[1] + 0.3 * next() > 0.1 { 1.0 } else { 0.0 }).collect();
+    let x = Matrix::from_rows(&rows).unwrap();
+    let cfg = LogisticConfig { class_weight: ClassWeight::Balanced, tol: 1e-10, ..LogisticConfig::default() };
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| logistic::fit(&x, &y, &cfg).unwrap())
+    };
+    let (one, two) = (on(1), on(2));
+    assert_eq!(
+        one.coef.iter().map(|c| c.to_bits()).collect::<Vec<_>>(),
+        two.coef.iter().map(|c| c.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(one.intercept.to_bits(), two.intercept.to_bits());
+}
+
+#[test]
 fn bad_input_is_a_typed_error() {
     let x = Matrix::from_rows(&[vec![0.0, 1.0], vec![1.0, 0.5], vec![2.0, 0.0], vec![3.0, 1.5]]).unwrap();
     let cfg = LogisticConfig::default();
