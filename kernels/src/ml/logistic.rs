@@ -212,8 +212,9 @@ pub fn fit(x: &Matrix, y: &[f32], cfg: &LogisticConfig) -> Result<LogisticModel>
             t *= 0.5;
         }
         if !accepted {
-            // The objective cannot be decreased along the Newton direction: f64 precision is exhausted.
-            if grad_max <= cfg.tol.max(1e-8) * 1e3 {
+            // The objective cannot be decreased along the Newton direction. At a gradient this small
+            // that is f64 precision exhausted at the optimum; otherwise the problem is broken.
+            if grad_max <= f64::EPSILON.sqrt() {
                 let (coef, intercept) = split(&theta);
                 return Ok(LogisticModel { coef, intercept, n_iter: iter });
             }
