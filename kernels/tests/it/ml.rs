@@ -9,9 +9,9 @@ mod kmeans;
 mod linear;
 mod logistic;
 mod metrics;
-// mod tree; (trees engineer)
-// mod forest; (trees engineer)
-// mod gbm; (trees engineer)
+mod tree;
+mod forest;
+mod gbm;
 
 use std::path::{Path, PathBuf};
 
