@@ -21,6 +21,7 @@
 //! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, chat template, generation |
 //! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
+//! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
 
 pub mod cache;
 pub mod fusion;
@@ -57,6 +58,9 @@ pub mod llm;
 
 #[cfg(feature = "serve")]
 pub mod serve;
+
+#[cfg(feature = "registry")]
+pub mod registry;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +424,212 @@ pub enum Error {
     MlModelParts {
         /// The array or parameter at fault.
         name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    // -- registry: add model-registry variants below this line --
+    /// A registry file or folder could not be read or written (the path says which).
+    #[cfg(feature = "registry")]
+    #[error("registry I/O on {path}: {source}")]
+    RegistryIo {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system's random source failed (keys, nonces and salts come from it).
+    #[cfg(feature = "registry")]
+    #[error("registry: the OS random source failed: {0}")]
+    RegistryRandom(String),
+    /// A model name, artefact name, `name@version` reference or other argument the registry refuses.
+    #[cfg(feature = "registry")]
+    #[error("registry: invalid {what} {value:?}: {reason}")]
+    RegistryInvalid {
+        /// What was given (`model name`, `artefact name`, `reference`, `stage`, …).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// No such model version (no ref `refs/<name>/<version>`), or no such object in the store.
+    #[cfg(feature = "registry")]
+    #[error("registry: {what} not found")]
+    RegistryNotFound {
+        /// The reference or object asked for.
+        what: String,
+    },
+    /// `push`/`import` of a version that already exists with other content (versions are immutable).
+    #[cfg(feature = "registry")]
+    #[error("registry: {reference} already exists (manifest {existing}); versions are immutable")]
+    RegistryVersionExists {
+        /// `name@version`.
+        reference: String,
+        /// The digest of the manifest already registered.
+        existing: String,
+    },
+    /// A stored object whose bytes do not hash to its address (a corrupt or partial object).
+    #[cfg(feature = "registry")]
+    #[error("registry: object {expected} is corrupt: its content hashes to {found}")]
+    RegistryObjectCorrupt {
+        /// The address (BLAKE3 hex) read.
+        expected: String,
+        /// The BLAKE3 hex of what was found.
+        found: String,
+    },
+    /// A manifest whose bytes do not hash to the digest its ref (or caller) names.
+    #[cfg(feature = "registry")]
+    #[error("registry: manifest of {reference} hashes to {found}, its ref names {expected}")]
+    RegistryManifestDigest {
+        /// `name@version` (or the bundle path).
+        reference: String,
+        /// The digest expected.
+        expected: String,
+        /// The digest of the bytes found.
+        found: String,
+    },
+    /// A manifest that is not the registry's canonical JSON or misses a field (checked after its signature).
+    #[cfg(feature = "registry")]
+    #[error("registry: malformed manifest ({reference}): {reason}")]
+    RegistryManifestMalformed {
+        /// `name@version`, digest or path of the manifest.
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A ref `name@version` whose manifest is for another model or version (an old manifest replayed).
+    #[cfg(feature = "registry")]
+    #[error("registry: ref {reference} points to a manifest for {manifest}")]
+    RegistryRefMismatch {
+        /// The ref asked for.
+        reference: String,
+        /// The `name@version` the manifest states.
+        manifest: String,
+    },
+    /// A signature by a key that is not in the pinned keyring.
+    #[cfg(feature = "registry")]
+    #[error("registry: {subject} is signed by key {key_id}, which is not in the keyring")]
+    RegistryUntrustedKey {
+        /// What was signed (`manifest fraud@3`, `promotion entry 4`).
+        subject: String,
+        /// The signer's key id (16 hex).
+        key_id: String,
+    },
+    /// A signature that does not verify (RFC 8032, strict) under the named trusted key.
+    #[cfg(feature = "registry")]
+    #[error("registry: bad signature on {subject} (key {key_id})")]
+    RegistryBadSignature {
+        /// What was signed.
+        subject: String,
+        /// The key id the signature names.
+        key_id: String,
+    },
+    /// A signature file that is not `key id (8 bytes) || Ed25519 signature (64 bytes)`.
+    #[cfg(feature = "registry")]
+    #[error("registry: malformed signature for {subject}: {reason}")]
+    RegistrySignatureMalformed {
+        /// What was signed.
+        subject: String,
+        /// What is wrong (length, missing file).
+        reason: String,
+    },
+    /// A manifest naming another signer than the key that signed it.
+    #[cfg(feature = "registry")]
+    #[error("registry: manifest {reference} names signer {manifest_key_id} but was signed by {signature_key_id}")]
+    RegistrySignerMismatch {
+        /// `name@version`.
+        reference: String,
+        /// `signer_key_id` in the manifest.
+        manifest_key_id: String,
+        /// The key id in the signature.
+        signature_key_id: String,
+    },
+    /// An artefact listed in a manifest that is not in the store (or bundle).
+    #[cfg(feature = "registry")]
+    #[error("registry: artefact {artefact:?} of {reference} is missing")]
+    RegistryArtefactMissing {
+        /// `name@version`.
+        reference: String,
+        /// The artefact's name.
+        artefact: String,
+    },
+    /// An artefact whose size is not the manifest's.
+    #[cfg(feature = "registry")]
+    #[error("registry: artefact {artefact:?} of {reference} has {found} bytes, the manifest says {expected}")]
+    RegistryArtefactSize {
+        /// `name@version`.
+        reference: String,
+        /// The artefact's name.
+        artefact: String,
+        /// Size in the manifest.
+        expected: u64,
+        /// Size found.
+        found: u64,
+    },
+    /// An artefact whose BLAKE3 digest is not the manifest's.
+    #[cfg(feature = "registry")]
+    #[error("registry: artefact {artefact:?} of {reference} hashes to {found}, the manifest says {expected}")]
+    RegistryArtefactDigest {
+        /// `name@version`.
+        reference: String,
+        /// The artefact's name.
+        artefact: String,
+        /// Digest in the manifest.
+        expected: String,
+        /// Digest found.
+        found: String,
+    },
+    /// A key file (signing or public key, or a keyring file) that cannot be used.
+    #[cfg(feature = "registry")]
+    #[error("registry: key file {path}: {reason}")]
+    RegistryKeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (format, length, permissions).
+        reason: String,
+    },
+    /// A sealed file whose header cannot be used: magic, format version, KDF id or parameters, truncation.
+    #[cfg(feature = "registry")]
+    #[error("registry: sealed file {path}: {reason}")]
+    RegistrySealedHeader {
+        /// The sealed file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A sealed file whose authentication tag does not verify: wrong key or passphrase, a tampered
+    /// nonce or ciphertext, or a ciphertext moved to another artefact or version (RFC 8439 AEAD).
+    #[cfg(feature = "registry")]
+    #[error(
+        "registry: cannot decrypt {path}: authentication failed (wrong key or passphrase, tampered, or bound to another artefact)"
+    )]
+    RegistryDecrypt {
+        /// The sealed file.
+        path: std::path::PathBuf,
+    },
+    /// A sealed artefact met without a key to open it.
+    #[cfg(feature = "registry")]
+    #[error("registry: artefact {artefact:?} is sealed and no key was given")]
+    RegistryKeyRequired {
+        /// The artefact's name.
+        artefact: String,
+    },
+    /// A promotion log whose replay failed at an entry (0-based); `check` says which check.
+    #[cfg(feature = "registry")]
+    #[error("registry: promotion log entry {entry}: {check}")]
+    RegistryLog {
+        /// Index of the first entry that failed.
+        entry: usize,
+        /// The check that failed.
+        check: crate::registry::LogCheck,
+    },
+    /// A bundle folder that is not a registry bundle (a file missing, an unexpected file).
+    #[cfg(feature = "registry")]
+    #[error("registry: bundle {path}: {reason}")]
+    RegistryBundle {
+        /// The bundle folder.
+        path: std::path::PathBuf,
         /// What is wrong.
         reason: String,
     },

@@ -47,3 +47,6 @@ fn the_cache_folder_rule_is_the_one_datasets_uses() {
 
 #[cfg(feature = "serve")]
 mod serve;
+
+#[cfg(feature = "registry")]
+mod registry;
