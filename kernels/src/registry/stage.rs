@@ -20,7 +20,7 @@ use std::fs;
 use std::path::Path;
 use std::str::FromStr;
 
-use super::atomic::{io_err, write_atomic};
+use super::atomic::write_atomic;
 use super::canonical::CValue;
 use super::keys::{Keyring, PROMOTION_DOMAIN, SignatureBlob, Signer};
 use super::manifest::ModelRef;
@@ -309,9 +309,6 @@ pub(crate) fn append(
     };
     bytes.extend_from_slice(&line);
     bytes.push(b'\n');
-    write_atomic(path, &bytes, 0o644).map_err(|e| match e {
-        Error::RegistryIo { source, .. } => io_err(path)(source),
-        e => e,
-    })?;
+    write_atomic(path, &bytes, 0o644)?;
     Ok(LogHead { len: h.len + 1, hash: Digest::of(&line) })
 }

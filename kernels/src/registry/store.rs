@@ -125,7 +125,7 @@ impl Store {
         self.dir.join(&h[..2]).join(&h[2..])
     }
 
-    /// True when an object with this digest is present and its size is `size` (content is checked on read).
+    /// True when an object with this digest is present (its content is checked when read).
     pub fn contains(&self, d: &Digest) -> bool {
         self.path_of(d).is_file()
     }
