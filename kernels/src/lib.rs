@@ -21,6 +21,7 @@
 //! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, chat template, generation |
 //! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
+//! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
 //! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
 
 pub mod cache;
@@ -58,6 +59,9 @@ pub mod llm;
 
 #[cfg(feature = "serve")]
 pub mod serve;
+
+#[cfg(feature = "ml")]
+pub mod ml;
 
 #[cfg(feature = "registry")]
 pub mod registry;

@@ -48,5 +48,8 @@ fn the_cache_folder_rule_is_the_one_datasets_uses() {
 #[cfg(feature = "serve")]
 mod serve;
 
+#[cfg(feature = "ml")]
+mod ml;
+
 #[cfg(feature = "registry")]
 mod registry;
