@@ -12,7 +12,6 @@
 //! are optimised alike in benchmarks.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -114,7 +113,6 @@ publish = false
 {lib} = {{ path = {imp_dir:?}, package = "{imp_package}" }}
 kernels = {{ path = {kernels:?}, default-features = false, features = {features:?} }}
 datasets = {{ path = {datasets:?} }}
-serde_json = "1"
 "#,
         week = week.id,
         lib = week.lib_name(),
@@ -129,7 +127,9 @@ serde_json = "1"
         ));
     }
     if purpose == Purpose::Grade && crate::pins::enabled() {
-        manifest.push_str(&crate::pins::dependency_lines(&ws.root)?);
+        manifest.push_str(&crate::pins::dependency_lines(&ws.root, &["serde_json"])?);
+    } else {
+        manifest.push_str("serde_json = \"1\"\n");
     }
     manifest.push_str(
         r#"
@@ -189,7 +189,7 @@ debug = "line-tables-only"
 
 /// Builds the harness; a compile error of the implementation is an outcome, not an error.
 pub fn build(ws: &Workspace, harness: &Harness) -> Result<Build> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = crate::cargo_command();
     cmd.current_dir(&harness.dir)
         .arg("build")
         .arg("--quiet")

@@ -29,4 +29,4 @@ pub mod workspace;
 pub use grade::{GradeOptions, Mode, grade};
 pub use report::Report;
 pub use spec::WeekSpec;
-pub use workspace::Workspace;
+pub use workspace::{Workspace, cargo_command, without_cargo_run_env};

@@ -22,7 +22,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -37,13 +36,19 @@ pub fn enabled() -> bool {
 /// One third-party dependency as the members request it.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Request {
+    /// The version requirement (every member must ask for the same one).
+    req: String,
     default_features: bool,
     features: BTreeSet<String>,
 }
 
 /// The `[dependencies]` lines that pin the harness to the workspace's resolution.
-pub fn dependency_lines(workspace_root: &Path) -> Result<String> {
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+///
+/// Pins are named `pin_<n>`, so tests cannot use a crate by accident that a learner's
+/// harness lacks; a crate the harness already names in `direct` (serde_json) keeps its
+/// name and gets the workspace's features instead (cargo refuses one crate under two names).
+pub fn dependency_lines(workspace_root: &Path, direct: &[&str]) -> Result<String> {
+    let out = crate::cargo_command()
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(workspace_root)
         .output()
@@ -54,23 +59,35 @@ pub fn dependency_lines(workspace_root: &Path) -> Result<String> {
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
     let requests = requests(&meta)?;
     let mut lines = String::from("# Pins (SOVEREIGN_HARNESS_PINS=1): the workspace's third-party requests.\n");
-    for (i, ((name, req), request)) in requests.iter().enumerate() {
+    let mut named = BTreeSet::new();
+    for (i, (name, request)) in requests.iter().enumerate() {
         let features: Vec<&String> = request.features.iter().collect();
+        let req = &request.req;
+        let key = if direct.contains(&name.as_str()) && named.insert(name.clone()) {
+            name.clone()
+        } else {
+            format!("pin_{i}")
+        };
         lines.push_str(&format!(
-            "pin_{i} = {{ package = {name:?}, version = {req:?}, default-features = {}, features = {features:?} }}\n",
+            "{key} = {{ package = {name:?}, version = {req:?}, default-features = {}, features = {features:?} }}\n",
             request.default_features
         ));
+    }
+    for name in direct {
+        if !named.contains(*name) {
+            bail!("the workspace requests no {name}, which the harness needs");
+        }
     }
     Ok(lines)
 }
 
-/// Third-party requests of every member, keyed by (package, version requirement).
-fn requests(meta: &serde_json::Value) -> Result<BTreeMap<(String, String), Request>> {
-    let mut out: BTreeMap<(String, String), Request> = BTreeMap::new();
+/// Third-party requests of every member, keyed by package name.
+fn requests(meta: &serde_json::Value) -> Result<BTreeMap<String, Request>> {
+    let mut out: BTreeMap<String, Request> = BTreeMap::new();
     let packages = meta["packages"].as_array().context("cargo metadata has no packages")?;
     for package in packages {
         let deps = package["dependencies"].as_array().context("a package without dependencies")?;
-        // Dependency key (rename or name) → (package name, requirement), for `dep/feature` entries.
+        // Dependency key (rename or name) → package name, for `dep/feature` entries.
         let mut by_key = BTreeMap::new();
         for dep in deps {
             let name = dep["name"].as_str().context("a dependency without a name")?.to_string();
@@ -86,12 +103,15 @@ fn requests(meta: &serde_json::Value) -> Result<BTreeMap<(String, String), Reque
                 );
             }
             let req = dep["req"].as_str().context("a dependency without a requirement")?.to_string();
-            let request = out.entry((name.clone(), req.clone())).or_default();
+            let request = out.entry(name.clone()).or_insert_with(|| Request { req: req.clone(), ..Request::default() });
+            if request.req != req {
+                bail!("members ask for {name} {} and {req}: pin one version in [workspace.dependencies]", request.req);
+            }
             request.default_features |= dep["uses_default_features"].as_bool().unwrap_or(true);
             for f in dep["features"].as_array().into_iter().flatten() {
                 request.features.insert(f.as_str().context("a feature name")?.to_string());
             }
-            by_key.insert(key, (name, req));
+            by_key.insert(key, name);
         }
         // `dep/feature` and `dep?/feature` in the member's own features: on under --all-features.
         for values in package["features"].as_object().into_iter().flat_map(|m| m.values()) {
@@ -127,11 +147,24 @@ mod tests {
             ]},
         ]});
         let got = requests(&meta).unwrap();
-        let reqwest = &got[&("reqwest".to_string(), "^0.13".to_string())];
+        let reqwest = &got["reqwest"];
         assert!(!reqwest.default_features);
         assert_eq!(reqwest.features.iter().map(String::as_str).collect::<Vec<_>>(), ["json", "rustls", "stream"]);
-        assert!(got[&("rand".to_string(), "^0.8".to_string())].default_features);
+        assert!(got["rand"].default_features);
         assert_eq!(got.len(), 2, "path dependencies are not pinned");
+    }
+
+    #[test]
+    fn two_requirements_of_one_crate_are_refused() {
+        let dep = |req: &str| {
+            serde_json::json!({ "name": "rand", "req": req, "features": [], "uses_default_features": true,
+                "kind": null, "target": null, "rename": null })
+        };
+        let meta = serde_json::json!({ "packages": [
+            { "name": "a", "features": {}, "dependencies": [dep("^0.8")] },
+            { "name": "b", "features": {}, "dependencies": [dep("^0.9")] },
+        ]});
+        assert!(requests(&meta).unwrap_err().to_string().contains("pin one version"));
     }
 
     #[test]

@@ -67,3 +67,41 @@ impl Workspace {
         py.is_file().then_some(py)
     }
 }
+
+/// `cargo` as invoked by the running cargo (or from PATH), without the variables
+/// `cargo run` and `cargo test` give the running program (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*`, …).
+///
+/// A nested build must not inherit them: build scripts may declare them with
+/// `rerun-if-env-changed` (ring does, for `CARGO_MANIFEST_DIR`), so a build started
+/// from `cargo xtask` in one clone re-ran ring's build script, and rebuilt
+/// everything above ring (rustls, reqwest, object_store, parquet, …), in every
+/// other clone and in every plain `cargo test`.
+pub fn cargo_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    without_cargo_run_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd`'s environment what `cargo run`/`cargo test` set for the running
+/// program (see [`cargo_command`]), for any child that may start cargo itself.
+pub fn without_cargo_run_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}

@@ -1,4 +1,5 @@
-//! `cargo xtask book`: installs mdbook and its plugins when missing, ships KaTeX offline, builds.
+//! `cargo xtask book`: installs mdbook and its plugins when missing, ships KaTeX offline, builds;
+//! `--check` then opens every page in headless Chromium (`book_check.mjs`, puppeteer-core).
 
 use std::process::Command;
 
@@ -9,6 +10,11 @@ use crate::tools::{self, CargoTool, ensure_cargo_tools, path_with_tools};
 
 /// KaTeX release whose stylesheet and fonts the book ships (from the npm package).
 const KATEX_VERSION: &str = "0.16.47";
+
+/// puppeteer-core, the library `book_check.mjs` drives Debian's Chromium with (it downloads no browser).
+const PUPPETEER_CORE: &str = "puppeteer-core@24.43.1";
+/// The browser check, written next to its `node_modules` in the cache and run with node.
+const BOOK_CHECK: &str = include_str!("book_check.mjs");
 
 pub fn run(ws: &Workspace, serve: bool) -> Result<()> {
     ensure_tools(ws)?;
@@ -75,4 +81,88 @@ fn ensure_katex_assets(ws: &Workspace) -> Result<()> {
     std::fs::copy(dist.join("katex.min.css"), &css)?;
     tools::copy_dir(&dist.join("fonts"), &fonts)?;
     Ok(())
+}
+
+/// Renders every page of the built book in headless Chromium and fails on what a reader would
+/// hit: KaTeX errors or raw TeX, broken images, requests leaving the machine, JavaScript errors,
+/// pages wider than a 390-px phone, empty or unhighlighted code blocks, and a search that cannot
+/// find a week's own term on its pages. Screenshots (one page per chapter) go to
+/// `book/book/screenshots/`.
+pub fn check(ws: &Workspace) -> Result<()> {
+    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), std::path::PathBuf::from);
+    if !chromium.is_file() {
+        bail!(
+            "no Chromium at {}: install Debian's with `apt-get install chromium` (or set CHROMIUM)",
+            chromium.display()
+        );
+    }
+    let dir = ws.cache_dir().join("book-check");
+    if !dir.join("node_modules/puppeteer-core/package.json").is_file() {
+        std::fs::create_dir_all(&dir)?;
+        tools::run(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&dir)
+                .arg(PUPPETEER_CORE)
+                .env("PUPPETEER_SKIP_DOWNLOAD", "1"),
+        )
+        .context("installing puppeteer-core with npm (is npm installed?)")?;
+    }
+    let script = dir.join("book_check.mjs");
+    std::fs::write(&script, BOOK_CHECK)?;
+    let html = ws.root.join("book/book/html");
+    if !html.join("index.html").is_file() {
+        bail!("{} has no built book: run `cargo xtask book` first", html.display());
+    }
+    let shots = ws.root.join("book/book/screenshots");
+    let terms = search_terms(ws)?;
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&html)
+        .arg(&shots)
+        .arg(serde_json::to_string(&terms)?)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .context("running node (is Node.js installed?)")?;
+    if !out.status.success() {
+        bail!("the browser check failed to run: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("the browser check printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))?;
+    let problems = report["problems"].as_array().cloned().unwrap_or_default();
+    for p in &problems {
+        eprintln!("  {}: {}: {}", p["page"].as_str().unwrap_or("?"), p["kind"].as_str().unwrap_or("?"), p["detail"]);
+    }
+    println!(
+        "browser check: {} pages in Chromium, {} searches, {} screenshots in {}, {} problem(s)",
+        report["pages"],
+        report["search"].as_array().map_or(0, Vec::len),
+        report["screenshots"].as_array().map_or(0, Vec::len),
+        shots.display(),
+        problems.len()
+    );
+    if !problems.is_empty() {
+        bail!("the book has {} problem(s) in the browser", problems.len());
+    }
+    Ok(())
+}
+
+/// One search per week with a chapter folder: the longest word of the week's title, on its index page.
+fn search_terms(ws: &Workspace) -> Result<Vec<serde_json::Value>> {
+    let mut terms = Vec::new();
+    for week in autograder::spec::all_weeks(ws)? {
+        let course = if week.id.starts_with("c3") { "course3" } else { "course4" };
+        let page = format!("{course}/{}/index.html", week.id);
+        if !ws.root.join("book/book/html").join(&page).is_file() {
+            continue;
+        }
+        let term = week
+            .title
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .max_by_key(|w| w.len())
+            .context("a week without a title")?
+            .to_lowercase();
+        terms.push(serde_json::json!({ "page": page, "term": term }));
+    }
+    Ok(terms)
 }

@@ -16,6 +16,8 @@ use crate::tools::{self, cargo};
 
 /// Debian packages of Mesa's lavapipe, the software Vulkan driver the `gpu` tests run on.
 const VULKAN: &[&str] = &["mesa-vulkan-drivers", "libvulkan1"];
+/// Debian's Chromium, the browser `cargo xtask book --check` renders the book in.
+const CHROMIUM: &[&str] = &["chromium"];
 
 /// One named step of the CI run.
 type Step = (&'static str, Box<dyn Fn(&Workspace) -> Result<()>>);
@@ -26,7 +28,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
     unsafe { std::env::set_var(autograder::pins::PINS_ENV, "1") };
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
-        ("system packages (Vulkan software driver for the GPU tests)", Box::new(|_| tools::ensure_apt(VULKAN))),
+        (
+            "system packages (Vulkan software driver for the GPU tests, Chromium for the book check)",
+            Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM].concat())),
+        ),
         (
             "peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake)",
             Box::new(crate::peers::install),
@@ -41,6 +46,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
         ("stubs are fresh", Box::new(crate::stubs_check)),
         ("every week proven (stub 0, solution full, APIs equal)", Box::new(|ws| crate::check::run(ws, &[]))),
         ("book", Box::new(|ws| crate::book::run(ws, false))),
+        (
+            "book in a browser (headless Chromium: maths, images, offline, phone width, search)",
+            Box::new(crate::book::check),
+        ),
         ("learner export builds and grades on its own", Box::new(export_grades)),
         ("benchmark c4w3 (quick)", Box::new(|ws| crate::bench::run(ws, "c4w3", None, true, None))),
         (
@@ -104,7 +113,7 @@ fn exclude_labs(ws: &Workspace, cmd: &mut std::process::Command) -> Result<()> {
 fn export_grades(ws: &Workspace) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("learner-export-").tempdir()?;
     let out = dir.path().join("repo");
-    crate::export::run(ws, &out, &[], false)?;
+    crate::export::run(ws, &out, &[], crate::export::Hidden::Withheld)?;
     for week in spec::all_weeks(ws)? {
         let report = grade_json(&out, &week.id)?;
         let score = report["score"].as_f64().context("report has a score")?;

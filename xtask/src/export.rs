@@ -2,7 +2,8 @@
 //!
 //! It holds everything tracked here except the solutions (but those of the
 //! weeks named with `--publish`) and the hidden tests (unless
-//! `--with-hidden-tests`); it builds and grades on its own.
+//! `--with-hidden-tests`, or one week's for a Gradescope bundle); it builds and
+//! grades on its own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +11,18 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use autograder::{Workspace, spec};
 
-pub fn run(ws: &Workspace, out: &Path, publish: &[String], with_hidden: bool) -> Result<()> {
+/// Which weeks' hidden tests the export carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hidden {
+    /// None: the learner's repository.
+    Withheld,
+    /// Every week's: an instructor's grading copy.
+    All,
+    /// One week's: a Gradescope bundle for that week.
+    Week(String),
+}
+
+pub fn run(ws: &Workspace, out: &Path, publish: &[String], hidden: Hidden) -> Result<()> {
     let weeks = spec::all_weeks(ws)?;
     let mut published = Vec::new();
     for id in publish {
@@ -26,8 +38,15 @@ pub fn run(ws: &Workspace, out: &Path, publish: &[String], with_hidden: bool) ->
         if rel.starts_with("solutions") && !published.iter().any(|p| rel.starts_with(p)) {
             continue;
         }
-        if !with_hidden && rel.starts_with("autograder/weeks") && rel.file_name().is_some_and(|f| f == "hidden.rs") {
-            continue;
+        if rel.starts_with("autograder/weeks") && rel.file_name().is_some_and(|f| f == "hidden.rs") {
+            let keep = match &hidden {
+                Hidden::Withheld => false,
+                Hidden::All => true,
+                Hidden::Week(id) => rel.parent().is_some_and(|p| p.ends_with(id)),
+            };
+            if !keep {
+                continue;
+            }
         }
         let from = ws.root.join(&rel);
         if !from.is_file() {
@@ -50,7 +69,11 @@ pub fn run(ws: &Workspace, out: &Path, publish: &[String], with_hidden: bool) ->
         "exported {copied} files to {} (solutions published: {}; hidden tests {})",
         out.display(),
         if publish.is_empty() { "none".to_string() } else { publish.join(", ") },
-        if with_hidden { "included" } else { "withheld" }
+        match &hidden {
+            Hidden::Withheld => "withheld".to_string(),
+            Hidden::All => "included".to_string(),
+            Hidden::Week(id) => format!("included for {id} only"),
+        }
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ mod check;
 mod ci;
 mod export;
 mod fuzz;
+mod gradescope;
 mod models;
 mod peers;
 mod plot;
@@ -79,15 +80,22 @@ enum Command {
         #[arg(long)]
         render_only: bool,
     },
-    /// Build the book (`--serve` to browse it).
+    /// Build the book (`--serve` to browse it; `--check` to check every page in headless Chromium).
     Book {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         serve: bool,
+        /// After building, render every page in Chromium and fail on what a reader would hit.
+        #[arg(long)]
+        check: bool,
     },
-    /// Write the learner repository.
+    /// Write the learner repository (or, with `--gradescope WEEK`, a Gradescope autograder zip).
     Export {
+        /// The folder to write (the zip file with --gradescope).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Write a Gradescope autograder bundle for this week to --out (a .zip).
+        #[arg(long, value_name = "WEEK", conflicts_with_all = ["publish", "with_hidden_tests"])]
+        gradescope: Option<String>,
         /// Weeks whose solutions to include, comma-separated (e.g. c4w1,c4w2).
         #[arg(long, value_delimiter = ',')]
         publish: Vec<String>,
@@ -110,6 +118,17 @@ enum Command {
     },
     /// Run everything CI runs; installs the tools it needs.
     Ci,
+    /// What a Gradescope bundle's run_autograder calls: grade ROOT/submission, write ROOT/results/results.json.
+    #[command(hide = true)]
+    GradescopeRun {
+        week: String,
+        /// Gradescope's root folder.
+        #[arg(long, default_value = "/autograder", env = gradescope::ROOT_ENV)]
+        root: PathBuf,
+        /// Build the harness with the untouched lab (setup.sh); grade nothing.
+        #[arg(long)]
+        warm: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -160,12 +179,20 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
-        Command::Book { serve } => book::run(&ws, serve),
-        Command::Export { out, publish, with_hidden_tests } => export::run(&ws, &out, &publish, with_hidden_tests),
+        Command::Book { serve, check } => {
+            book::run(&ws, serve)?;
+            if check { book::check(&ws) } else { Ok(()) }
+        }
+        Command::Export { out, gradescope: Some(week), .. } => gradescope::bundle(&ws, &week, &out),
+        Command::Export { out, publish, with_hidden_tests, gradescope: None } => {
+            let hidden = if with_hidden_tests { export::Hidden::All } else { export::Hidden::Withheld };
+            export::run(&ws, &out, &publish, hidden)
+        }
         Command::Peers => peers::install(&ws),
         Command::Models => models::fetch(&ws),
         Command::Fuzz { target, seconds } => fuzz::run(&ws, target.as_deref(), seconds),
         Command::Ci => ci::run(&ws),
+        Command::GradescopeRun { week, root, warm } => gradescope::run(&ws, &week, &root, warm),
     }
 }
 

@@ -16,9 +16,10 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// `cargo` as invoked by the running cargo (or from PATH).
+/// `cargo` as invoked by the running cargo (or from PATH), without `cargo run`'s
+/// variables for the running program (see [`autograder::cargo_command`]).
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    autograder::cargo_command()
 }
 
 /// The folder `cargo install --root` puts tools in, and its `bin/`.

@@ -55,3 +55,81 @@ fn week_names_resolve_through_the_course_and_unknown_weeks_are_clear_errors() {
 fn stubs_are_fresh() {
     xtask().args(["stubs", "--check"]).assert().success();
 }
+
+/// A submission whose every `todo!` region exits 0 after printing a forged pass.
+const FORGED: &str =
+    r#"println!("test result: ok. 1 passed; 0 failed"); println!("{{\"nonce\":\"0000\"}}"); std::process::exit(0)"#;
+
+fn copy_tree(from: &Path, to: &Path, edit: &dyn Fn(&str) -> String) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::write(&dest, edit(&std::fs::read_to_string(entry.path()).unwrap())).unwrap();
+        }
+    }
+}
+
+/// The bundle, run the way Gradescope runs it: unzipped into `ROOT/source`, the
+/// upload in `ROOT/submission`, `run_autograder` writing `ROOT/results/results.json`.
+#[test]
+fn a_gradescope_bundle_grades_the_solution_fully_and_the_stub_and_a_forger_at_zero() {
+    use autograder::stubs::{Replacement, render_with, stub_source};
+    let ws = autograder::Workspace::find(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("c4w3.zip");
+    xtask().args(["export", "--gradescope", "c4w3", "--out"]).arg(&bundle).assert().success();
+    let root = dir.path().join("autograder");
+    zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap().extract(root.join("source")).unwrap();
+    let source = root.join("source");
+    assert!(!source.join("solutions").exists(), "the bundle carries no solution");
+    assert!(source.join("autograder/weeks/c4w3/hidden.rs").is_file(), "the bundle carries the week's hidden tests");
+    assert!(!source.join("autograder/weeks/c4w1/hidden.rs").exists(), "and no other week's");
+    let syntax = std::process::Command::new("bash").arg("-n").arg(source.join("setup.sh")).status().unwrap();
+    assert!(syntax.success(), "setup.sh does not parse");
+
+    let solution = ws.root.join("solutions/c4w3-vector-search/src");
+    let forge = |text: &str| {
+        let forged = render_with(text, |r| match r.replacement {
+            Replacement::Todo => Some(format!("{}{{ {FORGED} }}\n", r.indent)),
+            _ => None,
+        })
+        .unwrap();
+        stub_source(&forged).unwrap()
+    };
+    let keep = |text: &str| text.to_string();
+    let stub = |text: &str| stub_source(text).unwrap();
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(&str, Edit, &str, bool); 3] = [
+        // Uploaded as the repository, as a bare src/ folder, and as loose files.
+        ("solution", &keep, "labs/c4w3-vector-search/src", true),
+        ("stub", &stub, "src", false),
+        ("forger", &forge, "", false),
+    ];
+    for (name, edit, layout, full) in cases {
+        let submission = root.join("submission");
+        std::fs::remove_dir_all(&submission).ok();
+        std::fs::remove_dir_all(root.join("results")).ok();
+        copy_tree(&solution, &submission.join(layout), edit);
+        let out = autograder::without_cargo_run_env(&mut std::process::Command::new("bash"))
+            .arg(source.join("run_autograder"))
+            .env("AUTOGRADER_ROOT", &root)
+            .env("CARGO_TARGET_DIR", ws.target_dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: run_autograder failed: {}", String::from_utf8_lossy(&out.stderr));
+        let results = json(&std::fs::read(root.join("results/results.json")).unwrap());
+        let tests = results["tests"].as_array().expect("tests");
+        let max: f64 = tests.iter().map(|t| t["max_score"].as_f64().unwrap()).sum();
+        let score = results["score"].as_f64().unwrap();
+        assert!(tests.len() >= 20, "{name}: {results}");
+        if full {
+            assert_eq!(score, max, "{name}: {}", results["output"]);
+        } else {
+            assert_eq!(score, 0.0, "{name}: {}", results["output"]);
+        }
+        assert!(tests.iter().any(|t| t["visibility"] != "visible"), "{name}: hidden tests keep their visibility");
+    }
+}
