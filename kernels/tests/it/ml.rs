@@ -4,14 +4,14 @@
 //! Fixture encoding (see `make_fixtures.py`): a matrix is `{"rows", "cols", "f32_le_b64"}`, the
 //! row-major little-endian f32 bytes in base64; vectors are plain JSON lists.
 
+mod forest;
+mod gbm;
 mod io;
 mod kmeans;
 mod linear;
 mod logistic;
 mod metrics;
 mod tree;
-mod forest;
-mod gbm;
 
 use std::path::{Path, PathBuf};
 
