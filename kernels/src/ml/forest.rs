@@ -7,6 +7,8 @@
 //! trees that did not see a row gives an honest estimate of the generalisation error (accuracy for a
 //! classifier, R² for a regressor), scikit-learn's `oob_score_`.
 //!
+//! Trees are grown by the histogram splitter by default ([`Splitter::Histogram`], the features binned
+//! once for the whole forest; Ke et al., "LightGBM", NeurIPS 2017), or by the exact sorted search.
 //! Trees are trained in parallel with rayon. Tree `t` draws its bootstrap and its feature subsets from
 //! seeds derived from `(seed, t)` alone, and predictions sum the trees in index order in f64, so the
 //! forest and its predictions are the same whatever the number of threads.
@@ -14,8 +16,10 @@
 use rayon::prelude::*;
 
 use super::Matrix;
+use super::gbm::Binned;
+use super::hist::{self, HistInput};
 use super::io::{Parts, Persist};
-use super::tree::{self, Columns, Criterion, DecisionTree, MaxFeatures, SplitMix64, TreeConfig};
+use super::tree::{self, Columns, Criterion, DecisionTree, MaxFeatures, SplitMix64, Splitter, TreeConfig};
 use crate::{Error, Result};
 
 /// Settings of [`fit`] (defaults: scikit-learn's `RandomForestClassifier`).
@@ -23,8 +27,8 @@ use crate::{Error, Result};
 pub struct ForestConfig {
     /// Number of trees (at least 1).
     pub n_trees: usize,
-    /// Settings of every tree (criterion, depth and leaf limits); its `max_features` and `seed` are
-    /// replaced by the forest's.
+    /// Settings of every tree (criterion, depth and leaf limits); its `max_features`, `seed` and
+    /// `splitter` are replaced by the forest's.
     pub tree: TreeConfig,
     /// Features considered per node; `None`: √d for classification, all for regression (scikit-learn's defaults).
     pub max_features: Option<MaxFeatures>,
@@ -34,6 +38,10 @@ pub struct ForestConfig {
     pub seed: u64,
     /// Compute the out-of-bag score (needs `bootstrap`).
     pub oob_score: bool,
+    /// The split search of every tree (replaces `tree.splitter`): histograms on 255 bins by
+    /// default, the features binned once for the whole forest; [`Splitter::Exact`] for
+    /// scikit-learn's sorted search.
+    pub splitter: Splitter,
 }
 
 impl Default for ForestConfig {
@@ -45,6 +53,7 @@ impl Default for ForestConfig {
             bootstrap: true,
             seed: 0,
             oob_score: false,
+            splitter: Splitter::HISTOGRAM,
         }
     }
 }
@@ -83,21 +92,40 @@ pub fn fit(x: &Matrix, y: &[f32], cfg: &ForestConfig) -> Result<RandomForest> {
         return Err(Error::InvalidParameter("oob_score needs bootstrap = true".into()));
     }
     tree::check_tree_config(&cfg.tree)?;
+    cfg.splitter.check()?;
     let classify = cfg.tree.criterion.is_classification();
     let n_classes = tree::check_training(x, y, classify)?;
     let mf = cfg.max_features.unwrap_or(if classify { MaxFeatures::Sqrt } else { MaxFeatures::All });
     let max_features = mf.resolve(x.cols())?;
-    let cols = Columns::new(x);
     let n = x.rows();
-    let tree_cfg = TreeConfig { max_features: mf, ..cfg.tree.clone() };
-    let trees: Vec<DecisionTree> = (0..cfg.n_trees)
-        .into_par_iter()
-        .map(|t| {
-            let rows = bootstrap_rows(cfg.seed, t, n, cfg.bootstrap);
-            let seed = SplitMix64::derive(cfg.seed ^ FEATURE_STREAM, t as u64);
-            tree::fit_rows(&cols, y, rows, n_classes, &tree_cfg, max_features, seed)
-        })
-        .collect();
+    let tree_cfg = TreeConfig { max_features: mf, splitter: cfg.splitter, ..cfg.tree.clone() };
+    let seed_of = |t: usize| SplitMix64::derive(cfg.seed ^ FEATURE_STREAM, t as u64);
+    // One tree per rayon task (each tree is sequential, so the forest does not depend on the threads).
+    let trees: Vec<DecisionTree> = match cfg.splitter {
+        Splitter::Exact => {
+            let cols = Columns::new(x);
+            (0..cfg.n_trees)
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|t| {
+                    let rows = bootstrap_rows(cfg.seed, t, n, cfg.bootstrap);
+                    tree::fit_rows(&cols, y, rows, n_classes, &tree_cfg, max_features, seed_of(t))
+                })
+                .collect()
+        }
+        Splitter::Histogram { max_bins } => {
+            let data = Binned::new(x, max_bins);
+            let input = HistInput { data: &data, y, n_classes };
+            (0..cfg.n_trees)
+                .into_par_iter()
+                .with_max_len(1)
+                .map(|t| {
+                    let rows = bootstrap_rows(cfg.seed, t, n, cfg.bootstrap);
+                    hist::fit_rows(&input, &rows, &tree_cfg, max_features, seed_of(t))
+                })
+                .collect()
+        }
+    };
     let mut forest =
         RandomForest { trees, n_features: x.cols(), n_classes, criterion: cfg.tree.criterion, oob_score: None };
     if cfg.oob_score {

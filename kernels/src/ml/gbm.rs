@@ -219,19 +219,23 @@ struct HBin {
     n: u32,
 }
 
-/// The binned training set and the per-round state shared by the tree builder.
-struct Binned {
-    n: usize,
-    d: usize,
+/// A binned training set (shared by the boosting rounds here and by the histogram trees of
+/// [`super::hist`]): feature `f` of row `i` is `bins[f * n + i]`, 0 when missing, else `b` with
+/// `upper[f][b − 2] < x ≤ upper[f][b − 1]`.
+pub(crate) struct Binned {
+    pub(crate) n: usize,
+    pub(crate) d: usize,
     /// Column-major bins: `bins[f * n + i]`.
-    bins: Vec<u8>,
-    upper: Vec<Vec<f32>>,
+    pub(crate) bins: Vec<u8>,
+    /// Per feature, the upper boundary of each present bin (the last is +∞).
+    pub(crate) upper: Vec<Vec<f32>>,
     /// Histogram slots per feature (the largest bin count + 1).
-    stride: usize,
+    pub(crate) stride: usize,
 }
 
 impl Binned {
-    fn new(x: &Matrix, max_bin: usize) -> Binned {
+    /// Bins every feature of `x` into at most `max_bin` present bins (`2..=255`) plus the missing bin.
+    pub(crate) fn new(x: &Matrix, max_bin: usize) -> Binned {
         let (n, d) = (x.rows(), x.cols());
         let cols = tree::Columns::new(x);
         let per: Vec<(Vec<f32>, Vec<u8>)> = (0..d)
@@ -253,6 +257,7 @@ impl Binned {
         Binned { n, d, bins, upper, stride }
     }
 
+    // ANCHOR: histogram
     /// Fills `hist` (`d × stride`) with the sums of `rows` for the features in `use_feature`.
     fn histogram(&self, rows: &[u32], g: &[f64], h: &[f64], use_feature: &[bool], hist: &mut [HBin]) {
         hist.par_chunks_mut(self.stride).enumerate().for_each(|(f, s)| {
@@ -270,6 +275,7 @@ impl Binned {
             }
         });
     }
+    // ANCHOR_END: histogram
 }
 
 /// A candidate split of a leaf.
@@ -316,6 +322,7 @@ impl Grower<'_> {
         }
         let lambda = cfg.lambda_l2;
         let min_data = cfg.min_data_in_leaf.max(1) as u32;
+        // ANCHOR: gain
         let parent = leaf.g * leaf.g / (leaf.h + lambda);
         let mut best: Option<Cand> = None;
         let mut consider = |f: usize, bin: usize, default_left: bool, gl: f64, hl: f64, nl: u32| {
@@ -328,6 +335,7 @@ impl Grower<'_> {
                 best = Some(Cand { feature: f, bin: bin as u8, default_left, gain });
             }
         };
+        // ANCHOR_END: gain
         for f in 0..self.data.d {
             if !self.use_feature[f] {
                 continue;
@@ -429,6 +437,7 @@ impl Grower<'_> {
             node.right = right_id as u32;
             node.default_left = if had_missing { c.default_left } else { nl >= nr };
             node_bins[parent.node] = c.bin;
+            // ANCHOR: subtraction
             // The smaller child's histogram is built; the larger one's is the parent's minus it.
             let mut small = vec![HBin::default(); slots];
             let left_small = nl <= nr;
@@ -441,6 +450,7 @@ impl Grower<'_> {
                 a.n -= b.n;
             }
             let (lh, rh) = if left_small { (small, large) } else { (large, small) };
+            // ANCHOR_END: subtraction
             let depth = parent.depth + 1;
             let mut l =
                 GrowLeaf { node: left_id, start: parent.start, end: w, depth, g: gl, h: hl, hist: lh, best: None };

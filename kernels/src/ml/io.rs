@@ -215,6 +215,7 @@ fn file_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::MlModelFile { path: path.to_path_buf(), reason: reason.into() }
 }
 
+// ANCHOR: encode
 /// The complete bytes of a model file (the safetensors layout; header padded with spaces to 8 bytes).
 fn encode(model_kind: &str, parts: &Parts, meta: &ModelMeta) -> Result<Vec<u8>> {
     if let Some((name, v)) = meta.metrics.iter().find(|(_, v)| !v.is_finite()) {
@@ -269,6 +270,7 @@ fn encode(model_kind: &str, parts: &Parts, meta: &ModelMeta) -> Result<Vec<u8>> 
     out.extend_from_slice(&data);
     Ok(out)
 }
+// ANCHOR_END: encode
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, `fsync`, rename over
 /// `path`, then `fsync` of the folder (on Unix). The temporary file is removed on failure.

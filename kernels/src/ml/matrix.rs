@@ -107,4 +107,82 @@ impl Matrix {
         }
         h.finalize().to_hex().to_string()
     }
+
+    /// The numeric columns `columns` of an Arrow batch as a matrix, named after them and in that order
+    /// (how Parquet tables read with [`crate::data::read_parquet`] become model input).
+    ///
+    /// Floating-point, integer and boolean columns (`true` = 1) are converted to f32; a null becomes
+    /// NaN (a missing value), so integers beyond 2²⁴ lose precision as f32 does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `columns` is empty or names a column twice,
+    /// [`Error::MissingColumn`] for a column the batch lacks (listing those it has),
+    /// [`Error::ColumnType`] for a column that is not numeric (naming it and its type).
+    #[cfg(feature = "data")]
+    pub fn from_batch(batch: &arrow::array::RecordBatch, columns: &[&str]) -> Result<Matrix> {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{
+            DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+            UInt32Type, UInt64Type,
+        };
+
+        if columns.is_empty() {
+            return Err(Error::InvalidParameter("no columns to build a matrix from".into()));
+        }
+        if let Some(j) = (1..columns.len()).find(|&j| columns[..j].contains(&columns[j])) {
+            return Err(Error::InvalidParameter(format!("column {:?} is named twice", columns[j])));
+        }
+        let (rows, cols) = (batch.num_rows(), columns.len());
+        let mut data = vec![f32::NAN; rows * cols];
+        for (j, &name) in columns.iter().enumerate() {
+            let array = crate::data::column(batch, name)?;
+            let mut put = |i: usize, v: f32| data[i * cols + j] = v;
+            macro_rules! numeric {
+                ($t:ty) => {{
+                    let a = array.as_primitive::<$t>();
+                    for i in 0..rows {
+                        if a.is_valid(i) {
+                            put(i, a.value(i) as f32);
+                        }
+                    }
+                }};
+            }
+            match array.data_type() {
+                DataType::Float32 => numeric!(Float32Type),
+                DataType::Float64 => numeric!(Float64Type),
+                DataType::Int8 => numeric!(Int8Type),
+                DataType::Int16 => numeric!(Int16Type),
+                DataType::Int32 => numeric!(Int32Type),
+                DataType::Int64 => numeric!(Int64Type),
+                DataType::UInt8 => numeric!(UInt8Type),
+                DataType::UInt16 => numeric!(UInt16Type),
+                DataType::UInt32 => numeric!(UInt32Type),
+                DataType::UInt64 => numeric!(UInt64Type),
+                DataType::Float16 => {
+                    let a = array.as_primitive::<arrow::datatypes::Float16Type>();
+                    for i in 0..rows {
+                        if a.is_valid(i) {
+                            put(i, a.value(i).to_f32());
+                        }
+                    }
+                }
+                DataType::Boolean => {
+                    let a = array.as_boolean();
+                    for i in 0..rows {
+                        if a.is_valid(i) {
+                            put(i, if a.value(i) { 1.0 } else { 0.0 });
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::ColumnType {
+                        column: name.to_string(),
+                        expected: "a numeric or boolean column".into(),
+                        got: other.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Matrix { rows, cols, data, names: columns.iter().map(|s| s.to_string()).collect() })
+    }
 }

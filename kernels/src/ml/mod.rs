@@ -19,6 +19,7 @@
 pub mod flat;
 pub mod forest;
 pub mod gbm;
+mod hist;
 pub mod io;
 pub mod kmeans;
 pub mod linear;

@@ -16,10 +16,15 @@
 //! `O(m · n log n)` for `m` candidate features and `n` rows. The features are read from a
 //! column-major copy of the matrix made once per fit (shared by every tree of a forest).
 //!
+//! [`Splitter::Histogram`] grows the same kind of tree on binned features instead (the random forests'
+//! default; see [`super::hist`]).
+//!
 //! A row goes left at an internal node when `x[feature] <= threshold`, or when `x[feature]` is NaN
 //! and the node's `default_left` is set.
 
 use super::Matrix;
+use super::gbm::Binned;
+use super::hist::{self, HistInput};
 use super::io::{Array, Parts, Persist, check_shape};
 use crate::{Error, Result};
 
@@ -97,6 +102,36 @@ impl MaxFeatures {
     }
 }
 
+/// How a tree searches for its splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Splitter {
+    /// Every threshold between consecutive distinct values, found by sorting the node's values
+    /// (scikit-learn's `splitter="best"`; `O(m · n log n)` per node).
+    #[default]
+    Exact,
+    /// Features binned once into at most `max_bins` bins (`2..=255`, plus one for missing values);
+    /// nodes search per-bin histograms ([`super::hist`]'s module docs; `O(m · n + bins)` per node).
+    /// With at most `max_bins` distinct values per feature it finds the exact splitter's splits.
+    Histogram {
+        /// Bins per feature, `2..=255`.
+        max_bins: usize,
+    },
+}
+
+impl Splitter {
+    /// The forests' default: 255 bins, as LightGBM's `max_bin`.
+    pub const HISTOGRAM: Splitter = Splitter::Histogram { max_bins: 255 };
+
+    pub(crate) fn check(self) -> Result<()> {
+        match self {
+            Splitter::Histogram { max_bins } if !(2..=255).contains(&max_bins) => {
+                Err(Error::InvalidParameter(format!("histogram max_bins must be in 2..=255, got {max_bins}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Settings of [`fit`] (defaults: scikit-learn's `DecisionTreeClassifier`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeConfig {
@@ -114,6 +149,8 @@ pub struct TreeConfig {
     pub max_features: MaxFeatures,
     /// Seed of the feature subsets (unused with [`MaxFeatures::All`]).
     pub seed: u64,
+    /// The split search: [`Splitter::Exact`] by default (scikit-learn's trees, node for node).
+    pub splitter: Splitter,
 }
 
 impl Default for TreeConfig {
@@ -126,6 +163,7 @@ impl Default for TreeConfig {
             min_impurity_decrease: 0.0,
             max_features: MaxFeatures::All,
             seed: 0,
+            splitter: Splitter::Exact,
         }
     }
 }
@@ -291,7 +329,7 @@ pub(crate) fn check_tree_config(cfg: &TreeConfig) -> Result<()> {
         return Err(Error::InvalidParameter("max_depth must be >= 1 (or None)".into()));
     }
     cfg.max_features.resolve(1)?;
-    Ok(())
+    cfg.splitter.check()
 }
 
 /// Fits a CART tree to `x` (NaN = missing) and `y` (class ids `0, 1, …` as f32 for
@@ -304,10 +342,16 @@ pub(crate) fn check_tree_config(cfg: &TreeConfig) -> Result<()> {
 pub fn fit(x: &Matrix, y: &[f32], cfg: &TreeConfig) -> Result<DecisionTree> {
     check_tree_config(cfg)?;
     let n_classes = check_training(x, y, cfg.criterion.is_classification())?;
-    let cols = Columns::new(x);
     let max_features = cfg.max_features.resolve(x.cols())?;
     let rows: Vec<u32> = (0..x.rows() as u32).collect();
-    Ok(fit_rows(&cols, y, rows, n_classes, cfg, max_features, cfg.seed))
+    match cfg.splitter {
+        Splitter::Exact => Ok(fit_rows(&Columns::new(x), y, rows, n_classes, cfg, max_features, cfg.seed)),
+        Splitter::Histogram { max_bins } => {
+            let data = Binned::new(x, max_bins);
+            let input = HistInput { data: &data, y, n_classes };
+            Ok(hist::fit_rows(&input, &rows, cfg, max_features, cfg.seed))
+        }
+    }
 }
 
 /// The statistics of a set of rows: class counts (classification) or count, sum and sum of squares.
@@ -362,6 +406,7 @@ impl Stats {
         }
     }
 
+    // ANCHOR: impurity
     fn impurity(&self, c: Criterion) -> f64 {
         if self.n <= 0.0 {
             return 0.0;
@@ -395,6 +440,7 @@ impl Stats {
             Criterion::Mse => self.sum * self.sum / self.n,
         }
     }
+    // ANCHOR_END: impurity
 }
 
 /// The best split found at a node.
@@ -582,6 +628,7 @@ impl Builder<'_> {
             } else {
                 slot
             };
+            // ANCHOR: exact_sort
             let col = self.cols.col(f);
             self.pairs.clear();
             self.missing.clear();
@@ -599,6 +646,7 @@ impl Builder<'_> {
                 continue; // only missing values: constant
             }
             self.pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            // ANCHOR_END: exact_sort
             let constant = self.pairs[0].0 == self.pairs[self.pairs.len() - 1].0;
             if constant && self.missing.is_empty() {
                 continue;

@@ -1,0 +1,213 @@
+//! Training and prediction throughput of `kernels::ml` as JSON (the Rust side of `cargo xtask bench ml`).
+//!
+//! References: Breiman, "Random Forests", Machine Learning 45 (2001); Ke et al., "LightGBM: A Highly
+//! Efficient Gradient Boosting Decision Tree", NeurIPS 2017 (the two models timed).
+//!
+//! usage:
+//! - `ml_throughput gen DIR ROWS` writes fraud features of the seeded card transactions
+//!   (`datasets::transactions`) to `DIR/x.f32` (row-major little-endian f32), `DIR/y.f32` (0/1 labels)
+//!   and `DIR/shape.json` (`rows`, `cols`, `train_rows`: the first 70% in time order, `names`);
+//! - `ml_throughput run DIR REPS` fits `kernels::ml::forest` (100 trees, depth 10, √d features,
+//!   histogram splitter) and `kernels::ml::gbm` (100 rounds, 31 leaves, learning rate 0.1, 255 bins,
+//!   20 rows per leaf) on the training rows, then predicts the test rows with `FlatForest`; prints the
+//!   best of REPS for each fit, batch rows/s, single-row latency percentiles and the test ROC AUCs.
+//!
+//! The twin of `autograder/peers/ml_peers.py` (scikit-learn's `RandomForestClassifier` and LightGBM with
+//! the same settings on the same files). Threads: rayon's pool (`RAYON_NUM_THREADS`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use datasets::transactions::{CATEGORIES, TransactionsConfig, transactions};
+use kernels::ml::Matrix;
+use kernels::ml::flat::FlatForest;
+use kernels::ml::forest::{self, ForestConfig};
+use kernels::ml::gbm::{self, GbmConfig};
+use kernels::ml::metrics::roc_auc;
+use kernels::ml::tree::TreeConfig;
+
+/// The forest's trees and depth, the booster's rounds and leaves (the peer script uses the same).
+const TREES: usize = 100;
+const DEPTH: usize = 10;
+const ROUNDS: usize = 100;
+const LEAVES: usize = 31;
+/// Rows timed one at a time for the latency percentiles.
+const SINGLE: usize = 2_000;
+
+const FEATURES: [&str; 9] = [
+    "amount",
+    "log_amount",
+    "hour",
+    "category",
+    "foreign",
+    "minutes_since_previous",
+    "card_txns_last_hour",
+    "amount_over_card_mean",
+    "new_merchant",
+];
+
+/// Fraud features of the first `rows` seeded transactions (the c3w3 benchmark's features).
+fn fraud_features(rows: usize) -> (Vec<f32>, Vec<f32>) {
+    let cards = (rows / 30).max(200);
+    let t = transactions(&TransactionsConfig {
+        cards,
+        merchants: 2_000,
+        days: 30,
+        fraud_rate: 0.03,
+        ..TransactionsConfig::tier(datasets::Tier::Medium, 5)
+    });
+    let n = rows.min(t.len());
+    let mut data = Vec::with_capacity(n * FEATURES.len());
+    let mut y = Vec::with_capacity(n);
+    let mut last: HashMap<u64, i64> = HashMap::new();
+    let mut recent: HashMap<u64, Vec<i64>> = HashMap::new();
+    let mut spend: HashMap<u64, (f64, f64)> = HashMap::new();
+    let mut seen: HashSet<(u64, u32)> = HashSet::new();
+    const MINUTE: i64 = 60_000_000;
+    for i in 0..n {
+        let (card, ts, amount) = (t.card_id[i], t.timestamp_micros[i], t.amount[i]);
+        let hour = ((ts / (60 * MINUTE)) % 24) as f32;
+        let category = CATEGORIES.iter().position(|c| c.0 == t.category[i]).unwrap_or(0) as f32;
+        let foreign = f32::from(u8::from(t.merchant_country[i] != t.card_country[i]));
+        let since = last.get(&card).map_or(30.0 * 1440.0, |&p| ((ts - p) / MINUTE).min(30 * 1440) as f32);
+        let window = recent.entry(card).or_default();
+        window.retain(|&p| ts - p <= 60 * MINUTE);
+        let in_hour = window.len() as f32;
+        let (sum, count) = spend.get(&card).copied().unwrap_or((0.0, 0.0));
+        let ratio = if count > 0.0 { (amount / (sum / count)) as f32 } else { 1.0 };
+        let new_merchant = f32::from(u8::from(seen.insert((card, t.merchant_id[i]))));
+        data.extend_from_slice(&[
+            amount as f32,
+            amount.ln_1p() as f32,
+            hour,
+            category,
+            foreign,
+            since,
+            in_hour,
+            ratio,
+            new_merchant,
+        ]);
+        y.push(f32::from(u8::from(t.is_fraud[i])));
+        last.insert(card, ts);
+        window.push(ts);
+        let e = spend.entry(card).or_insert((0.0, 0.0));
+        e.0 += amount;
+        e.1 += 1.0;
+    }
+    (data, y)
+}
+
+fn write_f32(path: &Path, v: &[f32]) {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).expect("writing data");
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).expect("reading data");
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn generate(dir: &Path, rows: usize) {
+    std::fs::create_dir_all(dir).expect("data folder");
+    let (x, y) = fraud_features(rows);
+    let rows = y.len();
+    write_f32(&dir.join("x.f32"), &x);
+    write_f32(&dir.join("y.f32"), &y);
+    let names: Vec<String> = FEATURES.iter().map(|s| format!("{s:?}")).collect();
+    let shape = format!(
+        "{{\"rows\": {rows}, \"cols\": {}, \"train_rows\": {}, \"positives\": {}, \"names\": [{}]}}",
+        FEATURES.len(),
+        rows * 7 / 10,
+        y.iter().filter(|&&v| v == 1.0).count(),
+        names.join(", ")
+    );
+    std::fs::write(dir.join("shape.json"), shape).expect("writing shape.json");
+}
+
+/// A field of the small `shape.json` (a number).
+fn shape_field(text: &str, key: &str) -> usize {
+    let at = text.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("shape.json lacks {key}"));
+    text[at + key.len() + 3..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// Best seconds of `reps` calls of `f`, and its last result.
+fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..reps {
+        let start = Instant::now();
+        let v = f();
+        best = best.min(start.elapsed().as_secs_f64());
+        out = Some(v);
+    }
+    (best, out.expect("reps >= 1"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn run(dir: &Path, reps: usize) {
+    let shape = std::fs::read_to_string(dir.join("shape.json")).expect("shape.json");
+    let (rows, cols, train) =
+        (shape_field(&shape, "rows"), shape_field(&shape, "cols"), shape_field(&shape, "train_rows"));
+    let (x, y) = (read_f32(&dir.join("x.f32")), read_f32(&dir.join("y.f32")));
+    assert_eq!((x.len(), y.len()), (rows * cols, rows), "data files and shape.json disagree");
+    let xtr = Matrix::new(train, cols, x[..train * cols].to_vec()).expect("train matrix");
+    let xte = Matrix::new(rows - train, cols, x[train * cols..].to_vec()).expect("test matrix");
+    let (ytr, yte) = (&y[..train], &y[train..]);
+
+    let fcfg = ForestConfig {
+        n_trees: TREES,
+        tree: TreeConfig { max_depth: Some(DEPTH), ..TreeConfig::default() },
+        seed: 0,
+        ..ForestConfig::default()
+    };
+    let (forest_s, model) = best_of(reps, || forest::fit(&xtr, ytr, &fcfg).expect("forest fit"));
+    let flat_forest = FlatForest::from_forest(&model);
+    let (forest_pred_s, fp) = best_of(reps, || flat_forest.predict_batch(&xte).expect("predict"));
+    let forest_auc = roc_auc(yte, &fp).expect("auc");
+
+    let gcfg = GbmConfig { num_iterations: ROUNDS, num_leaves: LEAVES, ..GbmConfig::default() };
+    let (gbm_s, booster) = best_of(reps, || gbm::fit(&xtr, ytr, None, &gcfg).expect("gbm fit"));
+    let flat = FlatForest::from_gbm(&booster);
+    let (batch_s, gp) = best_of(reps.max(3), || flat.predict_batch(&xte).expect("predict"));
+    let gbm_auc = roc_auc(yte, &gp).expect("auc");
+    let mut lat = Vec::with_capacity(SINGLE);
+    let mut sink = 0.0f32;
+    for i in 0..SINGLE.min(xte.rows()) {
+        let row = xte.row(i);
+        let start = Instant::now();
+        sink += std::hint::black_box(flat.predict_row(std::hint::black_box(row)).expect("row"));
+        lat.push(start.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    lat.sort_by(f64::total_cmp);
+    let test = xte.rows() as f64;
+    println!(
+        "{{\"threads\": {}, \"train_rows\": {train}, \"test_rows\": {}, \"reps\": {reps}, \
+         \"forest_fit_s\": {forest_s}, \"forest_predict_rows_per_s\": {}, \"forest_auc\": {forest_auc}, \
+         \"gbm_fit_s\": {gbm_s}, \"gbm_trees\": {}, \"gbm_predict_rows_per_s\": {}, \"gbm_auc\": {gbm_auc}, \
+         \"single_row_p50_us\": {}, \"single_row_p99_us\": {}}}",
+        rayon::current_num_threads(),
+        xte.rows(),
+        test / forest_pred_s,
+        booster.trees().len(),
+        test / batch_s,
+        percentile(&lat, 0.5) * 1e6,
+        percentile(&lat, 0.99) * 1e6,
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("gen") if args.len() == 4 => generate(Path::new(&args[2]), args[3].parse().expect("ROWS is a number")),
+        Some("run") if args.len() == 4 => run(Path::new(&args[2]), args[3].parse().expect("REPS is a number")),
+        _ => {
+            eprintln!("usage: ml_throughput gen DIR ROWS | ml_throughput run DIR REPS");
+            std::process::exit(2);
+        }
+    }
+}
