@@ -14,11 +14,14 @@
 //! - **Gradients.** Binary: `p = σ(raw)`, `g = p − y`, `h = p(1 − p)`, starting from the log-odds of
 //!   the base rate. L2: `g = raw − y`, `h = 1`, starting from the mean.
 //! - **Leaf-wise growth.** Per leaf, a histogram of `(Σg, Σh, count)` per bin of every feature, built
-//!   in parallel over features with rayon. After a split only the smaller child's histogram is built;
+//!   row by row from a row-major copy of the bins (each row's gradient pair and bins read once), in
+//!   parallel over fixed chunks of 8192 rows for large leaves (summed in chunk order). After a split only the smaller child's histogram is built;
 //!   the larger child's is the parent's minus it. The leaf with the largest gain
 //!   `G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)` is split next, until `num_leaves` leaves, `max_depth`,
 //!   or no split beats `min_gain_to_split` with `min_data_in_leaf` rows and `min_sum_hessian_in_leaf`
-//!   on both sides. Leaves output `−G/(H+λ)·learning_rate`.
+//!   on both sides. Leaves output `−G/(H+λ)·learning_rate`. Histograms are recycled between leaves and
+//!   rounds; without bagging the scores are updated leaf by leaf from the partitioned row order (no
+//!   tree walk per row).
 //! - **Missing values.** Every threshold is tried with the missing rows on the left and on the right,
 //!   and the split "present left, missing right"; the better is stored as the node's `default_left`.
 //! - **Early stopping** on a validation set: the loss (log-loss or mean squared error) after each
@@ -258,24 +261,35 @@ impl Binned {
     }
 
     // ANCHOR: histogram
-    /// Fills `hist` (`d × stride`) with the sums of `rows` for the features in `use_feature`.
-    fn histogram(&self, rows: &[u32], g: &[f64], h: &[f64], use_feature: &[bool], hist: &mut [HBin]) {
-        hist.par_chunks_mut(self.stride).enumerate().for_each(|(f, s)| {
-            s.iter_mut().for_each(|b| *b = HBin::default());
-            if !use_feature[f] {
-                return;
+    /// The bins row by row (`out[i * d + f]`), for histograms that read each row once.
+    fn row_major(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.n * self.d];
+        for f in 0..self.d {
+            for (i, &b) in self.bins[f * self.n..(f + 1) * self.n].iter().enumerate() {
+                out[i * self.d + f] = b;
             }
-            let col = &self.bins[f * self.n..(f + 1) * self.n];
-            for &r in rows {
-                let r = r as usize;
-                let e = &mut s[col[r] as usize];
-                e.g += g[r];
-                e.h += h[r];
-                e.n += 1;
-            }
-        });
+        }
+        out
     }
-    // ANCHOR_END: histogram
+}
+
+/// Rows per task of a parallel histogram: the chunks (and so the order of the f64 sums) depend on
+/// the rows only, never on the number of threads.
+const HIST_CHUNK: usize = 8_192;
+
+/// Adds the rows' gradients into `hist` (`d × stride`, all features), reading each row's `d` bins once.
+fn hist_rows(row_bins: &[u8], d: usize, stride: usize, rows: &[u32], gh: &[[f64; 2]], hist: &mut [HBin]) {
+    for &r in rows {
+        let r = r as usize;
+        let b = &row_bins[r * d..(r + 1) * d];
+        let [g, h] = gh[r];
+        for (f, &bin) in b.iter().enumerate() {
+            let e = &mut hist[f * stride + bin as usize];
+            e.g += g;
+            e.h += h;
+            e.n += 1;
+        }
+    }
 }
 
 /// A candidate split of a leaf.
@@ -302,13 +316,59 @@ struct GrowLeaf {
 
 struct Grower<'a> {
     data: &'a Binned,
+    row_bins: &'a [u8],
     cfg: &'a GbmConfig,
-    g: &'a [f64],
-    h: &'a [f64],
+    gh: &'a [[f64; 2]],
     use_feature: &'a [bool],
 }
 
+/// Reused buffers of the tree builder: histograms and the partition scratch.
+#[derive(Default)]
+struct Buffers {
+    free: Vec<Vec<HBin>>,
+    scratch: Vec<u32>,
+}
+
+impl Buffers {
+    fn take(&mut self, slots: usize) -> Vec<HBin> {
+        match self.free.pop() {
+            Some(mut h) => {
+                h.iter_mut().for_each(|b| *b = HBin::default());
+                h
+            }
+            None => vec![HBin::default(); slots],
+        }
+    }
+}
+
 impl Grower<'_> {
+    /// The histogram of `rows` (every feature), in parallel over fixed chunks of rows when large.
+    fn histogram(&self, rows: &[u32], buffers: &mut Buffers) -> Vec<HBin> {
+        let data = self.data;
+        let slots = data.d * data.stride;
+        let mut hist = buffers.take(slots);
+        if rows.len() < 2 * HIST_CHUNK {
+            hist_rows(self.row_bins, data.d, data.stride, rows, self.gh, &mut hist);
+            return hist;
+        }
+        let parts: Vec<Vec<HBin>> = rows
+            .par_chunks(HIST_CHUNK)
+            .map(|chunk| {
+                let mut h = vec![HBin::default(); slots];
+                hist_rows(self.row_bins, data.d, data.stride, chunk, self.gh, &mut h);
+                h
+            })
+            .collect();
+        for p in &parts {
+            for (a, b) in hist.iter_mut().zip(p) {
+                a.g += b.g;
+                a.h += b.h;
+                a.n += b.n;
+            }
+        }
+        hist
+    }
+
     fn leaf_value(&self, g: f64, h: f64) -> f32 {
         let denom = h + self.cfg.lambda_l2;
         if denom > 0.0 { (-g / denom * self.cfg.learning_rate) as f32 } else { 0.0 }
@@ -366,10 +426,10 @@ impl Grower<'_> {
         best
     }
 
-    /// Grows one tree on `order` (the round's rows, ascending).
-    fn grow(&self, order: &mut [u32]) -> (DecisionTree, Vec<u8>) {
+    /// Grows one tree on `order` (the round's rows, ascending). Returns the tree, the bin of each
+    /// internal node and, per leaf, its node and its rows' range in `order`.
+    fn grow(&self, order: &mut [u32], buffers: &mut Buffers) -> (DecisionTree, Vec<u8>, Vec<(usize, usize, usize)>) {
         let data = self.data;
-        let slots = data.d * data.stride;
         let mut nodes: Vec<Node> = Vec::new();
         let mut node_bins: Vec<u8> = Vec::new();
         let mut values: Vec<f32> = Vec::new();
@@ -387,14 +447,13 @@ impl Grower<'_> {
             values.push(v);
             nodes.len() - 1
         };
-        let (g0, h0) = order.iter().fold((0.0, 0.0), |(a, b), &r| (a + self.g[r as usize], b + self.h[r as usize]));
-        let mut hist = vec![HBin::default(); slots];
-        data.histogram(order, self.g, self.h, self.use_feature, &mut hist);
+        let hist = self.histogram(order, buffers);
+        // The root's sums from its histogram (feature 0's bins hold every row once).
+        let (g0, h0) = hist[..data.stride].iter().fold((0.0, 0.0), |(a, b), e| (a + e.g, b + e.h));
         let root = new_node(&mut nodes, &mut node_bins, &mut values, order.len(), self.leaf_value(g0, h0));
         let mut leaves =
             vec![GrowLeaf { node: root, start: 0, end: order.len(), depth: 0, g: g0, h: h0, hist, best: None }];
         leaves[0].best = self.best_split(&leaves[0]);
-        let mut scratch: Vec<u32> = Vec::with_capacity(order.len());
         while leaves.len() < self.cfg.num_leaves {
             let mut pick: Option<usize> = None;
             for (i, l) in leaves.iter().enumerate() {
@@ -409,6 +468,7 @@ impl Grower<'_> {
             let Some(c) = parent.best else { break };
             // Partition the parent's rows (stable: each side stays ascending).
             let col = &data.bins[c.feature * data.n..(c.feature + 1) * data.n];
+            let scratch = &mut buffers.scratch;
             scratch.clear();
             let mut w = parent.start;
             for k in parent.start..parent.end {
@@ -421,11 +481,17 @@ impl Grower<'_> {
                     scratch.push(r);
                 }
             }
-            order[w..parent.end].copy_from_slice(&scratch);
+            order[w..parent.end].copy_from_slice(scratch);
             let (nl, nr) = (w - parent.start, parent.end - w);
-            let (gl, hl) = order[parent.start..w]
-                .iter()
-                .fold((0.0, 0.0), |(a, b), &r| (a + self.g[r as usize], b + self.h[r as usize]));
+            // The left child's sums from the split feature's histogram.
+            let fh = &parent.hist[c.feature * data.stride..(c.feature + 1) * data.stride];
+            let (mut gl, mut hl) = (0.0, 0.0);
+            for (b, e) in fh.iter().enumerate() {
+                if if b == 0 { c.default_left } else { b <= c.bin as usize } {
+                    gl += e.g;
+                    hl += e.h;
+                }
+            }
             let (gr, hr) = (parent.g - gl, parent.h - hl);
             let left_id = new_node(&mut nodes, &mut node_bins, &mut values, nl, self.leaf_value(gl, hl));
             let right_id = new_node(&mut nodes, &mut node_bins, &mut values, nr, self.leaf_value(gr, hr));
@@ -437,12 +503,10 @@ impl Grower<'_> {
             node.right = right_id as u32;
             node.default_left = if had_missing { c.default_left } else { nl >= nr };
             node_bins[parent.node] = c.bin;
-            // ANCHOR: subtraction
             // The smaller child's histogram is built; the larger one's is the parent's minus it.
-            let mut small = vec![HBin::default(); slots];
             let left_small = nl <= nr;
             let small_rows = if left_small { &order[parent.start..w] } else { &order[w..parent.end] };
-            data.histogram(small_rows, self.g, self.h, self.use_feature, &mut small);
+            let small = self.histogram(small_rows, buffers);
             let mut large = std::mem::take(&mut parent.hist);
             for (a, b) in large.iter_mut().zip(&small) {
                 a.g -= b.g;
@@ -450,7 +514,6 @@ impl Grower<'_> {
                 a.n -= b.n;
             }
             let (lh, rh) = if left_small { (small, large) } else { (large, small) };
-            // ANCHOR_END: subtraction
             let depth = parent.depth + 1;
             let mut l =
                 GrowLeaf { node: left_id, start: parent.start, end: w, depth, g: gl, h: hl, hist: lh, best: None };
@@ -463,8 +526,15 @@ impl Grower<'_> {
             leaves.push(r);
             leaves.sort_by_key(|l| l.node);
         }
+        let ranges = leaves
+            .into_iter()
+            .map(|l| {
+                buffers.free.push(l.hist);
+                (l.node, l.start, l.end)
+            })
+            .collect();
         let tree = DecisionTree { n_features: data.d, n_classes: 0, criterion: Criterion::Mse, nodes, values };
-        (tree, node_bins)
+        (tree, node_bins, ranges)
     }
 }
 
@@ -551,9 +621,10 @@ pub fn fit(x: &Matrix, y: &[f32], valid: Option<(&Matrix, &[f32])>, cfg: &GbmCon
         Objective::Regression => mean,
     };
     let data = Binned::new(x, cfg.max_bin);
+    let row_bins = data.row_major();
+    let mut buffers = Buffers::default();
     let mut raw = vec![init_score; n];
-    let mut g = vec![0.0f64; n];
-    let mut h = vec![0.0f64; n];
+    let mut gh = vec![[0.0f64; 2]; n];
     let mut valid_raw = valid.map(|(vx, _)| vec![init_score; vx.rows()]);
     let mut valid_loss = Vec::new();
     let (mut best_loss, mut best_round) = (f64::INFINITY, 0usize);
@@ -563,15 +634,15 @@ pub fn fit(x: &Matrix, y: &[f32], valid: Option<(&Matrix, &[f32])>, cfg: &GbmCon
     let n_feat = ((cfg.feature_fraction * d as f64).round() as usize).clamp(1, d);
     let n_rows = ((cfg.bagging_fraction * n as f64).round() as usize).clamp(1, n);
     for round in 0..cfg.num_iterations {
-        g.par_iter_mut().zip(h.par_iter_mut()).enumerate().for_each(|(i, (gi, hi))| match cfg.objective {
-            Objective::Binary => {
-                let p = sigmoid(raw[i]);
-                *gi = p - y[i] as f64;
-                *hi = p * (1.0 - p);
-            }
-            Objective::Regression => {
-                *gi = raw[i] - y[i] as f64;
-                *hi = 1.0;
+        gh.par_chunks_mut(4096).zip(raw.par_chunks(4096)).zip(y.par_chunks(4096)).for_each(|((gh, raw), y)| {
+            for ((e, &r), &t) in gh.iter_mut().zip(raw).zip(y) {
+                *e = match cfg.objective {
+                    Objective::Binary => {
+                        let p = sigmoid(r);
+                        [p - t as f64, p * (1.0 - p)]
+                    }
+                    Objective::Regression => [r - t as f64, 1.0],
+                };
             }
         });
         let use_feature: Vec<bool> = if n_feat < d {
@@ -584,9 +655,19 @@ pub fn fit(x: &Matrix, y: &[f32], valid: Option<(&Matrix, &[f32])>, cfg: &GbmCon
             vec![true; d]
         };
         let mut order = if n_rows < n { sample(&mut rng, n, n_rows) } else { (0..n as u32).collect() };
-        let grower = Grower { data: &data, cfg, g: &g, h: &h, use_feature: &use_feature };
-        let (t, node_bins) = grower.grow(&mut order);
-        raw.par_iter_mut().enumerate().for_each(|(i, r)| *r += binned_value(&t, &node_bins, &data, i) as f64);
+        let grower = Grower { data: &data, row_bins: &row_bins, cfg, gh: &gh, use_feature: &use_feature };
+        let (t, node_bins, ranges) = grower.grow(&mut order, &mut buffers);
+        if order.len() == n {
+            // Every row is in exactly one leaf's range of `order`.
+            for &(node, start, end) in &ranges {
+                let v = t.values[node] as f64;
+                for &r in &order[start..end] {
+                    raw[r as usize] += v;
+                }
+            }
+        } else {
+            raw.par_iter_mut().enumerate().for_each(|(i, r)| *r += binned_value(&t, &node_bins, &data, i) as f64);
+        }
         if let (Some(vr), Some((vx, vy))) = (valid_raw.as_mut(), valid) {
             vr.par_iter_mut().enumerate().for_each(|(i, r)| *r += t.values[t.leaf_index(vx.row(i))] as f64);
             let l = loss(cfg.objective, vy, vr);
