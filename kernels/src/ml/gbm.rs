@@ -260,7 +260,6 @@ impl Binned {
         Binned { n, d, bins, upper, stride }
     }
 
-    // ANCHOR: histogram
     /// The bins row by row (`out[i * d + f]`), for histograms that read each row once.
     fn row_major(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.n * self.d];
@@ -503,6 +502,7 @@ impl Grower<'_> {
             node.right = right_id as u32;
             node.default_left = if had_missing { c.default_left } else { nl >= nr };
             node_bins[parent.node] = c.bin;
+            // ANCHOR: subtraction
             // The smaller child's histogram is built; the larger one's is the parent's minus it.
             let left_small = nl <= nr;
             let small_rows = if left_small { &order[parent.start..w] } else { &order[w..parent.end] };
@@ -514,6 +514,7 @@ impl Grower<'_> {
                 a.n -= b.n;
             }
             let (lh, rh) = if left_small { (small, large) } else { (large, small) };
+            // ANCHOR_END: subtraction
             let depth = parent.depth + 1;
             let mut l =
                 GrowLeaf { node: left_id, start: parent.start, end: w, depth, g: gl, h: hl, hist: lh, best: None };

@@ -24,10 +24,12 @@ use super::atomic::{io_err, os_random, sync_dir, write_atomic};
 use super::store::{hex, unhex};
 use crate::Error;
 
+// ANCHOR: domains
 /// Domain-separation prefix of manifest signatures.
 pub const MANIFEST_DOMAIN: &[u8] = b"sovereign-registry/manifest/v1\0";
 /// Domain-separation prefix of promotion-log entry signatures.
 pub const PROMOTION_DOMAIN: &[u8] = b"sovereign-registry/promotion/v1\0";
+// ANCHOR_END: domains
 
 /// A key id: the first 16 lowercase hex characters of BLAKE3 of the 32-byte public key.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -326,6 +328,7 @@ impl Keyring {
         self.keys.contains_key(id)
     }
 
+    // ANCHOR: keyring_verify
     /// Checks `sig` over `domain || bytes`: the key id must be trusted and the signature valid (strict).
     pub fn verify(&self, domain: &[u8], bytes: &[u8], sig: &SignatureBlob, subject: &str) -> Result<(), Error> {
         let vk = self.keys.get(&sig.key_id).ok_or_else(|| Error::RegistryUntrustedKey {
@@ -338,4 +341,5 @@ impl Keyring {
         vk.verify_strict(&msg, &Signature::from_bytes(&sig.signature))
             .map_err(|_| Error::RegistryBadSignature { subject: subject.to_string(), key_id: sig.key_id.to_string() })
     }
+    // ANCHOR_END: keyring_verify
 }

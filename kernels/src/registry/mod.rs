@@ -554,6 +554,7 @@ impl Registry {
             .collect())
     }
 
+    // ANCHOR: lineage
     /// Walks `r`'s ancestry breadth-first through `parents` (each manifest verified), returning every
     /// version once with its training-data digest. A parent that is not registered is an error.
     pub fn lineage(&self, r: &ModelRef, keyring: &Keyring) -> Result<Vec<LineageNode>, Error> {
@@ -578,4 +579,5 @@ impl Registry {
         }
         Ok(out)
     }
+    // ANCHOR_END: lineage
 }

@@ -52,6 +52,7 @@ pub const SALT_LEN: usize = 16;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
+// ANCHOR: kdf
 /// Argon2id cost parameters (RFC 9106 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KdfParams {
@@ -69,6 +70,7 @@ impl Default for KdfParams {
         Self { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 }
     }
 }
+// ANCHOR_END: kdf
 
 /// The key of a sealed file.
 #[derive(Clone)]

@@ -27,6 +27,7 @@ use super::manifest::ModelRef;
 use super::store::{Digest, hex, unhex};
 use crate::Error;
 
+// ANCHOR: stage
 /// The lifecycle stage of a model version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
@@ -37,6 +38,7 @@ pub enum Stage {
     /// Retired; kept for lineage and audit.
     Archived,
 }
+// ANCHOR_END: stage
 
 impl Stage {
     /// The stage's name as written in the log (`staging`, `production`, `archived`).

@@ -119,6 +119,7 @@ impl Store {
         Ok(Self { dir: dir.to_path_buf() })
     }
 
+    // ANCHOR: path_of
     /// Where the object with digest `d` lives (whether or not it exists).
     pub fn path_of(&self, d: &Digest) -> PathBuf {
         let h = d.to_hex();
@@ -144,6 +145,7 @@ impl Store {
         guard.keep();
         Ok(d)
     }
+    // ANCHOR_END: path_of
 
     /// Streams the file at `src` into the store (one pass: copy and hash), returning its digest and size.
     pub fn put_file(&self, src: &Path) -> Result<(Digest, u64), Error> {

@@ -24,6 +24,7 @@
 
 use crate::{Result, invalid};
 
+// ANCHOR: round_config
 /// Settings of one boosting round.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundConfig {
@@ -32,6 +33,7 @@ pub struct RoundConfig {
     /// L2 penalty `λ` on leaf values, `≥ 0`.
     pub lambda_l2: f64,
 }
+// ANCHOR_END: round_config
 
 impl Default for RoundConfig {
     fn default() -> Self {
@@ -39,6 +41,7 @@ impl Default for RoundConfig {
     }
 }
 
+// ANCHOR: sigmoid
 /// The logistic function `1 / (1 + e^(−z))`, computed without overflow for any finite `z`
 /// (task c3w3.gbm-round): for `z < 0` use `e^z / (1 + e^z)`.
 pub fn sigmoid(z: f64) -> f64 {
@@ -54,7 +57,9 @@ pub fn sigmoid(z: f64) -> f64 {
 pub fn init_score(y: &[u32]) -> Result<f64> {
     todo!("c3w3.gbm-round")
 }
+// ANCHOR_END: sigmoid
 
+// ANCHOR: gradients
 /// Gradients `p − y` and hessians `p (1 − p)` of the log-loss at raw scores `raw`,
 /// with `p = `[`sigmoid`]`(raw)` (task c3w3.gbm-round).
 ///
@@ -64,7 +69,9 @@ pub fn init_score(y: &[u32]) -> Result<f64> {
 pub fn gradients(y: &[u32], raw: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
     todo!("c3w3.gbm-round")
 }
+// ANCHOR_END: gradients
 
+// ANCHOR: leaf_values
 /// The value of each of `n_leaves` leaves, `−G / (H + λ) · η`, where `G` and `H` sum
 /// `g` and `h` over the rows `i` with `leaf_of_row[i] == leaf` (task c3w3.gbm-round).
 /// A leaf without rows, or with `H + λ == 0`, gets 0.
@@ -81,7 +88,9 @@ pub fn leaf_values(
 ) -> Result<Vec<f64>> {
     todo!("c3w3.gbm-round")
 }
+// ANCHOR_END: leaf_values
 
+// ANCHOR: boost_round
 /// One boosting round (task c3w3.gbm-round): the [`gradients`] at `raw`, the
 /// [`leaf_values`] of the given partition, then `raw[i] += value[leaf_of_row[i]]`
 /// for every row. Returns the leaf values. On an error `raw` is left unchanged.
@@ -97,3 +106,4 @@ pub fn boost_round(
 ) -> Result<Vec<f64>> {
     todo!("c3w3.gbm-round")
 }
+// ANCHOR_END: boost_round

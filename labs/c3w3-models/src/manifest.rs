@@ -51,6 +51,7 @@ use crate::{Result, invalid};
 /// The manifest schema version written in every manifest.
 pub const MANIFEST_SCHEMA: u64 = 1;
 
+// ANCHOR: manifest_struct
 /// One file of a model version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artefact {
@@ -82,12 +83,14 @@ pub struct Manifest {
     /// Key id (16 lowercase hex characters) of the key that signs this manifest.
     pub signer_key_id: String,
 }
+// ANCHOR_END: manifest_struct
 
 /// Lowercase hex of bytes. Given.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// ANCHOR: write_string
 /// Appends `s` as a canonical JSON string, quotes included (task c3w3.manifest).
 pub fn write_string(s: &str, out: &mut String) {
     todo!("c3w3.manifest")
@@ -100,8 +103,10 @@ pub fn write_string(s: &str, out: &mut String) {
 pub fn write_float(v: f64, out: &mut String) -> Result<()> {
     todo!("c3w3.manifest")
 }
+// ANCHOR_END: write_string
 
 impl Manifest {
+    // ANCHOR: canonical_bytes
     /// The canonical JSON bytes of the manifest (task c3w3.manifest, 10 points with
     /// [`write_string`], [`write_float`] and [`Manifest::digest`]): the document of
     /// the module docs, byte-identical to `kernels::registry::Manifest::to_canonical_bytes`.
@@ -120,4 +125,5 @@ impl Manifest {
     pub fn digest(&self) -> Result<[u8; 32]> {
         todo!("c3w3.manifest")
     }
+    // ANCHOR_END: canonical_bytes
 }

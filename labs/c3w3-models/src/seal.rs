@@ -33,12 +33,15 @@ pub const NONCE_LEN: usize = 12;
 /// Poly1305 tag length.
 pub const TAG_LEN: usize = 16;
 
+// ANCHOR: aad
 /// The associated data of an artefact: `manifest_digest (32 bytes) ‖ name (UTF-8)`
 /// (task c3w3.seal-open).
 pub fn artefact_aad(manifest_digest: &[u8; 32], name: &str) -> Vec<u8> {
     todo!("c3w3.seal-open")
 }
+// ANCHOR_END: aad
 
+// ANCHOR: seal
 /// Seals with a given nonce: `nonce ‖ ciphertext ‖ tag` (task c3w3.seal-open). Only
 /// for tests against known vectors: real code calls [`seal`], which never reuses a nonce.
 ///
@@ -57,7 +60,9 @@ pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], plaintext: &[u8]
 pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     todo!("c3w3.seal-open")
 }
+// ANCHOR_END: seal
 
+// ANCHOR: open
 /// Opens a sealed blob (task c3w3.seal-open): the plaintext, only if the tag verifies
 /// under `key` and `aad`.
 ///
@@ -67,3 +72,4 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
 pub fn open(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     todo!("c3w3.seal-open")
 }
+// ANCHOR_END: open

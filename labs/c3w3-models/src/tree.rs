@@ -32,6 +32,7 @@ use crate::rng::Rng;
 use crate::split::{ClassHistogram, best_split, gini};
 use crate::{Matrix, Result, invalid};
 
+// ANCHOR: tree_config
 /// Settings of a tree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeConfig {
@@ -45,6 +46,7 @@ pub struct TreeConfig {
     /// per node with [`crate::forest::sample_features`] (random forests use `√d`).
     pub max_features: Option<usize>,
 }
+// ANCHOR_END: tree_config
 
 impl Default for TreeConfig {
     fn default() -> Self {
@@ -52,6 +54,7 @@ impl Default for TreeConfig {
     }
 }
 
+// ANCHOR: node
 /// One node of a [`Tree`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -76,6 +79,7 @@ pub enum Node {
         samples: usize,
     },
 }
+// ANCHOR_END: node
 
 /// A fitted classification tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +115,7 @@ pub(crate) fn check_config(cfg: &TreeConfig) -> Result<()> {
     Ok(())
 }
 
+// ANCHOR: fit_binned
 /// Fits a tree on binned features (task c3w3.tree, 15 points with
 /// [`Tree::predict_proba_row`] and [`Tree::predict_proba`]).
 ///
@@ -133,6 +138,7 @@ pub fn fit_binned(
 ) -> Result<Tree> {
     todo!("c3w3.tree")
 }
+// ANCHOR_END: fit_binned
 
 /// Bins `x` into at most `max_bins` bins per feature and fits a tree on all its rows
 /// with `rng = Rng::new(0)`. Given.
@@ -147,6 +153,7 @@ pub fn fit(x: &Matrix, y: &[u32], cfg: &TreeConfig, max_bins: usize) -> Result<T
 }
 
 impl Tree {
+    // ANCHOR: predict_row
     /// The class fractions of the leaf `row` falls into (task c3w3.tree): start at
     /// the root, go left when `row[feature] <= threshold`, right otherwise.
     ///
@@ -155,7 +162,9 @@ impl Tree {
     pub fn predict_proba_row(&self, row: &[f32]) -> &[f64] {
         todo!("c3w3.tree")
     }
+    // ANCHOR_END: predict_row
 
+    // ANCHOR: predict
     /// Class probabilities of every row of `x`, row-major `rows × n_classes` (task c3w3.tree).
     ///
     /// # Errors
@@ -163,6 +172,7 @@ impl Tree {
     pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<f64>> {
         todo!("c3w3.tree")
     }
+    // ANCHOR_END: predict
 
     /// The most probable class of every row (the lowest class id on ties). Given.
     ///

@@ -23,6 +23,7 @@
 
 use crate::{Matrix, Result, invalid};
 
+// ANCHOR: binned
 /// A matrix of bin numbers, stored column by column, with each feature's edges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binned {
@@ -35,6 +36,7 @@ pub struct Binned {
     /// The edges of each feature (strictly increasing; `edges[j].len() + 1` bins).
     pub edges: Vec<Vec<f32>>,
 }
+// ANCHOR_END: binned
 
 impl Binned {
     /// The bin numbers of feature `j`, one per row.

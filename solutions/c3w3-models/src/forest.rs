@@ -28,6 +28,7 @@ use crate::rng::Rng;
 use crate::tree::{Tree, TreeConfig, argmax_rows, fit_binned, n_classes_of};
 use crate::{Matrix, Result, invalid};
 
+// ANCHOR: forest_config
 /// Settings of [`fit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForestConfig {
@@ -40,6 +41,7 @@ pub struct ForestConfig {
     /// Seed of every draw.
     pub seed: u64,
 }
+// ANCHOR_END: forest_config
 
 impl Default for ForestConfig {
     fn default() -> Self {
@@ -65,6 +67,7 @@ pub struct Forest {
     pub n_features: usize,
 }
 
+// ANCHOR: draws
 /// A bootstrap sample of `n` rows (task c3w3.forest): `n` draws `rng.below(n)`,
 /// in draw order (repeats kept). `n == 0` gives an empty sample.
 pub fn bootstrap(n: usize, rng: &mut Rng) -> Vec<u32> {
@@ -103,7 +106,9 @@ pub fn sample_features(d: usize, k: usize, rng: &mut Rng) -> Vec<usize> {
     all
     // END SOLUTION
 }
+// ANCHOR_END: draws
 
+// ANCHOR: forest_fit
 /// Fits a forest (task c3w3.forest): bin `x` once with [`bin_features`]`(x, cfg.max_bins)`,
 /// then grow tree `t` as the module docs say (with `max_features` defaulting to
 /// `⌊√d⌋`, at least 1). Trees are independent: growing them on several threads
@@ -157,8 +162,10 @@ pub fn fit(x: &Matrix, y: &[u32], cfg: &ForestConfig) -> Result<Forest> {
     Ok(Forest { trees, samples, n_classes, n_features: d })
     // END SOLUTION
 }
+// ANCHOR_END: forest_fit
 
 impl Forest {
+    // ANCHOR: forest_predict
     /// Class probabilities, row-major `rows × n_classes`: for each row, the mean over
     /// the trees of [`Tree::predict_proba_row`] (task c3w3.forest).
     ///
@@ -184,6 +191,7 @@ impl Forest {
         Ok(out)
         // END SOLUTION
     }
+    // ANCHOR_END: forest_predict
 
     /// The most probable class of every row. Given.
     ///

@@ -24,6 +24,7 @@
 
 use crate::{Result, invalid};
 
+// ANCHOR: round_config
 /// Settings of one boosting round.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundConfig {
@@ -32,6 +33,7 @@ pub struct RoundConfig {
     /// L2 penalty `λ` on leaf values, `≥ 0`.
     pub lambda_l2: f64,
 }
+// ANCHOR_END: round_config
 
 impl Default for RoundConfig {
     fn default() -> Self {
@@ -39,6 +41,7 @@ impl Default for RoundConfig {
     }
 }
 
+// ANCHOR: sigmoid
 /// The logistic function `1 / (1 + e^(−z))`, computed without overflow for any finite `z`
 /// (task c3w3.gbm-round): for `z < 0` use `e^z / (1 + e^z)`.
 pub fn sigmoid(z: f64) -> f64 {
@@ -69,6 +72,7 @@ pub fn init_score(y: &[u32]) -> Result<f64> {
     Ok((p / (1.0 - p)).ln())
     // END SOLUTION
 }
+// ANCHOR_END: sigmoid
 
 // BEGIN SOLUTION c3w3.gbm-round delete
 fn check_labels(y: &[u32]) -> Result<()> {
@@ -82,6 +86,7 @@ fn check_labels(y: &[u32]) -> Result<()> {
 }
 // END SOLUTION
 
+// ANCHOR: gradients
 /// Gradients `p − y` and hessians `p (1 − p)` of the log-loss at raw scores `raw`,
 /// with `p = `[`sigmoid`]`(raw)` (task c3w3.gbm-round).
 ///
@@ -108,7 +113,9 @@ pub fn gradients(y: &[u32], raw: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
         .unzip())
     // END SOLUTION
 }
+// ANCHOR_END: gradients
 
+// ANCHOR: leaf_values
 /// The value of each of `n_leaves` leaves, `−G / (H + λ) · η`, where `G` and `H` sum
 /// `g` and `h` over the rows `i` with `leaf_of_row[i] == leaf` (task c3w3.gbm-round).
 /// A leaf without rows, or with `H + λ == 0`, gets 0.
@@ -151,7 +158,9 @@ pub fn leaf_values(
         .collect())
     // END SOLUTION
 }
+// ANCHOR_END: leaf_values
 
+// ANCHOR: boost_round
 /// One boosting round (task c3w3.gbm-round): the [`gradients`] at `raw`, the
 /// [`leaf_values`] of the given partition, then `raw[i] += value[leaf_of_row[i]]`
 /// for every row. Returns the leaf values. On an error `raw` is left unchanged.
@@ -174,3 +183,4 @@ pub fn boost_round(
     Ok(values)
     // END SOLUTION
 }
+// ANCHOR_END: boost_round

@@ -26,6 +26,7 @@
 use crate::rng::Rng;
 use crate::{Matrix, Result, invalid};
 
+// ANCHOR: kmeans_config
 /// Settings of [`fit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeansConfig {
@@ -41,6 +42,7 @@ pub struct KMeansConfig {
     /// Seed of the generator.
     pub seed: u64,
 }
+// ANCHOR_END: kmeans_config
 
 impl Default for KMeansConfig {
     fn default() -> Self {
@@ -84,6 +86,7 @@ fn check(x: &Matrix, k: usize) -> Result<()> {
     Ok(())
 }
 
+// ANCHOR: plusplus
 /// k-means++ seeds, row-major `k × dim` (task c3w3.kmeans, 10 points with [`lloyd`]
 /// and [`fit`]). The draws, exactly:
 /// 1. the first centroid is row `rng.below(n)`;
@@ -130,7 +133,9 @@ pub fn kmeans_plus_plus(x: &Matrix, k: usize, rng: &mut Rng) -> Result<Vec<f32>>
     Ok(centroids)
     // END SOLUTION
 }
+// ANCHOR_END: plusplus
 
+// ANCHOR: lloyd
 /// Lloyd iterations from the centroids `init` (`k × dim`, row-major) (task c3w3.kmeans).
 ///
 /// Repeat up to `max_iter` times: assign every row to its nearest centroid (lowest
@@ -207,6 +212,7 @@ pub fn lloyd(x: &Matrix, init: &[f32], max_iter: usize, tol_abs: f64) -> Result<
     Ok(KMeans { centroids, k, dim: d, labels, inertia, n_iter })
     // END SOLUTION
 }
+// ANCHOR_END: lloyd
 
 // BEGIN SOLUTION c3w3.kmeans delete
 /// Nearest centroid (lowest index on ties) and its squared distance, for every row.
@@ -228,6 +234,7 @@ fn assign(x: &Matrix, centroids: &[f32], k: usize) -> (Vec<u32>, Vec<f64>) {
 }
 // END SOLUTION
 
+// ANCHOR: kmeans_fit
 /// Clusters `x` (task c3w3.kmeans): `tol_abs = cfg.tol ×` the mean over features of
 /// their (population) variance; one `rng = Rng::new(cfg.seed)` for all runs; run
 /// `cfg.n_init` times [`kmeans_plus_plus`]`(x, k, &mut rng)` then
@@ -262,3 +269,4 @@ pub fn fit(x: &Matrix, cfg: &KMeansConfig) -> Result<KMeans> {
     Ok(best.expect("n_init >= 1"))
     // END SOLUTION
 }
+// ANCHOR_END: kmeans_fit

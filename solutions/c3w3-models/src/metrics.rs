@@ -19,6 +19,7 @@
 
 use crate::{Result, invalid};
 
+// ANCHOR: roc_auc
 /// Area under the ROC curve of `scores` for binary `labels` (task c3w3.roc-auc, 5 points).
 ///
 /// Accumulate in f64; sort with `f64::total_cmp`.
@@ -59,3 +60,4 @@ pub fn roc_auc(labels: &[u32], scores: &[f64]) -> Result<f64> {
     Ok((rank_sum - p * (p + 1.0) / 2.0) / (p * q))
     // END SOLUTION
 }
+// ANCHOR_END: roc_auc

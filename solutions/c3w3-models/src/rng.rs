@@ -19,11 +19,13 @@ impl Rng {
         Rng { state: seed }
     }
 
+    // ANCHOR: fork
     /// The stream of item `index` (tree `t`, restart `r`) under `seed`: `Rng::new(seed ^ (index + 1) · 0xD1B5_4A32_D192_ED03)`
     /// (wrapping), so different items draw independent-looking sequences.
     pub fn fork(seed: u64, index: u64) -> Rng {
         Rng::new(seed ^ index.wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03))
     }
+    // ANCHOR_END: fork
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {

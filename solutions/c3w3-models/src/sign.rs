@@ -37,17 +37,20 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use crate::manifest::hex;
 use crate::{Error, Result, invalid};
 
+// ANCHOR: sign_consts
 /// Domain-separation prefix of manifest signatures (NUL-terminated).
 pub const MANIFEST_DOMAIN: &[u8] = b"sovereign-registry/manifest/v1\0";
 
 /// Length of a stored signature: 8-byte key id + 64-byte Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 72;
+// ANCHOR_END: sign_consts
 
 /// The 32-byte public key of a 32-byte RFC 8032 secret seed. Given.
 pub fn public_key(seed: &[u8; 32]) -> [u8; 32] {
     SigningKey::from_bytes(seed).verifying_key().to_bytes()
 }
 
+// ANCHOR: key_id
 /// The key id of a public key: the first 8 bytes of BLAKE3(public) as 16 lowercase
 /// hex characters (task c3w3.sign-verify).
 pub fn key_id(public: &[u8; 32]) -> String {
@@ -55,6 +58,7 @@ pub fn key_id(public: &[u8; 32]) -> String {
     hex(&blake3::hash(public).as_bytes()[..8])
     // END SOLUTION
 }
+// ANCHOR_END: key_id
 
 /// The public keys a verifier trusts, by key id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,6 +87,7 @@ impl Keyring {
     }
 }
 
+// ANCHOR: signed_manifest
 /// Signed manifest bytes as they travel in a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedManifest {
@@ -93,7 +98,9 @@ pub struct SignedManifest {
     /// The signer's public key, if the bundle carries it. Never trusted.
     pub public_key: Option<[u8; 32]>,
 }
+// ANCHOR_END: signed_manifest
 
+// ANCHOR: sign
 /// Signs canonical manifest bytes with the key of `seed` (task c3w3.sign-verify, 10 points
 /// with [`key_id`] and [`verify_manifest`]): the Ed25519 signature of
 /// `MANIFEST_DOMAIN || manifest`, stored as key id bytes ‖ signature; the bundle
@@ -111,7 +118,9 @@ pub fn sign_manifest(seed: &[u8; 32], manifest: &[u8]) -> SignedManifest {
     SignedManifest { manifest: manifest.to_vec(), signature, public_key: Some(public) }
     // END SOLUTION
 }
+// ANCHOR_END: sign
 
+// ANCHOR: verify
 /// Verifies a signed manifest against the caller's pinned keyring and the digest the
 /// caller expects (task c3w3.sign-verify): the four checks of the module docs, in order.
 ///
@@ -145,3 +154,4 @@ pub fn verify_manifest(bundle: &SignedManifest, expected_digest: &[u8; 32], keyr
     vk.verify_strict(&msg, &Signature::from_bytes(&sig)).map_err(|_| bad())
     // END SOLUTION
 }
+// ANCHOR_END: verify

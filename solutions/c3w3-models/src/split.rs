@@ -70,6 +70,7 @@ impl ClassHistogram {
     }
 }
 
+// ANCHOR: split
 /// The best split of a histogram: rows in bins `0..=bin` go left.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Split {
@@ -82,7 +83,9 @@ pub struct Split {
     /// Rows in the right child.
     pub right_rows: f64,
 }
+// ANCHOR_END: split
 
+// ANCHOR: gini
 /// Gini impurity `1 − Σ p_k²` of class counts (task c3w3.split-search, with [`best_split`]).
 ///
 /// Counts may be any non-negative numbers (weights); an empty node (all counts 0)
@@ -96,7 +99,9 @@ pub fn gini(counts: &[f64]) -> f64 {
     1.0 - counts.iter().map(|&c| (c / n) * (c / n)).sum::<f64>()
     // END SOLUTION
 }
+// ANCHOR_END: gini
 
+// ANCHOR: best_split
 /// The split of `h` with the largest impurity decrease (task c3w3.split-search, 10 points
 /// with [`gini`]).
 ///
@@ -141,3 +146,4 @@ pub fn best_split(h: &ClassHistogram, n_root: f64, min_samples_leaf: usize) -> O
     best
     // END SOLUTION
 }
+// ANCHOR_END: best_split

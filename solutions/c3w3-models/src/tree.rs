@@ -32,6 +32,7 @@ use crate::rng::Rng;
 use crate::split::{ClassHistogram, best_split, gini};
 use crate::{Matrix, Result, invalid};
 
+// ANCHOR: tree_config
 /// Settings of a tree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeConfig {
@@ -45,6 +46,7 @@ pub struct TreeConfig {
     /// per node with [`crate::forest::sample_features`] (random forests use `√d`).
     pub max_features: Option<usize>,
 }
+// ANCHOR_END: tree_config
 
 impl Default for TreeConfig {
     fn default() -> Self {
@@ -52,6 +54,7 @@ impl Default for TreeConfig {
     }
 }
 
+// ANCHOR: node
 /// One node of a [`Tree`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -76,6 +79,7 @@ pub enum Node {
         samples: usize,
     },
 }
+// ANCHOR_END: node
 
 /// A fitted classification tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +115,7 @@ pub(crate) fn check_config(cfg: &TreeConfig) -> Result<()> {
     Ok(())
 }
 
+// ANCHOR: fit_binned
 /// Fits a tree on binned features (task c3w3.tree, 15 points with
 /// [`Tree::predict_proba_row`] and [`Tree::predict_proba`]).
 ///
@@ -150,6 +155,7 @@ pub fn fit_binned(
     Ok(Tree { nodes: g.nodes, n_classes, n_features: data.cols })
     // END SOLUTION
 }
+// ANCHOR_END: fit_binned
 
 // BEGIN SOLUTION c3w3.tree delete
 /// The state of one tree's growth.
@@ -229,6 +235,7 @@ pub fn fit(x: &Matrix, y: &[u32], cfg: &TreeConfig, max_bins: usize) -> Result<T
 }
 
 impl Tree {
+    // ANCHOR: predict_row
     /// The class fractions of the leaf `row` falls into (task c3w3.tree): start at
     /// the root, go left when `row[feature] <= threshold`, right otherwise.
     ///
@@ -247,7 +254,9 @@ impl Tree {
         }
         // END SOLUTION
     }
+    // ANCHOR_END: predict_row
 
+    // ANCHOR: predict
     /// Class probabilities of every row of `x`, row-major `rows × n_classes` (task c3w3.tree).
     ///
     /// # Errors
@@ -264,6 +273,7 @@ impl Tree {
         Ok(out)
         // END SOLUTION
     }
+    // ANCHOR_END: predict
 
     /// The most probable class of every row (the lowest class id on ties). Given.
     ///
