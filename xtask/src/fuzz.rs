@@ -19,7 +19,7 @@ use autograder::Workspace;
 use crate::tools;
 
 /// The fuzz targets (`kernels/fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: &[&str] = &["gguf", "safetensors", "tokenizer_json"];
+pub const TARGETS: &[&str] = &["gguf", "safetensors", "tokenizer_json", "registry_manifest"];
 
 /// cargo-fuzz, as `cargo install` names it, and the version installed.
 const CARGO_FUZZ: tools::CargoTool =
@@ -30,6 +30,7 @@ const SEEDS: &[(&str, &[&str])] = &[
     ("gguf", &["kernels/fuzz/seeds/gguf", "autograder/weeks/c4w1/fixtures/tiny.gguf"]),
     ("safetensors", &["kernels/fuzz/seeds/safetensors"]),
     ("tokenizer_json", &["kernels/fuzz/seeds/tokenizer_json"]),
+    ("registry_manifest", &["kernels/fuzz/seeds/registry_manifest"]),
 ];
 
 /// libFuzzer's limits: the process's RSS, any single allocation (inputs are a few KB: anything near this

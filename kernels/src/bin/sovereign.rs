@@ -1,14 +1,28 @@
-//! `sovereign`: the command-line face of `kernels`: an OpenAI-compatible server, GGUF inspection, tokenisation.
+//! `sovereign`: the command-line face of `kernels`: an OpenAI-compatible server, GGUF inspection,
+//! tokenisation, classical ML on Parquet tables and the signed model registry.
 //!
 //! ```text
 //! sovereign serve --demo                      # SmolLM2-135M-Instruct + all-MiniLM-L6-v2 on 127.0.0.1:8080
 //! sovereign serve --model m.gguf --port 9000  # any LLaMA-family GGUF with a ChatML template
 //! sovereign gguf inspect m.gguf               # metadata and tensor table
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
+//! sovereign ml train|predict|eval …           # kernels::ml on Parquet (sovereign/ml.rs)
+//! sovereign registry keygen|push|verify|…     # kernels::registry (sovereign/registry.rs)
 //! ```
+//!
+//! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
+//! script reads the output, and fails with a non-zero exit and a message naming the bad input.
 
+#[path = "sovereign/ml.rs"]
+mod ml;
+#[path = "sovereign/registry.rs"]
+mod registry;
+
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -22,7 +36,7 @@ const DEMO_CHAT: (&str, &str) = ("smollm2-135m-instruct", "SmolLM2-135M-Instruct
 const DEMO_EMBEDDING: &str = "all-minilm-l6-v2";
 
 #[derive(Parser)]
-#[command(name = "sovereign", version, about = "Serve, inspect and tokenise models with kernels")]
+#[command(name = "sovereign", version, about = "Serve, inspect, tokenise, train and register models with kernels")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,6 +58,16 @@ enum Command {
         model: PathBuf,
         /// The text.
         text: String,
+    },
+    /// Train, apply and evaluate classical models on Parquet tables.
+    Ml {
+        #[command(subcommand)]
+        command: ml::MlCommand,
+    },
+    /// The signed, content-addressed model registry: keys, versions, stages, lineage, sealed files.
+    Registry {
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
     },
 }
 
@@ -87,12 +111,43 @@ struct ServeArgs {
     context: usize,
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// Runs the command; an error is printed as one `error:` line with its causes (no backtrace) and exits 1.
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
         Command::Serve(args) => serve(args),
         Command::Gguf { command: GgufCommand::Inspect { path } } => inspect(&path),
         Command::Tokenize { model, text } => tokenize(&model, &text),
+        Command::Ml { command } => ml::run(command),
+        Command::Registry { command } => registry::run(command),
     }
+}
+
+/// A spinner with `message` and the elapsed time on stderr (drawn only on a terminal); finish it with
+/// `finish_and_clear`.
+fn spinner(message: String) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        pb.set_style(style);
+    }
+    pb.set_message(message);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
+/// Prints `value` as pretty JSON on stdout (a closed pipe is not an error).
+fn print_json(value: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

@@ -53,3 +53,6 @@ mod ml;
 
 #[cfg(feature = "registry")]
 mod registry;
+
+#[cfg(feature = "cli")]
+mod cli;
