@@ -8,7 +8,7 @@ use kernels::ml::flat::FlatForest;
 use kernels::ml::forest::{self, ForestConfig, RandomForest};
 use kernels::ml::io::{self, ModelMeta, Persist};
 use kernels::ml::metrics::roc_auc;
-use kernels::ml::tree::{Criterion, TreeConfig};
+use kernels::ml::tree::{Criterion, MaxFeatures, Splitter, TreeConfig};
 
 use super::tree::{assert_flat_equal, random_matrix, with_nans};
 use super::{f32s, fixture, matrix, temp_dir};
@@ -148,4 +148,57 @@ fn bad_forest_input_is_a_typed_error() {
     assert!(matches!(forest::fit(&x, &y, &no_bootstrap), Err(Error::InvalidParameter(_))));
     let model = forest::fit(&x, &y, &cfg).unwrap();
     assert!(matches!(model.predict(&random_matrix(2, 4, 29)), Err(Error::DimensionMismatch { expected: 3, got: 4 })));
+}
+
+#[test]
+fn histogram_forest_ranks_as_well_as_the_exact_forest_on_breast_cancer() {
+    let (xtr, ytr, xte, yte) = breast_cancer();
+    let auc = |splitter, max_features| {
+        let cfg = ForestConfig { n_trees: 100, splitter, max_features, seed: 4, ..ForestConfig::default() };
+        roc_auc(&yte, &p1(&forest::fit(&xtr, &ytr, &cfg).unwrap(), &xte)).unwrap()
+    };
+    for max_features in [None, Some(MaxFeatures::All)] {
+        let exact = auc(Splitter::Exact, max_features);
+        for max_bins in [255, 32] {
+            let hist = auc(Splitter::Histogram { max_bins }, max_features);
+            println!("{max_features:?}: test ROC AUC exact {exact:.4}, histogram with {max_bins} bins {hist:.4}");
+            assert!(hist >= exact - 0.01, "{max_features:?}, {max_bins} bins: {hist} vs exact {exact}");
+        }
+    }
+}
+
+#[test]
+fn every_splitter_gives_the_same_forest_on_one_and_two_threads() {
+    let x = with_nans(&random_matrix(3_000, 6, 40), 0.05, 41);
+    let y: Vec<f32> = (0..3_000).map(|i| if x.get(i, 0) > 0.5 || x.get(i, 3).is_nan() { 1.0 } else { 0.0 }).collect();
+    let yr: Vec<f32> = (0..3_000).map(|i| x.get(i, 1).max(0.0) * 3.0 + x.get(i, 2).max(0.0)).collect();
+    for (splitter, max_features, criterion) in [
+        (Splitter::Exact, None, Criterion::Gini),
+        (Splitter::HISTOGRAM, None, Criterion::Entropy),
+        // All features per node: the histogram splitter's subtraction path.
+        (Splitter::HISTOGRAM, Some(MaxFeatures::All), Criterion::Gini),
+        (Splitter::Histogram { max_bins: 16 }, None, Criterion::Mse),
+    ] {
+        let tree = TreeConfig { criterion, max_depth: Some(12), ..TreeConfig::default() };
+        let cfg = ForestConfig { n_trees: 12, tree, splitter, max_features, seed: 9, ..ForestConfig::default() };
+        let target = if criterion == Criterion::Mse { &yr } else { &y };
+        let fit_with = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| forest::fit(&x, target, &cfg).unwrap())
+        };
+        let (one, two) = (fit_with(1), fit_with(2));
+        assert_eq!(one, two, "{splitter:?} {max_features:?} {criterion:?}");
+        assert_eq!(one, fit_with(2), "{splitter:?}: refitting gives the same forest");
+        let flat = FlatForest::from_forest(&one);
+        let want = if criterion == Criterion::Mse { one.predict(&x).unwrap() } else { p1(&one, &x) };
+        assert_flat_equal(&flat, &x, &want);
+    }
+}
+
+#[test]
+fn bad_forest_splitter_is_a_typed_error() {
+    let x = random_matrix(20, 3, 42);
+    let y: Vec<f32> = (0..20).map(|i| (i % 2) as f32).collect();
+    let cfg = ForestConfig { n_trees: 2, splitter: Splitter::Histogram { max_bins: 300 }, ..ForestConfig::default() };
+    assert!(matches!(forest::fit(&x, &y, &cfg), Err(Error::InvalidParameter(_))));
 }

@@ -8,7 +8,7 @@ use kernels::Error;
 use kernels::ml::Matrix;
 use kernels::ml::flat::FlatForest;
 use kernels::ml::io::{self, ModelMeta, Persist};
-use kernels::ml::tree::{self, Criterion, DecisionTree, MaxFeatures, TreeConfig};
+use kernels::ml::tree::{self, Criterion, DecisionTree, MaxFeatures, Splitter, TreeConfig};
 use serde_json::Value;
 
 use super::{f32s, f64s, fixture, matrix, temp_dir};
@@ -338,4 +338,115 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(flat.predict_row(&[0.1]), Err(Error::DimensionMismatch { expected: 2, got: 1 })));
     let reg = tree::fit(&x, &y, &TreeConfig { criterion: Criterion::Mse, ..TreeConfig::default() }).unwrap();
     assert!(matches!(reg.predict_proba(&x), Err(Error::InvalidParameter(_))));
+}
+
+/// `n × d` seeded whole numbers in `0..levels` (few distinct values: every one gets its own bin), a
+/// share `p` of them NaN.
+fn small_integers(n: usize, d: usize, levels: u32, p: f32, seed: u64) -> Matrix {
+    let mut s = seed;
+    let data = (0..n * d)
+        .map(|_| {
+            let v = (uniform(&mut s) * levels as f32).floor();
+            if uniform(&mut s) < p { f32::NAN } else { v }
+        })
+        .collect();
+    Matrix::new(n, d, data).unwrap()
+}
+
+#[test]
+fn histogram_trees_split_as_exact_trees_when_every_value_has_its_bin() {
+    // With at most max_bins distinct values the histogram splitter sees the same candidate partitions in
+    // the same order with the same (whole-number) class counts, so it picks the same splits; only a
+    // threshold may differ (the midpoint of neighbouring values of the whole column, not of the node).
+    for (seed, p) in [(31u64, 0.0f32), (32, 0.15)] {
+        let x = small_integers(500, 3, 12, p, seed);
+        let y: Vec<f32> = (0..500)
+            .map(|i| {
+                let (a, b) = (x.get(i, 0), x.get(i, 1));
+                if a.is_nan() || a + 0.5 * b > 9.0 {
+                    1.0
+                } else if b < 3.0 {
+                    2.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for criterion in [Criterion::Gini, Criterion::Entropy] {
+            for depth in [Some(3), None] {
+                let cfg = TreeConfig { criterion, max_depth: depth, ..TreeConfig::default() };
+                let exact = tree::fit(&x, &y, &cfg).unwrap();
+                let hist =
+                    tree::fit(&x, &y, &TreeConfig { splitter: Splitter::Histogram { max_bins: 16 }, ..cfg }).unwrap();
+                let (a, b) = (exact.nodes(), hist.nodes());
+                assert_eq!(a.len(), b.len(), "{criterion:?} {depth:?} NaN {p}: node count");
+                for (i, (m, n)) in a.iter().zip(b).enumerate() {
+                    assert_eq!((m.left, m.right, m.feature), (n.left, n.right, n.feature), "node {i}");
+                    assert_eq!(m.n_samples, n.n_samples, "node {i}");
+                    assert_eq!(m.impurity.to_bits(), n.impurity.to_bits(), "node {i}");
+                    if !m.is_leaf() {
+                        assert_eq!(m.default_left, n.default_left, "node {i}");
+                    }
+                    assert_eq!(exact.value(i), hist.value(i), "node {i}");
+                }
+                assert_eq!(exact.predict_proba(&x).unwrap(), hist.predict_proba(&x).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn histogram_tree_learns_missing_values_and_flattens_bit_identically() {
+    // Feature 0 is missing exactly for class 1: one split, present left, missing right.
+    let x0 = random_matrix(300, 3, 33);
+    let y: Vec<f32> = (0..300).map(|i| if i % 3 == 0 { 1.0 } else { 0.0 }).collect();
+    let data: Vec<f32> = (0..300)
+        .flat_map(|i| {
+            let r = x0.row(i);
+            [if y[i] == 1.0 { f32::NAN } else { r[0] }, r[1], r[2]]
+        })
+        .collect();
+    let x = Matrix::new(300, 3, data).unwrap();
+    let cfg = TreeConfig { splitter: Splitter::HISTOGRAM, ..TreeConfig::default() };
+    let model = tree::fit(&x, &y, &cfg).unwrap();
+    let root = model.nodes()[0];
+    assert_eq!((root.feature, root.default_left, model.nodes().len()), (0, false, 3));
+    assert_eq!(root.threshold, f32::INFINITY, "every present value goes left");
+    assert_eq!(model.predict(&x).unwrap(), y);
+    let unseen = Matrix::from_rows(&[vec![f32::NAN, 0.5, 0.5], vec![0.5, f32::NAN, f32::NAN]]).unwrap();
+    assert_eq!(model.predict(&unseen).unwrap(), vec![1.0, 0.0]);
+
+    // Flattened histogram trees (continuous features binned into 32 bins, NaN in training and probes).
+    let x = with_nans(&random_matrix(800, 5, 34), 0.1, 35);
+    let probe = with_nans(&random_matrix(1000, 5, 36), 0.2, 37);
+    let yb: Vec<f32> = (0..800).map(|i| if x.get(i, 1).is_nan() || x.get(i, 0) > 0.4 { 1.0 } else { 0.0 }).collect();
+    let yk: Vec<f32> = (0..800).map(|i| ((x.get(i, 2) * 3.0) as u32).min(2) as f32).collect();
+    let yr: Vec<f32> = (0..800).map(|i| x.get(i, 3).max(0.0) * 10.0 + (i % 7) as f32).collect();
+    let hist = Splitter::Histogram { max_bins: 32 };
+    let binary = tree::fit(&x, &yb, &TreeConfig { splitter: hist, ..TreeConfig::default() }).unwrap();
+    let p1: Vec<f32> = binary.predict_proba(&probe).unwrap().chunks(2).map(|p| p[1]).collect();
+    assert_flat_equal(&FlatForest::from_tree(&binary), &probe, &p1);
+    let multi =
+        tree::fit(&x, &yk, &TreeConfig { splitter: hist, max_depth: Some(6), ..TreeConfig::default() }).unwrap();
+    assert_flat_equal(&FlatForest::from_tree(&multi), &probe, &multi.predict(&probe).unwrap());
+    let reg_cfg = TreeConfig { criterion: Criterion::Mse, splitter: hist, ..TreeConfig::default() };
+    let reg = tree::fit(&x, &yr, &reg_cfg).unwrap();
+    assert_flat_equal(&FlatForest::from_tree(&reg), &probe, &reg.predict(&probe).unwrap());
+    // Bin boundaries are thresholds, so each training row lands in the leaf it was grown into: a tree
+    // grown to purity on distinct rows fits them exactly.
+    let distinct = random_matrix(400, 2, 38);
+    let yd: Vec<f32> = (0..400).map(|i| if (distinct.get(i, 0) * 7.0) as u32 % 2 == 0 { 1.0 } else { 0.0 }).collect();
+    let full = tree::fit(&distinct, &yd, &TreeConfig { splitter: hist, ..TreeConfig::default() }).unwrap();
+    let train_acc = full.predict(&distinct).unwrap().iter().zip(&yd).filter(|(a, b)| a == b).count();
+    assert!(train_acc >= 390, "training accuracy {train_acc}/400");
+}
+
+#[test]
+fn bad_histogram_bins_are_a_typed_error() {
+    let x = random_matrix(10, 2, 39);
+    let y = vec![0.0f32; 10];
+    for max_bins in [0, 1, 256] {
+        let cfg = TreeConfig { splitter: Splitter::Histogram { max_bins }, ..TreeConfig::default() };
+        assert!(matches!(tree::fit(&x, &y, &cfg), Err(Error::InvalidParameter(_))), "{max_bins}");
+    }
 }
