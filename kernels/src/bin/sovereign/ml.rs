@@ -37,7 +37,7 @@ const MODEL_FILE: &str = "model.safetensors";
 #[derive(Subcommand)]
 pub enum MlCommand {
     /// Train a model on a Parquet table and save it to a folder (model.safetensors).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Add a `prediction` column (and `probability` for classifiers) to a Parquet table.
     Predict(PredictArgs),
     /// Print a saved model's metrics on a Parquet table.
@@ -273,7 +273,7 @@ pub struct EvalArgs {
 /// Runs `sovereign ml …`.
 pub fn run(command: MlCommand) -> Result<()> {
     match command {
-        MlCommand::Train(args) => train(args),
+        MlCommand::Train(args) => train(*args),
         MlCommand::Predict(args) => predict(args),
         MlCommand::Eval(args) => eval(args),
     }
