@@ -67,7 +67,7 @@ pub(crate) fn commit_temp(temp: &Path, dest: &Path) -> Result<(), Error> {
         let _ = fs::remove_file(temp);
         return Err(Error::RegistryIo { path: dest.to_path_buf(), source: e });
     }
-    sync_dir(dest.parent().unwrap_or(Path::new(".")))
+    sync_dir(dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
 /// Writes `bytes` to `dest` atomically (temp file in the same folder, fsync, rename, fsync folder).
