@@ -12,7 +12,7 @@ use crate::harness::{self, Build, Implementation, Purpose};
 use crate::report::{Report, TestReport};
 use crate::runner::{self, Limits, Outcome, Status};
 use crate::services;
-use crate::spec::WeekSpec;
+use crate::spec::{TestFile, WeekSpec};
 use crate::{Workspace, history};
 
 /// Which implementation to grade.
@@ -34,11 +34,14 @@ pub struct GradeOptions {
     pub progress: bool,
     /// Multiply every test's time limit (e.g. 0.2 for hostile-submission tests).
     pub timeout_scale: f64,
+    /// Runs of a graded benchmark that falls short of full marks, keeping the best
+    /// (`cargo xtask check` uses 3: it proves a benchmark reachable, not the machine quiet).
+    pub bench_attempts: u32,
 }
 
 impl Default for GradeOptions {
     fn default() -> Self {
-        GradeOptions { mode: Mode::Lab, progress: false, timeout_scale: 1.0 }
+        GradeOptions { mode: Mode::Lab, progress: false, timeout_scale: 1.0, bench_attempts: 1 }
     }
 }
 
@@ -119,7 +122,25 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
             };
             Some(runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?)
         };
-        tests.push(TestReport::score(task, spec, outcome));
+        let mut report = TestReport::score(task, spec, outcome);
+        // Only a benchmark that ran to the end and fell short of its ratio is run again.
+        if spec.file == TestFile::Bench && matches!(report.details, Some(Status::Passed)) {
+            for _ in 1..options.bench_attempts.max(1) {
+                if report.score >= report.max_score {
+                    break;
+                }
+                let limits = Limits {
+                    timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
+                    memory_mb: spec.memory_mb,
+                };
+                let again = runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?;
+                let again = TestReport::score(task, spec, Some(again));
+                if again.score > report.score {
+                    report = again;
+                }
+            }
+        }
+        tests.push(report);
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -52,7 +52,12 @@ fn hostile_code<'a>(hostile: &'a BTreeMap<&str, &str>) -> impl FnMut(&Region) ->
 }
 
 fn grade_submission(ws: &Workspace, week: &spec::WeekSpec, dir: &Path) -> Report {
-    let options = GradeOptions { mode: Mode::Submission(dir.to_path_buf()), progress: false, timeout_scale: 0.2 };
+    let options = GradeOptions {
+        mode: Mode::Submission(dir.to_path_buf()),
+        progress: false,
+        timeout_scale: 0.2,
+        ..GradeOptions::default()
+    };
     grade(ws, week, &options).expect("the grader itself must not fail")
 }
 
