@@ -1,6 +1,7 @@
 //! Criterion benchmarks of `kernels`: one binary, one file per operation under `benches/kernels/`.
 //!
-//! Run with `cargo bench -p kernels` (or one group: `cargo bench -p kernels -- hnsw`).
+//! Run with `cargo bench -p kernels` (or one group: `cargo bench -p kernels -- hnsw`); the classical-ML
+//! groups need the `ml` feature: `cargo bench -p kernels --features ml -- ml_`.
 
 use criterion::criterion_main;
 
@@ -17,6 +18,31 @@ mod hnsw;
 mod lowp;
 #[path = "kernels/matmul.rs"]
 mod matmul;
+#[cfg(feature = "ml")]
+#[path = "kernels/ml_data.rs"]
+mod ml_data;
+#[cfg(feature = "ml")]
+#[path = "kernels/ml_forest.rs"]
+mod ml_forest;
+#[cfg(feature = "ml")]
+#[path = "kernels/ml_gbm.rs"]
+mod ml_gbm;
+#[cfg(feature = "ml")]
+#[path = "kernels/ml_predict.rs"]
+mod ml_predict;
+/// Without the `ml` feature the classical-ML groups are empty.
+#[cfg(not(feature = "ml"))]
+mod ml_forest {
+    pub fn benches() {}
+}
+#[cfg(not(feature = "ml"))]
+mod ml_gbm {
+    pub fn benches() {}
+}
+#[cfg(not(feature = "ml"))]
+mod ml_predict {
+    pub fn benches() {}
+}
 #[path = "kernels/ops.rs"]
 mod ops;
 #[path = "kernels/quant.rs"]
@@ -39,7 +65,10 @@ criterion_main!(
     lowp::benches,
     ops::benches,
     quant::benches,
-    tokenize::benches
+    tokenize::benches,
+    ml_forest::benches,
+    ml_gbm::benches,
+    ml_predict::benches
 );
 #[cfg(feature = "gpu")]
 criterion_main!(
@@ -51,5 +80,8 @@ criterion_main!(
     ops::benches,
     quant::benches,
     tokenize::benches,
+    ml_forest::benches,
+    ml_gbm::benches,
+    ml_predict::benches,
     gpu::benches
 );

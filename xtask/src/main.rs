@@ -4,6 +4,7 @@ mod bench;
 mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
+mod bench_ml;
 mod book;
 mod check;
 mod ci;
@@ -65,7 +66,8 @@ enum Command {
     /// Benchmark a week's lab against `kernels` (and the solution and peers when present);
     /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth;
     /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline;
-    /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime.
+    /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime;
+    /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM.
     Bench {
         week: String,
         #[arg(long)]
@@ -178,6 +180,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
         Command::Book { serve, check } => {
             book::run(&ws, serve)?;
