@@ -54,7 +54,9 @@ pub fn run(ws: &Workspace, names: &[String]) -> Result<()> {
             }
         }
 
+        let start = std::time::Instant::now();
         let stub = grade(ws, week, &GradeOptions { mode: Mode::Lab, progress: true, ..GradeOptions::default() })?;
+        let stub_seconds = start.elapsed().as_secs_f64();
         if let Some(error) = &stub.compile_error {
             problems.push(format!("the stub does not compile:\n{error}"));
         }
@@ -76,7 +78,8 @@ pub fn run(ws: &Workspace, names: &[String]) -> Result<()> {
                 test.id, test.score, test.max_score, test.output
             ));
         }
-        summarise(week, &stub, &reference, &problems);
+        let seconds = (stub_seconds, start.elapsed().as_secs_f64() - stub_seconds);
+        summarise(week, &stub, &reference, &problems, seconds);
         failures.extend(problems.into_iter().map(|p| format!("{}: {p}", week.id)));
     }
     if !failures.is_empty() {
@@ -88,10 +91,11 @@ pub fn run(ws: &Workspace, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn summarise(week: &spec::WeekSpec, stub: &Report, reference: &Report, problems: &[String]) {
+/// One line per week; `seconds` is the wall time of the stub's and the solution's grading (build included).
+fn summarise(week: &spec::WeekSpec, stub: &Report, reference: &Report, problems: &[String], seconds: (f64, f64)) {
     let mark = if problems.is_empty() { style("✓").green() } else { style("✗").red() };
     println!(
-        "{mark} {}: {} tests in {} tasks; stub {:.0}/{:.0}, solution {:.1}/{:.0}; API {}",
+        "{mark} {}: {} tests in {} tasks; stub {:.0}/{:.0}, solution {:.1}/{:.0}; API {} ({:.0} s + {:.0} s)",
         week.id,
         week.tests().count(),
         week.tasks.len(),
@@ -99,6 +103,8 @@ fn summarise(week: &spec::WeekSpec, stub: &Report, reference: &Report, problems:
         stub.max_score,
         reference.score,
         reference.max_score,
-        if problems.iter().any(|p| p.contains("public APIs")) { "differs" } else { "equal" }
+        if problems.iter().any(|p| p.contains("public APIs")) { "differs" } else { "equal" },
+        seconds.0,
+        seconds.1
     );
 }
