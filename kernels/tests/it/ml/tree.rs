@@ -435,7 +435,8 @@ fn histogram_tree_learns_missing_values_and_flattens_bit_identically() {
     // Bin boundaries are thresholds, so each training row lands in the leaf it was grown into: a tree
     // grown to purity on distinct rows fits them exactly.
     let distinct = random_matrix(400, 2, 38);
-    let yd: Vec<f32> = (0..400).map(|i| if ((distinct.get(i, 0) * 7.0) as u32).is_multiple_of(2) { 1.0 } else { 0.0 }).collect();
+    let yd: Vec<f32> =
+        (0..400).map(|i| if ((distinct.get(i, 0) * 7.0) as u32).is_multiple_of(2) { 1.0 } else { 0.0 }).collect();
     let full = tree::fit(&distinct, &yd, &TreeConfig { splitter: hist, ..TreeConfig::default() }).unwrap();
     let train_acc = full.predict(&distinct).unwrap().iter().zip(&yd).filter(|(a, b)| a == b).count();
     assert!(train_acc >= 390, "training accuracy {train_acc}/400");
