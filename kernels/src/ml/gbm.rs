@@ -15,7 +15,7 @@
 //!   the base rate. L2: `g = raw − y`, `h = 1`, starting from the mean.
 //! - **Leaf-wise growth.** Per leaf, a histogram of `(Σg, Σh, count)` per bin of every feature, built
 //!   row by row from a row-major copy of the bins (each row's gradient pair and bins read once), in
-//!   parallel over fixed chunks of 8192 rows for large leaves (summed in chunk order). After a split only the smaller child's histogram is built;
+//!   parallel over fixed chunks of 4096 rows for large leaves (summed in chunk order). After a split only the smaller child's histogram is built;
 //!   the larger child's is the parent's minus it. The leaf with the largest gain
 //!   `G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)` is split next, until `num_leaves` leaves, `max_depth`,
 //!   or no split beats `min_gain_to_split` with `min_data_in_leaf` rows and `min_sum_hessian_in_leaf`
@@ -272,9 +272,28 @@ impl Binned {
     }
 }
 
+/// Splits `rows` stably into those where `left` holds, then the others; returns how many went left.
+/// Branch-free: every row is written to both sides' next slot and only the matching cursor advances
+/// (a split's rows are close to random, so a branch per row would mispredict half the time).
+pub(crate) fn partition(rows: &mut [u32], scratch: &mut Vec<u32>, left: impl Fn(u32) -> bool) -> usize {
+    scratch.clear();
+    scratch.resize(rows.len(), 0);
+    let (mut w, mut s) = (0usize, 0usize);
+    for i in 0..rows.len() {
+        let r = rows[i];
+        let l = left(r);
+        rows[w] = r;
+        scratch[s] = r;
+        w += usize::from(l);
+        s += usize::from(!l);
+    }
+    rows[w..].copy_from_slice(&scratch[..s]);
+    w
+}
+
 /// Rows per task of a parallel histogram: the chunks (and so the order of the f64 sums) depend on
 /// the rows only, never on the number of threads.
-const HIST_CHUNK: usize = 8_192;
+const HIST_CHUNK: usize = 4_096;
 
 /// Adds the rows' gradients into `hist` (`d × stride`, all features), reading each row's `d` bins once.
 fn hist_rows(row_bins: &[u8], d: usize, stride: usize, rows: &[u32], gh: &[[f64; 2]], hist: &mut [HBin]) {
@@ -467,20 +486,10 @@ impl Grower<'_> {
             let Some(c) = parent.best else { break };
             // Partition the parent's rows (stable: each side stays ascending).
             let col = &data.bins[c.feature * data.n..(c.feature + 1) * data.n];
-            let scratch = &mut buffers.scratch;
-            scratch.clear();
-            let mut w = parent.start;
-            for k in parent.start..parent.end {
-                let r = order[k];
-                let b = col[r as usize];
-                if if b == 0 { c.default_left } else { b <= c.bin } {
-                    order[w] = r;
-                    w += 1;
-                } else {
-                    scratch.push(r);
-                }
-            }
-            order[w..parent.end].copy_from_slice(scratch);
+            let goes_left = |b: u8| if b == 0 { c.default_left } else { b <= c.bin };
+            let w =
+                partition(&mut order[parent.start..parent.end], &mut buffers.scratch, |r| goes_left(col[r as usize]))
+                    + parent.start;
             let (nl, nr) = (w - parent.start, parent.end - w);
             // The left child's sums from the split feature's histogram.
             let fh = &parent.hist[c.feature * data.stride..(c.feature + 1) * data.stride];
@@ -520,8 +529,13 @@ impl Grower<'_> {
                 GrowLeaf { node: left_id, start: parent.start, end: w, depth, g: gl, h: hl, hist: lh, best: None };
             let mut r =
                 GrowLeaf { node: right_id, start: w, end: parent.end, depth, g: gr, h: hr, hist: rh, best: None };
-            l.best = self.best_split(&l);
-            r.best = self.best_split(&r);
+            if parent.end - parent.start >= 2 * HIST_CHUNK {
+                let (bl, br) = rayon::join(|| self.best_split(&l), || self.best_split(&r));
+                (l.best, r.best) = (bl, br);
+            } else {
+                l.best = self.best_split(&l);
+                r.best = self.best_split(&r);
+            }
             // Keep leaves in creation order for deterministic tie-breaking.
             leaves.push(l);
             leaves.push(r);

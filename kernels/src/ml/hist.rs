@@ -30,7 +30,7 @@
 //! treat it the same. With at most `max_bins` distinct values per feature the two splitters find the
 //! same splits (thresholds are then the same midpoints).
 
-use super::gbm::Binned;
+use super::gbm::{Binned, partition};
 use super::tree::{Criterion, DecisionTree, Node, SplitMix64, TreeConfig};
 
 /// Bins below which a node sorts its `(bin, row)` pairs instead of filling a dense histogram:
@@ -315,11 +315,15 @@ impl Builder<'_> {
         };
         let mut stack =
             vec![Pending { start: 0, end: order.len(), depth: 0, parent: usize::MAX, is_left: true, full: root_full }];
+        // The statistics of the pending nodes, one frame of `w` values each, in the order of `stack`.
+        let mut frames: Vec<f64> = self.total.clone();
+        let w_stats = self.w;
         let classify = self.classify();
         let c = self.cfg.criterion;
         while let Some(p) = stack.pop() {
             let node_rows = &order[p.start..p.end];
-            self.node_stats(node_rows);
+            self.total.copy_from_slice(&frames[frames.len() - w_stats..]);
+            frames.truncate(frames.len() - w_stats);
             let n = count(&self.total, classify);
             let imp = impurity(&self.total, c);
             let id = self.push_node(imp);
@@ -349,19 +353,8 @@ impl Builder<'_> {
             // Partition (stable) by bin code.
             let data = self.input.data;
             let col = &data.bins[split.feature * data.n..(split.feature + 1) * data.n];
-            self.scratch.clear();
-            let mut w = p.start;
-            for i in p.start..p.end {
-                let r = order[i];
-                let b = col[r as usize];
-                if if b == 0 { split.default_left } else { b <= split.bin } {
-                    order[w] = r;
-                    w += 1;
-                } else {
-                    self.scratch.push(r);
-                }
-            }
-            order[w..p.end].copy_from_slice(&self.scratch);
+            let goes_left = |b: u8| if b == 0 { split.default_left } else { b <= split.bin };
+            let w = partition(&mut order[p.start..p.end], &mut self.scratch, |r| goes_left(col[r as usize])) + p.start;
             let nl = count(&self.best_left, classify);
             let nr = n - nl;
             for ((r, t), l) in self.right.iter_mut().zip(&self.total).zip(&self.best_left) {
@@ -403,6 +396,8 @@ impl Builder<'_> {
                 }
             }
             // Right first so the left subtree is numbered first (preorder).
+            frames.extend_from_slice(&self.right);
+            frames.extend_from_slice(&self.best_left);
             stack.push(Pending { start: w, end: p.end, depth: p.depth + 1, parent: id, is_left: false, full: rfull });
             stack.push(Pending { start: p.start, end: w, depth: p.depth + 1, parent: id, is_left: true, full: lfull });
         }
