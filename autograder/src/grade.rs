@@ -101,6 +101,10 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
     for (task, spec) in week.tests() {
         bar.set_message(spec.name.clone());
         let present = week.test_file(ws, spec.file).is_some();
+        let limits = Limits {
+            timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
+            memory_mb: spec.memory_mb,
+        };
         let outcome = if !present {
             None
         } else if !registered.iter().any(|n| n == &spec.name) {
@@ -116,10 +120,6 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 seconds: 0.0,
             })
         } else {
-            let limits = Limits {
-                timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
-                memory_mb: spec.memory_mb,
-            };
             Some(runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?)
         };
         let mut report = TestReport::score(task, spec, outcome);
@@ -129,10 +129,6 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 if report.score >= report.max_score {
                     break;
                 }
-                let limits = Limits {
-                    timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
-                    memory_mb: spec.memory_mb,
-                };
                 let again = runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?;
                 let again = TestReport::score(task, spec, Some(again));
                 if again.score > report.score {

@@ -27,21 +27,10 @@ impl Digest {
     }
 
     /// The digest of a reader's whole content and its length in bytes (streaming).
-    pub fn of_reader(mut reader: impl Read) -> std::io::Result<(Self, u64)> {
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut len = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..n]);
-            len += n as u64;
-        }
-        Ok((Self(*hasher.finalize().as_bytes()), len))
+    pub fn of_reader(reader: impl Read) -> std::io::Result<(Self, u64)> {
+        copy_hashing(reader, std::io::sink()).map_err(|e| match e {
+            CopyError::Read(e) | CopyError::Write(e) => e,
+        })
     }
 
     /// The digest and size of a file, read in a stream.
@@ -159,21 +148,7 @@ impl Store {
         let mut input = File::open(src).map_err(io_err(src))?;
         let (temp, mut out) = create_temp(&self.dir, 0o644)?;
         let mut guard = TempGuard(Some(temp.clone()));
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut len = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::RegistryIo { path: src.to_path_buf(), source: e }),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io_err(&temp))?;
-            len += n as u64;
-        }
-        let d = Digest(*hasher.finalize().as_bytes());
+        let (d, len) = copy_hashing(&mut input, &mut out).map_err(|e| e.at(src, &temp))?;
         if let Some((ed, el)) = expected
             && (ed != d || el != len)
         {
@@ -232,21 +207,7 @@ impl Store {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let (temp, mut out) = create_temp(dir, 0o644)?;
         let mut guard = TempGuard(Some(temp.clone()));
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut len = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::RegistryIo { path, source: e }),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io_err(&temp))?;
-            len += n as u64;
-        }
-        let found = Digest(*hasher.finalize().as_bytes());
+        let (found, len) = copy_hashing(&mut input, &mut out).map_err(|e| e.at(&path, &temp))?;
         if found != *d {
             return Err(Error::RegistryObjectCorrupt { expected: d.to_hex(), found: found.to_hex() });
         }
@@ -276,4 +237,40 @@ impl Store {
         }
         commit_temp(temp, &dest)
     }
+}
+
+/// A failed [`copy_hashing`]: which side of the copy failed.
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+impl CopyError {
+    /// The registry error naming the file that failed: `from` for a read, `to` for a write.
+    fn at(self, from: &Path, to: &Path) -> Error {
+        match self {
+            CopyError::Read(source) => Error::RegistryIo { path: from.to_path_buf(), source },
+            CopyError::Write(source) => Error::RegistryIo { path: to.to_path_buf(), source },
+        }
+    }
+}
+
+/// Streams `input` into `out` in `CHUNK`-sized reads, hashing with BLAKE3 on the way
+/// (one pass for copy and digest); returns the digest and the byte count.
+fn copy_hashing(mut input: impl Read, mut out: impl Write) -> Result<(Digest, u64), CopyError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        len += n as u64;
+    }
+    Ok((Digest(*hasher.finalize().as_bytes()), len))
 }
