@@ -23,6 +23,7 @@
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 //! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
 //! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
+//! | [`audit`] | `audit` | a ptrace syscall tracer (Linux x86_64): `strace -c` summary, hash-chained JSON Lines log, network and file policy |
 
 pub mod cache;
 pub mod fusion;
@@ -65,6 +66,9 @@ pub mod ml;
 
 #[cfg(feature = "registry")]
 pub mod registry;
+
+#[cfg(feature = "audit")]
+pub mod audit;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -636,6 +640,56 @@ pub enum Error {
         path: std::path::PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    // -- audit: syscall-tracer variants --
+    /// Tracing needs ptrace on Linux x86_64.
+    #[cfg(feature = "audit")]
+    #[error("audit: system-call tracing needs Linux on x86_64 (this is {platform})")]
+    AuditUnsupported {
+        /// `os-arch` of this build.
+        platform: String,
+    },
+    /// The command to trace could not be started under the tracer.
+    #[cfg(feature = "audit")]
+    #[error("audit: cannot trace {program}: {reason}")]
+    AuditSpawn {
+        /// The program as given.
+        program: String,
+        /// Why (not found, ptrace refused, …).
+        reason: String,
+    },
+    /// A ptrace(2) or wait request failed.
+    #[cfg(feature = "audit")]
+    #[error("audit: {op} on task {pid}: {source}")]
+    AuditPtrace {
+        /// The request (`PTRACE_SETOPTIONS`, `waitpid`, …).
+        op: &'static str,
+        /// The task.
+        pid: i32,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The event log could not be written or read.
+    #[cfg(feature = "audit")]
+    #[error("audit: log {path}: {source}")]
+    AuditIo {
+        /// The log file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An event log that does not verify: the first bad line (1-based) and the check it failed.
+    #[cfg(feature = "audit")]
+    #[error("audit: log {path}, line {line}: {check}")]
+    AuditLog {
+        /// The log file.
+        path: std::path::PathBuf,
+        /// The line (1-based).
+        line: u64,
+        /// What is wrong there.
+        check: crate::audit::LogCheck,
     },
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).

@@ -56,3 +56,6 @@ mod registry;
 
 #[cfg(feature = "cli")]
 mod cli;
+
+#[cfg(feature = "audit")]
+mod audit;
