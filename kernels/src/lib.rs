@@ -24,6 +24,7 @@
 //! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
 //! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
 //! | [`audit`] | `audit` | a ptrace syscall tracer (Linux x86_64): `strace -c` summary, hash-chained JSON Lines log, network and file policy |
+//! | [`serve_model`] | `serve-model` | a server for the tabular models: registry-verified loading, micro-batching, hot reload, metrics, an open-loop load generator |
 
 pub mod cache;
 pub mod fusion;
@@ -69,6 +70,9 @@ pub mod registry;
 
 #[cfg(feature = "audit")]
 pub mod audit;
+
+#[cfg(feature = "serve-model")]
+pub mod serve_model;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -641,6 +645,25 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    // -- serve-model: add tabular-model-server variants below this line --
+    /// A model the tabular server will not serve: an unsigned, tampered or unknown registry version, a
+    /// file that is not a model, no version in the stage asked for (the cause says which).
+    #[cfg(feature = "serve-model")]
+    #[error("cannot serve {what}: {cause}")]
+    ServeModelLoad {
+        /// The source: `fraud@production in registry reg/`, `models/fraud/model.safetensors`.
+        what: String,
+        /// Why (the registry's or model reader's error).
+        cause: Box<Error>,
+    },
+    /// A model source or server setting that cannot be used (the message says which and why).
+    #[cfg(feature = "serve-model")]
+    #[error("model server: {0}")]
+    ServeModelConfig(String),
+    /// The model server or its load generator could not bind, connect or serve.
+    #[cfg(feature = "serve-model")]
+    #[error("model server I/O: {0}")]
+    ServeModelIo(String),
     // -- audit: syscall-tracer variants --
     /// Tracing needs ptrace on Linux x86_64.
     #[cfg(feature = "audit")]

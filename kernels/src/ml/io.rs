@@ -333,6 +333,15 @@ fn meta_json<T: serde::de::DeserializeOwned>(path: &Path, metadata: &BTreeMap<St
 pub fn load<M: Persist>(path: impl AsRef<Path>) -> Result<(M, ModelMeta)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    load_bytes(bytes, path)
+}
+
+/// Loads a model of type `M` from the bytes of a model file already in memory (e.g. a registry artefact
+/// whose digest was checked on exactly these bytes); `path` names the origin in errors.
+///
+/// # Errors
+/// As [`load`], except that there is no file to read.
+pub fn load_bytes<M: Persist>(bytes: Vec<u8>, path: &Path) -> Result<(M, ModelMeta)> {
     let st = Safetensors::from_vec(bytes).map_err(|e| file_error(path, e.to_string()))?;
     let metadata = st.metadata();
     let kind = meta_str(path, metadata, "kind")?;

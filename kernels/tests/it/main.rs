@@ -57,5 +57,8 @@ mod registry;
 #[cfg(feature = "cli")]
 mod cli;
 
+#[cfg(feature = "serve-model")]
+mod serve_model;
+
 #[cfg(feature = "audit")]
 mod audit;
