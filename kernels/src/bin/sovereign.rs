@@ -8,6 +8,7 @@
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
 //! sovereign ml train|predict|eval …           # kernels::ml on Parquet (sovereign/ml.rs)
 //! sovereign registry keygen|push|verify|…     # kernels::registry (sovereign/registry.rs)
+//! sovereign trace --summary --deny-network -- CMD ARGS…  # kernels::audit (sovereign/trace.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -17,6 +18,8 @@
 mod ml;
 #[path = "sovereign/registry.rs"]
 mod registry;
+#[path = "sovereign/trace.rs"]
+mod trace;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -69,6 +72,8 @@ enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
+    /// Trace a command's system calls (ptrace): summary, hash-chained log, network and file policy.
+    Trace(Box<trace::TraceArgs>),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +134,7 @@ fn run(command: Command) -> Result<()> {
         Command::Tokenize { model, text } => tokenize(&model, &text),
         Command::Ml { command } => ml::run(command),
         Command::Registry { command } => registry::run(command),
+        Command::Trace(args) => trace::run(*args),
     }
 }
 
