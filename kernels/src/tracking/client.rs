@@ -1,4 +1,5 @@
-//! [`TrackingClient`]: experiments, runs, params, metrics, tags, `log-batch` and searches.
+//! [`TrackingClient`]: experiments, runs, params, metrics, tags, `log-batch` and searches
+//! (artifacts are in [`super::artifacts`], the Model Registry in [`super::model_registry`]).
 //!
 //! Each method is one endpoint of MLflow's tracking REST API 2.0
 //! (<https://mlflow.org/docs/latest/api_reference/rest-api.html>), sent to
@@ -191,7 +192,7 @@ pub struct TrackingClient {
 }
 
 #[derive(Deserialize)]
-struct Empty {}
+pub(super) struct Empty {}
 
 impl TrackingClient {
     /// A client for the server in `config`. Fails if `base_url` is not an http(s) URL.
@@ -296,12 +297,22 @@ impl TrackingClient {
         })
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<T> {
-        let url = self.api(endpoint);
-        self.call(endpoint, || self.request(Method::POST, url.clone()).json(body)).await
+    pub(super) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<T> {
+        self.send_json(Method::POST, endpoint, body).await
     }
 
-    async fn get<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T> {
+    /// A JSON body sent with `method` (POST, and the Model Registry's DELETE).
+    pub(super) async fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: &B,
+    ) -> Result<T> {
+        let url = self.api(endpoint);
+        self.call(endpoint, || self.request(method.clone(), url.clone()).json(body)).await
+    }
+
+    pub(super) async fn get<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T> {
         let mut url = self.api(endpoint);
         url.query_pairs_mut().extend_pairs(query);
         self.call(endpoint, || self.request(Method::GET, url.clone())).await
@@ -585,7 +596,7 @@ impl TrackingClient {
     }
 }
 
-fn page<T>(items: Vec<T>, token: Option<String>) -> Page<T> {
+pub(super) fn page<T>(items: Vec<T>, token: Option<String>) -> Page<T> {
     Page { items, next_page_token: token.filter(|t| !t.is_empty()) }
 }
 

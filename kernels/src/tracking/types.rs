@@ -3,11 +3,13 @@
 //! Field names and enum spellings follow the protobuf messages documented at
 //! <https://mlflow.org/docs/latest/api_reference/rest-api.html> (`Experiment`,
 //! `Run`, `RunInfo`, `RunData`, `Metric`, `Param`, `RunTag`, `RunStatus`,
-//! `ViewType`, `FileInfo`). MLflow leaves out empty fields, so every collection
-//! and optional field defaults when absent; int64 fields are read whether the
-//! server writes them as JSON numbers (MLflow's habit) or as strings (protobuf's
-//! canonical JSON), and non-finite doubles travel as `"NaN"`, `"Infinity"` and
-//! `"-Infinity"` (protobuf's JSON spelling, which MLflow parses).
+//! `ViewType`, `FileInfo`, and the Model Registry's `RegisteredModel`,
+//! `ModelVersion`, `RegisteredModelAlias`, `ModelVersionStatus`). MLflow leaves
+//! out empty fields, so every collection and optional field defaults when
+//! absent; int64 fields are read whether the server writes them as JSON numbers
+//! (MLflow's habit) or as strings (protobuf's canonical JSON), and non-finite
+//! doubles travel as `"NaN"`, `"Infinity"` and `"-Infinity"` (protobuf's JSON
+//! spelling, which MLflow parses).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -227,6 +229,163 @@ pub struct FileInfo {
     /// Size in bytes (absent for folders).
     #[serde(default, deserialize_with = "opt_i64")]
     pub file_size: Option<i64>,
+}
+
+/// A model in the Model Registry (`RegisteredModel`): a name that versions are registered under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredModel {
+    /// Unique name (no `/` or `:`).
+    pub name: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "opt_i64")]
+    pub creation_timestamp: Option<i64>,
+    /// Last update, milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "opt_i64")]
+    pub last_updated_timestamp: Option<i64>,
+    /// Free text shown in the UI.
+    #[serde(default)]
+    pub description: String,
+    /// The latest version of each stage (what `registered-models/get` reports).
+    #[serde(default)]
+    pub latest_versions: Vec<ModelVersion>,
+    /// Tags (`RegisteredModelTag`: same shape as a run tag).
+    #[serde(default)]
+    pub tags: Vec<RunTag>,
+    /// The aliases and the versions they point at.
+    #[serde(default)]
+    pub aliases: Vec<RegisteredModelAlias>,
+}
+
+impl RegisteredModel {
+    /// The value of tag `key`, if set.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+
+    /// The version alias `alias` points at, if set.
+    pub fn alias(&self, alias: &str) -> Option<&str> {
+        self.aliases.iter().find(|a| a.alias == alias).map(|a| a.version.as_str())
+    }
+}
+
+/// An alias of a registered model (`RegisteredModelAlias`): a mutable name for one version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RegisteredModelAlias {
+    /// The alias, e.g. `champion`.
+    pub alias: String,
+    /// The version it points at (a decimal string).
+    pub version: String,
+}
+
+/// One version of a registered model (`ModelVersion`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelVersion {
+    /// The registered model's name.
+    pub name: String,
+    /// The version number, assigned by the server from 1 (a decimal string, as MLflow sends it).
+    pub version: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "opt_i64")]
+    pub creation_timestamp: Option<i64>,
+    /// Last update, milliseconds since the Unix epoch.
+    #[serde(default, deserialize_with = "opt_i64")]
+    pub last_updated_timestamp: Option<i64>,
+    /// Who created it, if recorded.
+    #[serde(default)]
+    pub user_id: String,
+    /// `None`, `Staging`, `Production` or `Archived` (see [`ModelStage`]).
+    #[serde(default)]
+    pub current_stage: String,
+    /// Free text shown in the UI.
+    #[serde(default)]
+    pub description: String,
+    /// Where the version's files are: `runs:/<run_id>/<path>` or an artifact URI.
+    #[serde(default)]
+    pub source: String,
+    /// The run that produced it, if any.
+    #[serde(default)]
+    pub run_id: String,
+    /// Registration state.
+    #[serde(default)]
+    pub status: ModelVersionStatus,
+    /// Details of a failed registration.
+    #[serde(default)]
+    pub status_message: String,
+    /// Tags (`ModelVersionTag`: same shape as a run tag).
+    #[serde(default)]
+    pub tags: Vec<RunTag>,
+    /// A link to the run that produced it.
+    #[serde(default)]
+    pub run_link: String,
+    /// The aliases pointing at this version.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl ModelVersion {
+    /// The value of tag `key`, if set.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+    }
+
+    /// The version number as an integer (0 if the server sent something else).
+    pub fn number(&self) -> u64 {
+        self.version.parse().unwrap_or(0)
+    }
+
+    /// The stage, if the server sent one of MLflow's four.
+    pub fn stage(&self) -> Option<ModelStage> {
+        ModelStage::parse(&self.current_stage)
+    }
+}
+
+/// Where a model version is in its registration (`ModelVersionStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ModelVersionStatus {
+    /// Being registered (files still being copied, on stores that copy).
+    PendingRegistration,
+    /// Registration failed; see `status_message`.
+    FailedRegistration,
+    /// Usable (the open-source server's versions are ready at once).
+    #[default]
+    Ready,
+}
+
+/// The classic stages of a model version (`model-versions/transition-stage`).
+///
+/// MLflow 2.9+ deprecates stages in favour of aliases
+/// ([`crate::tracking::TrackingClient::set_registered_model_alias`]); the open-source
+/// server still keeps them, Unity Catalog does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelStage {
+    /// No stage (a new version's).
+    None,
+    /// Staging.
+    Staging,
+    /// Production.
+    Production,
+    /// Archived.
+    Archived,
+}
+
+impl ModelStage {
+    /// MLflow's spelling: `None`, `Staging`, `Production`, `Archived`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Staging => "Staging",
+            Self::Production => "Production",
+            Self::Archived => "Archived",
+        }
+    }
+
+    /// Parses MLflow's spelling, ignoring case (as the server does).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::None, Self::Staging, Self::Production, Self::Archived]
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
 }
 
 /// One page of a paginated listing plus the token for the next one.

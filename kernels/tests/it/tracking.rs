@@ -17,6 +17,10 @@ use std::time::Duration;
 use kernels::Error;
 use kernels::tracking::{Action, FaultProxy, LocalServer, LocalServerConfig, default_python, free_port};
 use kernels::tracking::{
+    CreateRegisteredModel, ModelStage, ModelVersion, ModelVersionStatus, Provenance, RegisterModel, RegisteredModel,
+    SearchModels, TAG_MANIFEST_DIGEST, TAG_REGISTRY_REFERENCE, TAG_SIGNER_KEY_ID,
+};
+use kernels::tracking::{
     CreateRun, ErrorCode, LifecycleStage, LogBatch, Metric, MetricLogger, MetricLoggerConfig, RetryPolicy, Run,
     RunStatus, RunTag, SearchExperiments, SearchRuns, TrackingClient, TrackingConfig, ViewType, now_millis,
 };
@@ -679,4 +683,315 @@ async fn metric_logger_loses_nothing_when_the_server_is_killed_and_restarted() {
     }
     assert_eq!(c.get_metric_history(&id, "lr", None, None).await.unwrap().items.len(), steps as usize);
     drop(second);
+}
+
+// ---- the Model Registry ----------------------------------------------------
+
+/// A model folder as `kernels::ml::io` writes one (weights + JSON header), plus a nested file.
+fn model_folder(tag: &str, weights: &[u8]) -> PathBuf {
+    let dir = scratch_dir(&unique(tag));
+    std::fs::write(dir.join("model.safetensors"), weights).unwrap();
+    std::fs::write(dir.join("model.json"), format!("{{\"kind\": \"forest\", \"tag\": \"{tag}\"}}\n")).unwrap();
+    std::fs::create_dir_all(dir.join("extra")).unwrap();
+    std::fs::write(dir.join("extra/README.md"), "# fraud model\n").unwrap();
+    dir
+}
+
+fn provenance(reference: &str, digest: &str) -> Provenance {
+    Provenance {
+        reference: Some(reference.to_owned()),
+        manifest_digest: Some(digest.to_owned()),
+        signer_key_id: Some("0123456789abcdef".to_owned()),
+    }
+}
+
+#[test]
+fn model_registry_types_read_mlflow_json() {
+    let json = r#"{"model_version": {"name": "fraud", "version": "3", "creation_timestamp": 1700000000000,
+        "last_updated_timestamp": "1700000000001", "current_stage": "Production", "source": "runs:/abc/model",
+        "run_id": "abc", "status": "READY", "tags": [{"key": "k", "value": "v"}], "aliases": ["champion"]}}"#;
+    #[derive(serde::Deserialize)]
+    struct Resp {
+        model_version: ModelVersion,
+    }
+    let v = serde_json::from_str::<Resp>(json).unwrap().model_version;
+    assert_eq!((v.number(), v.stage(), v.status), (3, Some(ModelStage::Production), ModelVersionStatus::Ready));
+    assert_eq!((v.tag("k"), v.aliases.as_slice()), (Some("v"), ["champion".to_owned()].as_slice()));
+    assert_eq!(v.last_updated_timestamp, Some(1_700_000_000_001));
+    let m: RegisteredModel =
+        serde_json::from_str(r#"{"name": "fraud", "aliases": [{"alias": "champion", "version": "3"}]}"#).unwrap();
+    assert_eq!((m.alias("champion"), m.alias("nope")), (Some("3"), None));
+    assert_eq!(ModelStage::parse("staging"), Some(ModelStage::Staging));
+    assert_eq!(ModelStage::parse("Deleted"), None);
+    let tags = provenance("fraud@1", "ab").tags();
+    let keys: Vec<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, [TAG_REGISTRY_REFERENCE, TAG_MANIFEST_DIGEST, TAG_SIGNER_KEY_ID]);
+    assert!(Provenance::default().tags().is_empty());
+}
+
+/// Two folders become versions 1 and 2 of one registered model; every field the server keeps is
+/// read back over REST: source, run, tags, aliases, stages, search, the run's artifacts.
+#[tokio::test]
+async fn model_folders_become_model_versions_with_source_run_tags_aliases_and_stages() {
+    let c = shared_client();
+    let name = unique("fraud");
+    let created = c
+        .create_registered_model(&CreateRegisteredModel::new(&name).tag("team", "risk").description("card fraud"))
+        .await
+        .unwrap();
+    assert_eq!((created.name.as_str(), created.tag("team")), (name.as_str(), Some("risk")));
+    // A taken name is a typed error, and "create if missing" returns the existing model unchanged.
+    let err = c.create_registered_model(&CreateRegisteredModel::new(&name)).await.unwrap_err();
+    assert_eq!(mlflow_code(&err), (400, ErrorCode::ResourceAlreadyExists, 1));
+    assert!(kernels::tracking::is_already_exists(&err));
+    let again =
+        c.get_or_create_registered_model(&CreateRegisteredModel::new(&name).tag("team", "other")).await.unwrap();
+    assert_eq!((again.tag("team"), again.description.as_str()), (Some("risk"), "card fraud"));
+
+    let w1: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+    let w2: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 241) as u8).collect();
+    let mut spec1 = RegisterModel::new(&name, model_folder("v1", &w1))
+        .experiment(unique("fraud-exp"))
+        .provenance(provenance("fraud@1", &"a1".repeat(32)))
+        .tag("dataset", "cards-2026-11")
+        .alias("champion");
+    spec1.log = LogBatch::new().metric(Metric::new("auc", 0.93, 0)).param("trees", "64");
+    spec1.description = Some("first forest".to_owned());
+    let r1 = c.register_model_folder(&spec1).await.unwrap();
+    let spec2 = RegisterModel::new(&name, model_folder("v2", &w2))
+        .experiment(spec1.experiment.clone())
+        .provenance(provenance("fraud@2", &"b2".repeat(32)))
+        .alias("challenger");
+    let r2 = c.register_model_folder(&spec2).await.unwrap();
+
+    let files = ["extra/README.md", "model.json", "model.safetensors"].map(|f| format!("model/{f}"));
+    for (r, n, reference, digest) in [(&r1, "1", "fraud@1", "a1".repeat(32)), (&r2, "2", "fraud@2", "b2".repeat(32))] {
+        assert!(r.created);
+        assert_eq!(r.files, files);
+        assert_eq!(r.source, format!("runs:/{}/model", r.run_id));
+        let v = c.get_model_version(&name, n).await.unwrap();
+        assert_eq!(
+            (v.version.as_str(), v.source.as_str(), v.run_id.as_str()),
+            (n, r.source.as_str(), r.run_id.as_str())
+        );
+        assert_eq!(v.status, ModelVersionStatus::Ready);
+        assert_eq!(v.stage(), Some(ModelStage::None));
+        assert_eq!(v.tag(TAG_REGISTRY_REFERENCE), Some(reference));
+        assert_eq!(v.tag(TAG_MANIFEST_DIGEST), Some(digest.as_str()));
+        assert_eq!(v.tag(TAG_SIGNER_KEY_ID), Some("0123456789abcdef"));
+        assert_eq!(v, r.version);
+        // The run carries the files and the same provenance.
+        let run = c.get_run(&r.run_id).await.unwrap();
+        assert_eq!(run.info.status, RunStatus::Finished);
+        assert_eq!(run.data.tag(TAG_MANIFEST_DIGEST), Some(digest.as_str()));
+        let listed: Vec<String> =
+            c.list_artifacts_recursive(&r.run_id, None).await.unwrap().into_iter().map(|f| f.path).collect();
+        assert_eq!(listed, files);
+    }
+    assert_eq!(r1.version.tag("dataset"), Some("cards-2026-11"));
+    assert_eq!(r1.version.description, "first forest");
+    assert_eq!(r1.version.aliases, ["champion"]);
+    let run1 = c.get_run(&r1.run_id).await.unwrap();
+    assert_eq!((run1.data.metric("auc"), run1.data.param("trees")), (Some(0.93), Some("64")));
+    let weights = c.read_artifact(&run1.info, "model/model.safetensors").await.unwrap();
+    assert_eq!(weights, w1);
+    let uri = c.get_model_version_download_uri(&name, "1").await.unwrap();
+    assert!(uri.contains(&r1.run_id) && uri.ends_with("model"), "{uri}");
+
+    // Aliases: read, move, delete.
+    assert_eq!(c.get_model_version_by_alias(&name, "champion").await.unwrap().version, "1");
+    assert_eq!(c.get_model_version_by_alias(&name, "challenger").await.unwrap().version, "2");
+    c.set_registered_model_alias(&name, "champion", "2").await.unwrap();
+    let m = c.get_registered_model(&name).await.unwrap();
+    assert_eq!((m.alias("champion"), m.alias("challenger")), (Some("2"), Some("2")));
+    c.delete_registered_model_alias(&name, "challenger").await.unwrap();
+    // MLflow answers an unknown alias with 400 INVALID_PARAMETER_VALUE, not 404.
+    let err = c.get_model_version_by_alias(&name, "challenger").await.unwrap_err();
+    assert_eq!(mlflow_code(&err), (400, ErrorCode::InvalidParameterValue, 1));
+    assert_eq!(c.get_model_version(&name, "2").await.unwrap().aliases, ["champion"]);
+
+    // Stages (the pre-alias workflow): archive_existing moves the old Production version to Archived.
+    let v = c.transition_model_version_stage(&name, "2", ModelStage::Production, false).await.unwrap();
+    assert_eq!(v.stage(), Some(ModelStage::Production));
+    let v = c.transition_model_version_stage(&name, "1", ModelStage::Production, true).await.unwrap();
+    assert_eq!(v.current_stage, "Production");
+    assert_eq!(c.get_model_version(&name, "2").await.unwrap().stage(), Some(ModelStage::Archived));
+    let latest = c.get_latest_versions(&name, &[ModelStage::Production]).await.unwrap();
+    assert_eq!(latest.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["1"]);
+
+    // Tags, searches, deletes.
+    c.set_model_version_tag(&name, "1", "validated", "yes").await.unwrap();
+    assert_eq!(c.get_model_version(&name, "1").await.unwrap().tag("validated"), Some("yes"));
+    c.set_registered_model_tag(&name, "owner", "fraud-team").await.unwrap();
+    assert_eq!(c.get_registered_model(&name).await.unwrap().tag("owner"), Some("fraud-team"));
+    let search = SearchModels::filter(format!("name = '{name}'")).order_by("version_number DESC").max_results(1);
+    let versions = c.search_model_versions_all(&search).await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["2", "1"]);
+    let found = c.search_registered_models_all(&SearchModels::filter(format!("name = '{name}'"))).await.unwrap();
+    assert_eq!(found.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), [name.as_str()]);
+    let by_digest = c.find_version_by_manifest(&name, &"b2".repeat(32)).await.unwrap().unwrap();
+    assert_eq!(by_digest.version, "2");
+    assert!(c.find_version_by_manifest(&name, &"cc".repeat(32)).await.unwrap().is_none());
+
+    c.delete_model_version(&name, "2").await.unwrap();
+    let err = c.get_model_version(&name, "2").await.unwrap_err();
+    assert_eq!(mlflow_code(&err).1, ErrorCode::ResourceDoesNotExist);
+    c.delete_registered_model(&name).await.unwrap();
+    let err = c.get_registered_model(&name).await.unwrap_err();
+    assert_eq!(mlflow_code(&err), (404, ErrorCode::ResourceDoesNotExist, 1));
+}
+
+/// Publishing the same registry version twice gives back the first MLflow version; MLflow's own
+/// Python client resolves `models:/NAME@ALIAS` and downloads exactly the bytes that were logged.
+#[tokio::test]
+async fn republishing_a_manifest_is_idempotent_and_mlflows_python_client_loads_the_alias() {
+    let c = shared_client();
+    let name = unique("churn");
+    let weights: Vec<u8> = (0..3000u32).map(|i| (i * 31 % 256) as u8).collect();
+    let folder = model_folder("churn", &weights);
+    let digest = "c3".repeat(32);
+    let spec = RegisterModel::new(&name, &folder).provenance(provenance("churn@7", &digest)).alias("champion");
+    let first = c.register_model_folder(&spec).await.unwrap();
+    let second = c.register_model_folder(&spec).await.unwrap();
+    assert!(first.created && !second.created);
+    assert_eq!((second.version.version.as_str(), &second.run_id, &second.source), ("1", &first.run_id, &first.source));
+    assert!(second.files.is_empty());
+    let versions = c.search_model_versions_all(&SearchModels::filter(format!("name = '{name}'"))).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    // Without reuse, the same files become a new version.
+    let third = c.register_model_folder(&RegisterModel { reuse_existing: false, ..spec.clone() }).await.unwrap();
+    assert_eq!((third.created, third.version.version.as_str()), (true, "2"));
+    c.set_registered_model_alias(&name, "champion", "1").await.unwrap();
+
+    let output = std::process::Command::new(default_python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mlflow/registry_readback.py"))
+        .args([name.as_str(), "champion"])
+        .env("MLFLOW_TRACKING_URI", shared().url())
+        .output()
+        .expect("run registry_readback.py");
+    assert!(output.status.success(), "registry_readback.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let back: serde_json::Value = serde_json::from_slice(&output.stdout).expect("readback JSON");
+    assert_eq!(back["name"], name.as_str());
+    assert_eq!(back["version"], "1");
+    assert_eq!(back["source"], first.source.as_str());
+    assert_eq!(back["run_id"], first.run_id.as_str());
+    assert_eq!(back["status"], "READY");
+    assert_eq!(back["tags"][TAG_MANIFEST_DIGEST], digest.as_str());
+    assert_eq!(back["tags"][TAG_REGISTRY_REFERENCE], "churn@7");
+    assert_eq!(back["aliases"]["champion"], "1");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let contents = back["contents"].as_object().unwrap();
+    let mut paths: Vec<&str> = contents.keys().map(String::as_str).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["extra/README.md", "model.json", "model.safetensors"]);
+    assert_eq!(contents["model.safetensors"], hex(&weights).as_str());
+    assert_eq!(contents["extra/README.md"], hex(b"# fraud model\n").as_str());
+}
+
+#[tokio::test]
+async fn model_registry_errors_are_typed_and_bad_folders_fail_before_any_request() {
+    let c = shared_client();
+    // MLflow refuses names with `/` or `:`.
+    let err = c.create_registered_model(&CreateRegisteredModel::new("fraud/v1")).await.unwrap_err();
+    assert_eq!(mlflow_code(&err), (400, ErrorCode::InvalidParameterValue, 1));
+    let folder = model_folder("bad-name", b"w");
+    let err = c.register_model_folder(&RegisterModel::new("a:b", &folder)).await.unwrap_err();
+    assert_eq!(mlflow_code(&err).1, ErrorCode::InvalidParameterValue);
+    let missing = unique("no-such-model");
+    let err = c.get_registered_model(&missing).await.unwrap_err();
+    assert_eq!(mlflow_code(&err), (404, ErrorCode::ResourceDoesNotExist, 1));
+    let err = c.get_model_version(&missing, "1").await.unwrap_err();
+    assert_eq!(mlflow_code(&err).1, ErrorCode::ResourceDoesNotExist);
+    // A bad alias (MLflow reserves `latest` and `v<N>`).
+    let name = unique("alias-check");
+    c.register_model_folder(&RegisterModel::new(&name, &folder)).await.unwrap();
+    let err = c.set_registered_model_alias(&name, "v1", "1").await.unwrap_err();
+    assert_eq!(mlflow_code(&err).1, ErrorCode::InvalidParameterValue);
+
+    // Nobody listens on this port: a bad folder is refused before any request, a good one is a
+    // transport error from the first call.
+    let down = client_for(&format!("http://127.0.0.1:{}", free_port()), quick_retry(2));
+    let empty = scratch_dir(&unique("empty-model"));
+    std::fs::create_dir_all(empty.join("only-a-dir")).unwrap();
+    for bad in [empty.clone(), empty.join("does-not-exist"), folder.join("model.safetensors")] {
+        match down.register_model_folder(&RegisterModel::new("fraud", &bad)).await.unwrap_err() {
+            Error::InvalidParameter(msg) => assert!(msg.contains("model folder"), "{msg}"),
+            other => panic!("{}: expected InvalidParameter, got {other:?}", bad.display()),
+        }
+    }
+    match down.register_model_folder(&RegisterModel::new("fraud", &folder)).await.unwrap_err() {
+        Error::TrackingTransport { endpoint, attempts, .. } => {
+            assert_eq!((endpoint.as_str(), attempts), ("registered-models/create", 2));
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    match down.get_model_version_by_alias("fraud", "champion").await.unwrap_err() {
+        Error::TrackingTransport { endpoint, .. } => assert_eq!(endpoint, "registered-models/alias"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+}
+
+/// `sovereign registry mlflow-register`: a signed registry version lands in MLflow with its manifest
+/// digest, reference and signer as version tags, its metrics on the run and its exact bytes as
+/// artifacts; a second push is a no-op; a tampered version is refused before anything is sent.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_mlflow_register_publishes_a_verified_registry_version() {
+    use kernels::registry::{ArtefactSource, Digest, Keyring, PushSpec, Registry, Signer, keygen};
+    let dir = scratch_dir(&unique("cli-mlflow"));
+    let keys = keygen(&dir.join("keys"), "release").unwrap();
+    let reg = Registry::open(&dir.join("reg")).unwrap();
+    let weights: Vec<u8> = (0..2048u32).map(|i| (i * 5 % 253) as u8).collect();
+    let spec = PushSpec::new("fraud", 1)
+        .artefact(ArtefactSource::bytes("model.safetensors", weights.clone()))
+        .artefact(ArtefactSource::bytes("model.json", b"{\"kind\": \"gbm\"}".to_vec()))
+        .metric("auc", 0.925);
+    let pushed = reg.push(&spec, &Signer::load(&keys.secret).unwrap()).unwrap();
+    reg.verify(&pushed.reference, &Keyring::load(&keys.public).unwrap()).unwrap();
+    let name = unique("cli-fraud");
+    let url = shared().url();
+    let run_cli = |extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("sovereign").expect("the sovereign binary (feature cli)");
+        cmd.current_dir(&dir).args(["registry", "mlflow-register", "--registry", "reg", "fraud@1", "--keyring"]);
+        cmd.arg(&keys.public).args(["--tracking-uri", url.as_str(), "--name", name.as_str(), "--alias", "champion"]);
+        cmd.arg("--json");
+        cmd.args(extra).env_remove("MLFLOW_TRACKING_URI").output().expect("run sovereign")
+    };
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "sovereign failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let first = json(&tokio::task::block_in_place(|| run_cli(&[])));
+    assert_eq!((first["created"].as_bool(), first["mlflow_version"].as_str()), (Some(true), Some("1")));
+    assert_eq!(first["manifest"], pushed.digest.to_hex().as_str());
+
+    let c = shared_client();
+    let v = c.get_model_version_by_alias(&name, "champion").await.unwrap();
+    assert_eq!(v.version, "1");
+    assert_eq!(v.tag(TAG_MANIFEST_DIGEST), Some(pushed.digest.to_hex().as_str()));
+    assert_eq!(v.tag(TAG_REGISTRY_REFERENCE), Some("fraud@1"));
+    assert_eq!(v.tag(TAG_SIGNER_KEY_ID), Some(pushed.manifest.signer_key_id.as_str()));
+    assert_eq!(v.source, format!("runs:/{}/model", v.run_id));
+    let run = c.get_run(&v.run_id).await.unwrap();
+    assert_eq!((run.data.metric("auc"), run.info.run_name.as_str()), (Some(0.925), "fraud@1"));
+    assert_eq!(c.read_artifact(&run.info, "model/model.safetensors").await.unwrap(), weights);
+    assert_eq!(c.read_artifact(&run.info, "model/model.json").await.unwrap(), b"{\"kind\": \"gbm\"}");
+
+    // Again: the same manifest is already there.
+    let again = json(&tokio::task::block_in_place(|| run_cli(&[])));
+    assert_eq!((again["created"].as_bool(), again["mlflow_version"].as_str()), (Some(false), Some("1")));
+
+    // A tampered artefact fails verification: nothing new reaches MLflow.
+    let object = reg.store().path_of(&Digest::of(&weights));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&object, bytes).unwrap();
+    let out = tokio::task::block_in_place(|| run_cli(&["--force"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fraud@1") && stderr.contains("hashes to"), "{stderr}");
+    let versions = c.search_model_versions_all(&SearchModels::filter(format!("name = '{name}'"))).await.unwrap();
+    assert_eq!(versions.len(), 1);
 }

@@ -31,6 +31,8 @@ use serde_json::json;
 
 use crate::{print_json, spinner};
 
+mod mlflow;
+
 /// The associated data of a file sealed by `registry encrypt`: a fixed domain, so a sealed registry
 /// artefact (bound to its manifest and name) cannot be opened as a loose file, nor the reverse.
 const FILE_AAD: &[u8] = b"sovereign-cli/sealed-file/v1";
@@ -139,6 +141,9 @@ pub enum RegistryCommand {
     Encrypt(SealArgs),
     /// Decrypt a file sealed by `encrypt` (nothing is written unless it authenticates).
     Decrypt(SealArgs),
+    /// Publish a verified version to an MLflow Model Registry: its artefacts become a run's artifacts and a
+    /// model version tagged with the manifest digest, the version and the signer's key id.
+    MlflowRegister(mlflow::MlflowRegisterArgs),
 }
 
 /// A version in a registry, checked against a keyring.
@@ -227,6 +232,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
         }
         RegistryCommand::Encrypt(args) => seal_cmd(&args, true),
         RegistryCommand::Decrypt(args) => seal_cmd(&args, false),
+        RegistryCommand::MlflowRegister(args) => mlflow::register(&args),
     }
 }
 
