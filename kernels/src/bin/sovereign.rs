@@ -8,6 +8,7 @@
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
 //! sovereign ml train|predict|eval …           # kernels::ml on Parquet (sovereign/ml.rs)
 //! sovereign registry keygen|push|verify|…     # kernels::registry (sovereign/registry.rs)
+//! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
 //! sovereign trace --summary --deny-network -- CMD ARGS…  # kernels::audit (sovereign/trace.rs)
 //! ```
 //!
@@ -18,6 +19,8 @@
 mod ml;
 #[path = "sovereign/registry.rs"]
 mod registry;
+#[path = "sovereign/serve_model.rs"]
+mod serve_model;
 #[path = "sovereign/trace.rs"]
 mod trace;
 
@@ -72,6 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
+    /// Serve a tabular model (registry-verified, micro-batched, hot-reloaded on promotion, metrics).
+    ServeModel(Box<serve_model::ServeModelArgs>),
     /// Trace a command's system calls (ptrace): summary, hash-chained log, network and file policy.
     Trace(Box<trace::TraceArgs>),
 }
@@ -134,6 +139,7 @@ fn run(command: Command) -> Result<()> {
         Command::Tokenize { model, text } => tokenize(&model, &text),
         Command::Ml { command } => ml::run(command),
         Command::Registry { command } => registry::run(command),
+        Command::ServeModel(args) => serve_model::run(*args),
         Command::Trace(args) => trace::run(*args),
     }
 }

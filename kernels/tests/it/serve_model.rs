@@ -740,7 +740,21 @@ fn arrow_ipc_record_batches_are_scored_like_json() {
     let (status, _, bytes) =
         http(server.addr, "POST", &predict_path("fraud"), kernels::serve_model::ARROW_STREAM, &encode(vec![b]));
     let v: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("missing_feature")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str(), v["error"]["feature"].as_str()),
+        (422, Some("non_numeric"), Some("amount")),
+        "{v}"
+    );
+    let only_amount = Arc::new(Schema::new(vec![Field::new("amount", DataType::Float32, false)]));
+    let b = RecordBatch::try_new(only_amount, vec![Arc::new(Float32Array::from(vec![1.0f32]))]).unwrap();
+    let (status, _, bytes) =
+        http(server.addr, "POST", &predict_path("fraud"), kernels::serve_model::ARROW_STREAM, &encode(vec![b]));
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str(), v["error"]["feature"].as_str()),
+        (422, Some("missing_feature"), Some("hour")),
+        "{v}"
+    );
     let (status, _, bytes) =
         http(server.addr, "POST", &predict_path("fraud"), kernels::serve_model::ARROW_STREAM, b"not arrow");
     let v: Value = serde_json::from_slice(&bytes).unwrap();
