@@ -1,6 +1,7 @@
 //! `cargo xtask`: every automation of the workspace, one subcommand each.
 
 mod bench;
+mod bench_audit;
 mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
@@ -68,6 +69,7 @@ enum Command {
     /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline;
     /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime;
     /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM.
+    /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
     Bench {
         week: String,
         #[arg(long)]
@@ -178,6 +180,7 @@ fn main() -> Result<()> {
                 if render_only { bench_kernels::Mode::RenderRecord } else { bench_kernels::Mode::Measure { quick } };
             bench_kernels::run(&ws, mode, out)
         }
+        Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
