@@ -6,14 +6,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::harness::{self, Build, Implementation, Purpose};
 use crate::report::{Report, TestReport};
 use crate::runner::{self, Limits, Outcome, Status};
 use crate::services;
 use crate::spec::{TestFile, WeekSpec};
-use crate::{Workspace, history};
+use crate::{Workspace, history, progress};
 
 /// Which implementation to grade.
 #[derive(Debug, Clone)]
@@ -53,15 +52,9 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
         Mode::Submission(dir) => Implementation::Submission(prepare_submission(ws, week, dir)?),
     };
     let harness = harness::generate(ws, week, &imp, Purpose::Grade)?;
-    let spinner = options.progress.then(|| {
-        let bar = ProgressBar::new_spinner().with_message(format!("building week {} ({})", week.id, imp.name()));
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
+    let spinner = progress::spinner_if(options.progress, format!("building week {} ({})", week.id, imp.name()));
     let build = harness::build(ws, &harness)?;
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
+    spinner.finish_and_clear();
     let binary = match build {
         Build::Ok(binary) => binary,
         Build::Failed(error) => return Ok(Report::compile_failed(week, imp.name(), error)),
@@ -73,30 +66,13 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
     let services = if week.services.is_empty() {
         services::Services::default()
     } else {
-        let spinner = options.progress.then(|| {
-            let bar =
-                ProgressBar::new_spinner().with_message(format!("starting {:?} for week {}", week.services, week.id));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let spinner =
+            progress::spinner_if(options.progress, format!("starting {:?} for week {}", week.services, week.id));
         let started = services::start(&week.services, &scratch)?;
-        if let Some(bar) = spinner {
-            bar.finish_and_clear();
-        }
+        spinner.finish_and_clear();
         started
     };
-    let bar = if options.progress {
-        let bar = ProgressBar::new(week.tests().count() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} grading {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(week.id.clone());
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress::bar_if(options.progress, week.tests().count() as u64, format!("grading {}", week.id), " tests");
     let mut tests = Vec::new();
     for (task, spec) in week.tests() {
         bar.set_message(spec.name.clone());

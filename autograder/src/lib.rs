@@ -12,13 +12,15 @@
 //!    Gradescope); [`history`] appends the run to the learner's history.
 //!
 //! [`stubs`] turns `solutions/` into `labs/`, and [`api`] compares their public APIs.
-//! [`pins`] makes CI's harness builds reuse the workspace test build.
+//! [`pins`] makes CI's harness builds reuse the workspace test build; [`progress`] draws the
+//! spinners and bars of long steps (on a terminal only).
 
 pub mod api;
 pub mod grade;
 pub mod harness;
 pub mod history;
 pub mod pins;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod services;

@@ -56,6 +56,11 @@ impl Workspace {
         self.root.join(".grade")
     }
 
+    /// Reports written for the learner to open (gitignored, under `.grade/`): `progress.svg`.
+    pub fn report_dir(&self) -> PathBuf {
+        self.grade_dir().join("reports")
+    }
+
     /// The learner's local grading history (gitignored).
     pub fn history_file(&self) -> PathBuf {
         self.root.join(".grade-history.jsonl")

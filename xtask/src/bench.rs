@@ -14,16 +14,35 @@ use autograder::harness::{self, Build, Implementation, Purpose};
 use autograder::{Workspace, spec};
 use serde_json::Value;
 
-use crate::plot::{Series, line_chart};
+use crate::plot::{Axis, Chart, Scale, Series, line_chart};
 
-pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Option<PathBuf>) -> Result<()> {
+/// What `bench <week>` does: measure and write everything, or only redraw the plot of a record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Measure { quick: bool },
+    RenderRecord,
+}
+
+pub fn run(ws: &Workspace, name: &str, course: Option<u32>, mode: Mode, out: Option<PathBuf>) -> Result<()> {
     let week = spec::resolve(ws, name, course)?;
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join(&week.id));
+    let quick = match mode {
+        Mode::Measure { quick } => quick,
+        Mode::RenderRecord => {
+            let record: Value = serde_json::from_str(&std::fs::read_to_string(out.join("record.json"))?)
+                .context("reading the record to render")?;
+            std::fs::write(out.join("plot.svg"), plot(&record))?;
+            println!("  plot   {}", out.join("plot.svg").display());
+            return Ok(());
+        }
+    };
     std::fs::create_dir_all(&out)?;
     let out = out.canonicalize()?;
     let h = harness::generate(ws, &week, &Implementation::Lab, Purpose::Bench)?;
-    eprintln!("building the {} benchmark (release)…", week.id);
-    let binary = match harness::build(ws, &h)? {
+    let spinner = autograder::progress::spinner(format!("building the {} benchmark (release)", week.id));
+    let build = harness::build(ws, &h)?;
+    spinner.finish_and_clear();
+    let binary = match build {
         Build::Ok(binary) => binary,
         Build::Failed(error) => bail!("the lab does not compile:\n{error}"),
     };
@@ -55,12 +74,13 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default();
-        eprintln!("running peer {peer_name}…");
+        let spinner = autograder::progress::spinner(format!("running peer {peer_name}"));
         let output = Command::new(&python)
             .arg(&script)
             .args(&args)
             .output()
             .with_context(|| format!("running {}", script.display()))?;
+        spinner.finish_and_clear();
         if !output.status.success() {
             notes.push(format!(
                 "{peer_name}: failed: {}",
@@ -92,6 +112,7 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, quick: bool, out: Op
     record["notes"] = Value::from(notes.clone());
     record["summary"] = Value::from(summary.clone());
     record["machine"] = machine();
+    record["peer_versions"] = peer_versions(&record);
     std::fs::write(&record_path, serde_json::to_string_pretty(&record)?)?;
     let table = table(&record);
     std::fs::write(out.join("table.md"), &table)?;
@@ -171,7 +192,106 @@ fn series(record: &Value) -> Vec<Series> {
 
 fn plot(record: &Value) -> String {
     let title = record["title"].as_str().unwrap_or("benchmark");
-    line_chart(title, record["x"].as_str().unwrap_or("x"), record["y"].as_str().unwrap_or("y"), &series(record))
+    let (x_label, x_unit) = axis_of(record["x"].as_str().unwrap_or("x"));
+    let (y_label, y_unit) = axis_of(record["y"].as_str().unwrap_or("y"));
+    let caption = caption(&peer_versions(record), &record["machine"]);
+    let chart = Chart {
+        title,
+        x: Axis { label: &x_label, unit: &x_unit, scale: Scale::Auto },
+        y: Axis { label: &y_label, unit: &y_unit, scale: Scale::LogIfPositive },
+        caption: &caption,
+    };
+    line_chart(&chart, &series(record))
+}
+
+/// An axis label and unit for a record's column name: `rows/s` is a throughput in rows/s,
+/// `input_kb` an input size in KB, `metrics per call` a batch size in metrics per call.
+pub fn axis_of(column: &str) -> (String, String) {
+    if column.ends_with("/s") {
+        ("throughput".into(), column.into())
+    } else if let Some(what) = column.strip_suffix("_kb") {
+        (format!("{what} size"), "KB".into())
+    } else if column.contains(" per ") {
+        ("batch size".into(), column.into())
+    } else if column == "rows" {
+        ("table size".into(), "rows".into())
+    } else {
+        (column.replace('_', " "), String::new())
+    }
+}
+
+/// Implementations that are part of the course rather than a peer's.
+const OURS: &[&str] = &["kernels", "solution", "lab", "scalar"];
+
+/// Each peer of a record with its version: as recorded when the record has them, else as pinned
+/// by `cargo xtask peers` (the pins the recorded runs used, when the record predates versions).
+fn peer_versions(record: &Value) -> Value {
+    if let Some(recorded) = record.get("peer_versions").filter(|v| v.is_object()) {
+        return recorded.clone();
+    }
+    let mut out = serde_json::Map::new();
+    for row in record["rows"].as_array().into_iter().flatten() {
+        let Some(imp) = row["impl"].as_str() else { continue };
+        if !OURS.contains(&imp) && !out.contains_key(imp) {
+            out.insert(imp.to_string(), crate::peers::pinned_version(imp).map_or(Value::Null, Value::from));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The line under a plot: the peers (with versions) and the machine of the run.
+pub fn caption(peers: &Value, machine: &Value) -> String {
+    let peers: Vec<String> = peers
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, version)| match version.as_str() {
+            Some(v) => format!("{name} {v}"),
+            None => name.clone(),
+        })
+        .collect();
+    let machine = format!("machine: {}", describe_machine(machine));
+    match peers.len() {
+        0 => machine,
+        1 => format!("peer: {} · {machine}", peers[0]),
+        _ => format!("peers: {} · {machine}", peers.join(", ")),
+    }
+}
+
+/// `Intel Xeon, 2 vCPU, L2 2 MiB, L3 480 MiB` from a record's `machine` (caches when recorded).
+pub fn describe_machine(machine: &Value) -> String {
+    let cpu = machine["cpu"].as_str().unwrap_or("unknown CPU");
+    let mut cpu: String = cpu
+        .replace("(R)", "")
+        .replace("(TM)", "")
+        .replace("(tm)", "")
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "Processor" | "CPU"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if cpu.is_empty() {
+        cpu = "unknown CPU".into();
+    }
+    let mut parts = vec![cpu];
+    if let Some(n) = machine["cores"].as_u64() {
+        parts.push(format!("{n} vCPU"));
+    }
+    for level in ["l2", "l3"] {
+        if let Some(bytes) = machine[format!("{level}_bytes")].as_u64() {
+            parts.push(format!("{} {}", level.to_uppercase(), bytes_text(bytes)));
+        }
+    }
+    parts.join(", ")
+}
+
+fn bytes_text(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
 }
 
 /// `y` of a series at `x = target`, interpolated between the two sweep points around it.
@@ -241,7 +361,43 @@ pub fn machine() -> Value {
         .unwrap_or_else(|| "unknown".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let when = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    serde_json::json!({ "cpu": cpu, "cores": cores, "unix_time": when })
+    let mut m = serde_json::json!({ "cpu": cpu, "cores": cores, "unix_time": when });
+    for (level, bytes) in cache_sizes() {
+        m[format!("l{level}_bytes")] = Value::from(bytes);
+    }
+    m
+}
+
+/// The unified or data cache size of each level of CPU 0 (`/sys/devices/system/cpu/cpu0/cache`), in bytes.
+fn cache_sizes() -> Vec<(u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache") else { return Vec::new() };
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
+    let mut out: Vec<(u32, u64)> = dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("index")))
+        .filter_map(|p| {
+            let level: u32 = read(p.join("level"))?.parse().ok()?;
+            let kind = read(p.join("type"))?;
+            (kind != "Instruction").then_some(())?;
+            Some((level, parse_size(&read(p.join("size"))?)?))
+        })
+        .collect();
+    out.sort();
+    out.dedup_by_key(|(level, _)| *level);
+    out
+}
+
+/// `48K`, `2048K`, `32M` → bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "" => n,
+        "K" => n << 10,
+        "M" => n << 20,
+        "G" => n << 30,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -254,6 +410,43 @@ mod tests {
         assert!((y_at(&pts, 0.93).unwrap() - 700.0).abs() < 1e-6);
         assert_eq!(y_at(&pts, 0.80), Some(1000.0));
         assert_eq!(y_at(&pts, 0.995), None);
+    }
+
+    #[test]
+    fn captions_name_the_peers_and_the_machine() {
+        let machine = serde_json::json!({ "cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "l2_bytes": 2u64 << 20 });
+        let cases = [
+            (serde_json::json!({ "hnswlib": "0.8.0" }), "peer: hnswlib 0.8.0 · machine: Intel Xeon, 2 vCPU, L2 2 MiB"),
+            (serde_json::json!({}), "machine: Intel Xeon, 2 vCPU, L2 2 MiB"),
+            (
+                serde_json::json!({ "numpy": "2.4.6", "custom": null }),
+                "peers: custom, numpy 2.4.6 · machine: Intel Xeon, 2 vCPU, L2 2 MiB",
+            ),
+        ];
+        for (peers, expected) in cases {
+            assert_eq!(caption(&peers, &machine), expected);
+        }
+        let old = serde_json::json!({ "cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 4 });
+        assert_eq!(describe_machine(&old), "AMD EPYC 7B13 64-Core, 4 vCPU");
+        let record =
+            serde_json::json!({ "rows": [{ "impl": "kernels" }, { "impl": "mlflow-python" }, { "impl": "solution" }] });
+        assert_eq!(peer_versions(&record), serde_json::json!({ "mlflow-python": "3.17.2" }));
+    }
+
+    #[test]
+    fn columns_become_labels_with_units() {
+        for (column, label, unit) in [
+            ("rows/s", "throughput", "rows/s"),
+            ("input_kb", "input size", "KB"),
+            ("metrics per call", "batch size", "metrics per call"),
+            ("rows", "table size", "rows"),
+            ("recall@10", "recall@10", ""),
+        ] {
+            assert_eq!(axis_of(column), (label.to_string(), unit.to_string()), "{column}");
+        }
+        assert_eq!(parse_size("2048K"), Some(2 << 20));
+        assert_eq!(parse_size("480M"), Some(480 << 20));
+        assert_eq!(parse_size("x"), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use autograder::Workspace;
 use serde_json::{Value, json};
 
-use crate::plot::{Series, line_chart};
+use crate::plot::{Axis, Chart, Scale, Series, line_chart};
 use crate::tools::cargo;
 
 const MODEL: &str = "all-minilm-l6-v2";
@@ -230,7 +230,18 @@ fn plot(record: &Value) -> String {
                 .collect(),
         })
         .collect();
-    line_chart("all-MiniLM-L6-v2 sentence embeddings", "batch size", "sentences/s (best)", &series)
+    // The onnxruntime version the peer reported, else the pinned one.
+    let version = rows.iter().find_map(|r| r["onnxruntime"]["onnxruntime"].as_str());
+    let peer = json!({ "onnxruntime": version.or(crate::peers::pinned_version("onnxruntime")) });
+    let caption = crate::bench::caption(&peer, &record["machine"]);
+    let title = format!("all-MiniLM-L6-v2 sentence embeddings ({} threads)", record["threads"].as_str().unwrap_or("?"));
+    let chart = Chart {
+        title: &title,
+        x: Axis { label: "batch size", unit: "sentences per call", scale: Scale::Auto },
+        y: Axis { label: "throughput", unit: "sentences/s, best of rounds", scale: Scale::LogIfPositive },
+        caption: &caption,
+    };
+    line_chart(&chart, &series)
 }
 
 /// The Markdown table of a record.

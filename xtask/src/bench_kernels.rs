@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use autograder::Workspace;
 use serde_json::{Value, json};
 
-use crate::plot::{Series, line_chart};
+use crate::plot::{Axis, Chart, Scale, Series, line_chart};
 use crate::tools::cargo;
 
 /// What `bench kernels` does: measure and write everything, or only redraw the table and plot of a record.
@@ -50,7 +50,9 @@ pub fn run(ws: &Workspace, mode: Mode, out: Option<PathBuf>) -> Result<()> {
                 sections.truncate(1);
             }
             for (section, threads) in sections {
-                eprintln!("running the peers ({section}, {threads} BLAS thread(s))…");
+                let spinner = autograder::progress::spinner(format!(
+                    "running the peers SimSIMD and NumPy ({section}, {threads} BLAS thread(s))"
+                ));
                 let mut cmd = Command::new(&python);
                 cmd.arg(&script).args(["--section", section]).env("OPENBLAS_NUM_THREADS", threads.to_string());
                 cmd.env("OMP_NUM_THREADS", threads.to_string());
@@ -58,6 +60,7 @@ pub fn run(ws: &Workspace, mode: Mode, out: Option<PathBuf>) -> Result<()> {
                     cmd.args(["--dims", "128,768", "--dtypes", "f32,i8", "--min-seconds", "0.03"]);
                 }
                 let output = cmd.output().with_context(|| format!("running {}", script.display()))?;
+                spinner.finish_and_clear();
                 if !output.status.success() {
                     let err = String::from_utf8_lossy(&output.stderr);
                     notes.push(format!("peers ({section}): failed: {}", err.lines().last().unwrap_or("")));
@@ -82,7 +85,7 @@ fn write_report(out: &std::path::Path, rows: &[Value], notes: &[String], record:
     }
     std::fs::write(out.join("record.json"), serde_json::to_string_pretty(record)?)?;
     std::fs::write(out.join("table.md"), &table)?;
-    std::fs::write(out.join("plot.svg"), plot(rows))?;
+    std::fs::write(out.join("plot.svg"), plot(rows, &record["machine"]))?;
     println!("{table}");
     println!(
         "\n  record {}\n  table  {}\n  plot   {}",
@@ -231,7 +234,7 @@ fn table(rows: &[Value]) -> String {
 }
 
 /// Distance speed as a ratio to SimSIMD against the dimension, one line per op and dtype.
-fn plot(rows: &[Value]) -> String {
+fn plot(rows: &[Value], machine: &Value) -> String {
     let idx = index(rows);
     let mut series: Vec<Series> = Vec::new();
     for ((op, dtype, shape, imp), row) in &idx {
@@ -249,7 +252,15 @@ fn plot(rows: &[Value]) -> String {
             None => series.push(Series { name, points: vec![(d, ratio)] }),
         }
     }
-    line_chart("kernels distance speed relative to SimSIMD", "dimension d", "kernels / SimSIMD", &series)
+    let peer = json!({ "SimSIMD": crate::peers::pinned_version("simsimd") });
+    let caption = crate::bench::caption(&peer, machine);
+    let chart = Chart {
+        title: "kernels distance speed relative to SimSIMD (one thread)",
+        x: Axis { label: "vector dimension d", unit: "elements", scale: Scale::Auto },
+        y: Axis { label: "kernels ÷ SimSIMD", unit: "ratio of pairs/s", scale: Scale::LogIfPositive },
+        caption: &caption,
+    };
+    line_chart(&chart, &series)
 }
 
 #[cfg(test)]
@@ -271,6 +282,8 @@ mod tests {
         assert!(t.contains("| dot | f32 | 16x1024x768 | 10.0M | – | – |"), "{t}");
         assert!(t.find("16x1024x768").unwrap() < t.find("16x1024x1536").unwrap(), "sizes sort as numbers");
         assert!(t.contains("| dot | f32 | 16M | 1 | 9.00 | 10.00 | 0.90 |"), "{t}");
-        assert_eq!(plot(&rows).matches("<polyline").count(), 1);
+        let svg = plot(&rows, &json!({ "cpu": "Intel(R) Xeon(R) Processor", "cores": 2 }));
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains("peer: SimSIMD 6.5.16 · machine: Intel Xeon, 2 vCPU"), "{svg}");
     }
 }

@@ -73,7 +73,9 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                 let script = ws.root.join("autograder/peers/llama_cpp_throughput.py");
                 let mut runs = serde_json::Map::new();
                 for policy in WAIT_POLICIES {
-                    eprintln!("running llama.cpp (llama-cpp-python, {THREADS} threads, OMP_WAIT_POLICY={policy})…");
+                    let spinner = autograder::progress::spinner(format!(
+                        "running llama.cpp (llama-cpp-python, {THREADS} threads, OMP_WAIT_POLICY={policy})"
+                    ));
                     let output = Command::new(&python)
                         .arg(&script)
                         .args(&args)
@@ -81,6 +83,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                         .env("OMP_WAIT_POLICY", policy)
                         .output()
                         .with_context(|| format!("running {}", script.display()))?;
+                    spinner.finish_and_clear();
                     if output.status.success() {
                         let run: Value =
                             serde_json::from_slice(&output.stdout).context("reading the llama.cpp JSON")?;

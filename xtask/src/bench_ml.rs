@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use autograder::Workspace;
 use serde_json::{Map, Value, json};
 
-use crate::plot::{Series, line_chart};
+use crate::plot::{Axis, Chart, Scale, Series, line_chart};
 use crate::tools::cargo;
 
 const THREADS: &str = "2";
@@ -175,7 +175,21 @@ fn plot(record: &Value) -> String {
         points: rows.iter().filter_map(|r| Some((r["train_rows"].as_f64()?, r[side][key].as_f64()?))).collect(),
     })
     .collect();
-    line_chart("Training time on fraud features (2 threads)", "training rows", "fit seconds (best)", &series)
+    // The versions the peers reported, else the pinned ones.
+    let first = rows.first().map_or(Value::Null, |r| r["peers"].clone());
+    let peers = json!({
+        "scikit-learn": first["sklearn"].as_str().or(crate::peers::pinned_version("scikit-learn")),
+        "LightGBM": first["lightgbm"].as_str().or(crate::peers::pinned_version("lightgbm")),
+    });
+    let caption = crate::bench::caption(&peers, &record["machine"]);
+    let title = format!("Training time on fraud features ({} threads)", record["threads"].as_str().unwrap_or("?"));
+    let chart = Chart {
+        title: &title,
+        x: Axis { label: "training set size", unit: "rows", scale: Scale::Auto },
+        y: Axis { label: "fit time", unit: "s, best of rounds", scale: Scale::LogIfPositive },
+        caption: &caption,
+    };
+    line_chart(&chart, &series)
 }
 
 /// The Markdown table of a record.

@@ -27,7 +27,9 @@ pub fn run(ws: &Workspace, serve: bool) -> Result<()> {
         return tools::run(&mut cmd);
     }
     cmd.args(["build", "book"]);
+    let spinner = autograder::progress::spinner("building the book with mdbook (KaTeX, link check)");
     let out = cmd.output().context("running mdbook")?;
+    spinner.finish_and_clear();
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // mdbook reports missing includes as ERROR but still exits 0: any warning fails the build.
     let problems: Vec<&str> = log
@@ -67,8 +69,9 @@ fn ensure_katex_assets(ws: &Workspace) -> Result<()> {
     let dist = cache.join("package/dist");
     if !dist.join("katex.min.css").is_file() {
         std::fs::create_dir_all(&cache)?;
-        tools::run(
+        tools::run_shown(
             Command::new("npm").args(["pack", &format!("katex@{KATEX_VERSION}"), "--silent"]).current_dir(&cache),
+            &format!("fetching KaTeX {KATEX_VERSION} with npm"),
         )
         .context("fetching KaTeX with npm (is npm installed?)")?;
         let tarball = std::fs::read_dir(&cache)?
@@ -99,12 +102,13 @@ pub fn check(ws: &Workspace) -> Result<()> {
     let dir = ws.cache_dir().join("book-check");
     if !dir.join("node_modules/puppeteer-core/package.json").is_file() {
         std::fs::create_dir_all(&dir)?;
-        tools::run(
+        tools::run_shown(
             Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
                 .arg(&dir)
                 .arg(PUPPETEER_CORE)
                 .env("PUPPETEER_SKIP_DOWNLOAD", "1"),
+            &format!("installing {PUPPETEER_CORE} with npm"),
         )
         .context("installing puppeteer-core with npm (is npm installed?)")?;
     }
@@ -116,6 +120,7 @@ pub fn check(ws: &Workspace) -> Result<()> {
     }
     let shots = ws.root.join("book/book/screenshots");
     let terms = search_terms(ws)?;
+    let spinner = autograder::progress::spinner("rendering every page of the book in headless Chromium");
     let out = Command::new("node")
         .arg(&script)
         .arg(&html)
@@ -124,6 +129,7 @@ pub fn check(ws: &Workspace) -> Result<()> {
         .env("CHROMIUM", &chromium)
         .output()
         .context("running node (is Node.js installed?)")?;
+    spinner.finish_and_clear();
     if !out.status.success() {
         bail!("the browser check failed to run: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -53,7 +53,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
             Box::new(crate::book::check),
         ),
         ("learner export builds and grades on its own", Box::new(export_grades)),
-        ("benchmark c4w3 (quick)", Box::new(|ws| crate::bench::run(ws, "c4w3", None, true, None))),
+        (
+            "benchmark c4w3 (quick)",
+            Box::new(|ws| crate::bench::run(ws, "c4w3", None, crate::bench::Mode::Measure { quick: true }, None)),
+        ),
         (
             "benchmark kernels vs peers (quick)",
             Box::new(|ws| crate::bench_kernels::run(ws, crate::bench_kernels::Mode::Measure { quick: true }, None)),
@@ -116,7 +119,10 @@ fn export_grades(ws: &Workspace) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("learner-export-").tempdir()?;
     let out = dir.path().join("repo");
     crate::export::run(ws, &out, &[], crate::export::Hidden::Withheld)?;
-    for week in spec::all_weeks(ws)? {
+    let weeks = spec::all_weeks(ws)?;
+    let bar = autograder::progress::bar(weeks.len() as u64, "grading the export", " weeks");
+    for week in weeks {
+        bar.set_message(week.id.clone());
         let report = grade_json(&out, &week.id)?;
         let score = report["score"].as_f64().context("report has a score")?;
         let max = report["max_score"].as_f64().context("report has a max_score")?;
@@ -132,8 +138,10 @@ fn export_grades(ws: &Workspace) -> Result<()> {
             "the export of {} still has its hidden tests",
             week.id
         );
-        println!("  export grades {}: {score}/{max}, hidden tests withheld", week.id);
+        bar.suspend(|| println!("  export grades {}: {score}/{max}, hidden tests withheld", week.id));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

@@ -33,8 +33,10 @@ pub fn run(ws: &Workspace, out: &Path, publish: &[String], hidden: Hidden) -> Re
         bail!("{} exists and is not empty", out.display());
     }
     let files = tracked_files(ws)?;
+    let bar = autograder::progress::bar(files.len() as u64, format!("exporting to {}", out.display()), " files");
     let mut copied = 0;
     for rel in files {
+        bar.inc(1);
         if rel.starts_with("solutions") && !published.iter().any(|p| rel.starts_with(p)) {
             continue;
         }
@@ -65,6 +67,7 @@ pub fn run(ws: &Workspace, out: &Path, publish: &[String], hidden: Hidden) -> Re
         }
         copied += 1;
     }
+    bar.finish_and_clear();
     println!(
         "exported {copied} files to {} (solutions published: {}; hidden tests {})",
         out.display(),

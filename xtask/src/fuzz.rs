@@ -8,13 +8,16 @@
 //! reproduce and minimise it.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use autograder::Workspace;
+use autograder::progress::ProgressBar;
 
 use crate::tools;
 
@@ -119,9 +122,30 @@ fn run_target(ws: &Workspace, target: &str, seconds: u64) -> Result<Stats> {
         .env_remove("CARGO_TARGET_DIR")
         .stderr(Stdio::piped());
 
+    // On a terminal: a bar of the fuzzing seconds (after the build), the kept lines printed above it.
+    let bar = autograder::progress::bar(seconds, format!("fuzz {target}"), " s");
+    bar.set_message("building the target (nightly, AddressSanitizer)");
+    let fuzzing_since: Mutex<Option<Instant>> = Mutex::new(None);
+    let done = AtomicBool::new(false);
     let started = SystemTime::now();
     let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let stats = forward_and_parse(child.stderr.take().context("piped stderr")?);
+    let stderr = child.stderr.take().context("piped stderr")?;
+    let stats = std::thread::scope(|scope| {
+        if !bar.is_hidden() {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(since) = *fuzzing_since.lock().expect("not poisoned") {
+                        bar.set_position(since.elapsed().as_secs().min(seconds));
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            });
+        }
+        let stats = forward_and_parse(stderr, &bar, &fuzzing_since);
+        done.store(true, Ordering::Relaxed);
+        stats
+    });
+    bar.finish_and_clear();
     let status = child.wait().with_context(|| format!("waiting for {cmd:?}"))?;
     if status.success() {
         return Ok(stats);
@@ -177,13 +201,20 @@ fn seed_corpus(ws: &Workspace, target: &str, corpus: &Path) -> Result<usize> {
     Ok(files.len())
 }
 
-/// Forwards libFuzzer's (and cargo's) stderr, leaving out the per-input lines (`NEW`, `REDUCE`, `NEW_FUNC`) and
-/// the recommended dictionary, and keeps the final statistics.
-fn forward_and_parse(stderr: impl std::io::Read) -> Stats {
+/// Forwards libFuzzer's (and cargo's) stderr above `bar`, leaving out the per-input lines (`NEW`, `REDUCE`,
+/// `NEW_FUNC`) and the recommended dictionary, and keeps the final statistics; notes in `fuzzing_since` when
+/// libFuzzer's first line arrives (the build is over).
+fn forward_and_parse(stderr: impl std::io::Read, bar: &ProgressBar, fuzzing_since: &Mutex<Option<Instant>>) -> Stats {
     let mut stats = Stats::default();
-    let mut out = std::io::stderr().lock();
     let mut in_dictionary = false;
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if line.starts_with("INFO: ") || line.starts_with('#') {
+            let mut since = fuzzing_since.lock().expect("not poisoned");
+            if since.is_none() {
+                *since = Some(Instant::now());
+                bar.set_message("");
+            }
+        }
         if let Some(rest) = line.strip_prefix("stat::") {
             let (key, value) = rest.split_once(':').unwrap_or((rest, ""));
             let value = value.trim().parse().ok();
@@ -210,7 +241,7 @@ fn forward_and_parse(stderr: impl std::io::Read) -> Stats {
         if skip {
             continue;
         }
-        let _ = writeln!(out, "{line}");
+        bar.suspend(|| eprintln!("{line}"));
     }
     stats
 }
@@ -272,6 +303,8 @@ fn ensure_nightly() -> Result<()> {
     if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("nightly")) {
         return Ok(());
     }
-    eprintln!("installing the nightly toolchain (minimal profile) for cargo-fuzz (once per machine)");
-    tools::run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+    tools::run_shown(
+        Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+        "installing the nightly toolchain (minimal profile) for cargo-fuzz (once per machine)",
+    )
 }

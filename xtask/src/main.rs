@@ -52,8 +52,13 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         gradescope: Option<PathBuf>,
     },
-    /// Show the learner's grading history.
-    Progress,
+    /// Show the learner's grading history: per week a plot of the score over the runs, and the last run's tasks.
+    Progress {
+        /// Print the history as JSON (per week: runs, best, the last run's task scores) instead of the table;
+        /// both write the plot as an SVG into .grade/reports/.
+        #[arg(long)]
+        json: bool,
+    },
     /// Regenerate labs/ from the solution markers (`--check`: fail if stale).
     Stubs {
         #[arg(long)]
@@ -80,7 +85,8 @@ enum Command {
         /// Where the table, plot and JSON record go (default target/bench/<week>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// `bench kernels` only: redraw table.md and plot.svg from the record.json in --out, measuring nothing.
+        /// Redraw plot.svg (`bench kernels`: and table.md) from the record.json in --out, measuring nothing
+        /// (a week's or `kernels` only).
         #[arg(long)]
         render_only: bool,
     },
@@ -161,10 +167,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Progress => {
-            print!("{}", autograder::history::render(&autograder::history::load(&ws)?));
-            Ok(())
-        }
+        Command::Progress { json } => progress(&ws, json),
         Command::Stubs { check: true } => stubs_check(&ws),
         Command::Stubs { check: false } => {
             let changed = autograder::stubs::sync_labs(&ws, false)?;
@@ -181,10 +184,18 @@ fn main() -> Result<()> {
             bench_kernels::run(&ws, mode, out)
         }
         Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
+        Command::Bench { week, render_only, .. }
+            if render_only && ["llm", "embed", "ml", "registry"].contains(&week.as_str()) =>
+        {
+            bail!("--render-only redraws a week's or `bench kernels`' plot; `bench {week}` measures every time")
+        }
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
-        Command::Bench { week, course, quick, out, .. } => bench::run(&ws, &week, course, quick, out),
+        Command::Bench { week, course, quick, out, render_only } => {
+            let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
+            bench::run(&ws, &week, course, mode, out)
+        }
         Command::Book { serve, check } => {
             book::run(&ws, serve)?;
             if check { book::check(&ws) } else { Ok(()) }
@@ -200,6 +211,29 @@ fn main() -> Result<()> {
         Command::Ci => ci::run(&ws),
         Command::GradescopeRun { week, root, warm } => gradescope::run(&ws, &week, &root, warm),
     }
+}
+
+/// `cargo xtask progress`: the history as a table with a plot per week (or JSON), and the plot as an SVG.
+fn progress(ws: &Workspace, json: bool) -> Result<()> {
+    use autograder::history;
+    let entries = history::load(ws)?;
+    let svg_path = ws.report_dir().join("progress.svg");
+    let svg = (!entries.is_empty()).then(|| plot::progress_chart(&entries));
+    if let Some(svg) = &svg {
+        std::fs::create_dir_all(ws.report_dir())?;
+        std::fs::write(&svg_path, svg)?;
+    }
+    if json {
+        let mut doc = history::to_json(&entries);
+        doc["svg"] = svg.map_or(serde_json::Value::Null, |_| svg_path.display().to_string().into());
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", history::render(&entries));
+        if svg.is_some() {
+            println!("plot: {}", svg_path.display());
+        }
+    }
+    Ok(())
 }
 
 /// Fails when labs/ differs from what the solutions generate.

