@@ -346,6 +346,9 @@ fn family_name(family: u16) -> String {
 /// and lexically normal; kept as given when that folder cannot be read.
 fn read_path(pid: pid_t, dirfd: i32, addr: u64) -> Option<String> {
     let raw = read_cstr(pid, addr)?;
+    if raw.is_empty() {
+        return None; // `AT_EMPTY_PATH`: the call is on `dirfd` itself (fstat through statx, …)
+    }
     let path = Path::new(OsStr::from_bytes(&raw));
     let full = if path.is_absolute() {
         normalize_path(Path::new("/"), path)
