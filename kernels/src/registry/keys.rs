@@ -11,6 +11,9 @@
 //! - Verification is `verify_strict` (canonical `S`, no small-order keys) and trusts only keys of the
 //!   operator's keyring: a key that travels with a bundle is never trusted by itself.
 //! - A stored signature ([`SignatureBlob`]) is 72 bytes: the 8-byte key id, then the 64-byte signature.
+//! - A detached file signature ([`sign_file`], for data sets, bundles and reports that live outside a
+//!   registry) covers the canonical statement `{"blake3":"<hex>","size":<bytes>}` of the file's contents:
+//!   not its name, so a renamed copy still verifies and a changed byte never does.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +32,8 @@ use crate::Error;
 pub const MANIFEST_DOMAIN: &[u8] = b"sovereign-registry/manifest/v1\0";
 /// Domain-separation prefix of promotion-log entry signatures.
 pub const PROMOTION_DOMAIN: &[u8] = b"sovereign-registry/promotion/v1\0";
+/// Domain-separation prefix of detached file signatures ([`sign_file`]).
+pub const FILE_DOMAIN: &[u8] = b"sovereign-registry/file/v1\0";
 // ANCHOR_END: domains
 
 /// A key id: the first 16 lowercase hex characters of BLAKE3 of the 32-byte public key.
@@ -343,3 +348,24 @@ impl Keyring {
     }
     // ANCHOR_END: keyring_verify
 }
+
+// ANCHOR: file_sign
+/// The canonical statement a detached file signature covers: the BLAKE3 digest and size of its bytes.
+pub fn file_statement(path: &Path) -> Result<Vec<u8>, Error> {
+    let (digest, size) = super::store::Digest::of_file(path)?;
+    Ok(format!("{{\"blake3\":\"{}\",\"size\":{size}}}", digest.to_hex()).into_bytes())
+}
+
+/// Signs `path`'s contents (through [`file_statement`]) under [`FILE_DOMAIN`].
+pub fn sign_file(path: &Path, signer: &Signer) -> Result<SignatureBlob, Error> {
+    Ok(signer.sign(FILE_DOMAIN, &file_statement(path)?))
+}
+
+/// Checks a detached signature (the 72-byte stored form) of `path` against `keyring`; returns the signer.
+pub fn verify_file(path: &Path, signature: &[u8], keyring: &Keyring) -> Result<KeyId, Error> {
+    let subject = path.display().to_string();
+    let sig = SignatureBlob::from_bytes(signature, &subject)?;
+    keyring.verify(FILE_DOMAIN, &file_statement(path)?, &sig, &subject)?;
+    Ok(sig.key_id)
+}
+// ANCHOR_END: file_sign

@@ -53,7 +53,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use bundle::{ExportConfig, ImportConfig};
-pub use keys::{KeyId, KeyPairFiles, Keyring, SignatureBlob, Signer, keygen};
+pub use keys::{KeyId, KeyPairFiles, Keyring, SignatureBlob, Signer, keygen, sign_file, verify_file};
 pub use manifest::{ArtefactEntry, Manifest, ModelRef};
 pub use seal::{KdfParams, SealKey};
 pub use stage::{LogCheck, LogEntry, LogHead, Stage};

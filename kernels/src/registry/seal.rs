@@ -235,11 +235,15 @@ pub fn seal_bytes(mut plain: Vec<u8>, key: &SealKey, aad: &[u8]) -> Result<Vec<u
             reason: "too long for one ChaCha20-Poly1305 message".into(),
         }
     })?;
-    let mut out = header;
-    out.reserve(plain.len() + TAG_LEN);
-    out.extend_from_slice(&plain);
-    out.extend_from_slice(&tag);
-    Ok(out)
+    // The ciphertext moves up in its own buffer to make room for the header: growing a large buffer
+    // remaps its pages instead of allocating and faulting in a second one.
+    let body = plain.len();
+    plain.reserve_exact(header.len() + TAG_LEN);
+    plain.resize(body + header.len(), 0);
+    plain.copy_within(..body, header.len());
+    plain[..header.len()].copy_from_slice(&header);
+    plain.extend_from_slice(&tag);
+    Ok(plain)
 }
 
 /// Opens a sealed file's bytes (moved in: decrypted in place); `path` names it in errors.

@@ -696,6 +696,33 @@ fn cli_registry_tampered_artefact_fails_verify_naming_it() {
 }
 
 #[test]
+fn cli_registry_sign_and_verify_file() {
+    let t = Tmp::new("sign-file");
+    let d = &t.0;
+    fs::write(t.join("train.csv"), b"amount,label\n12.5,0\n900,1\n").unwrap();
+    ok(d, &["registry", "keygen", "--dir", "keys", "--name", "release"]);
+    ok(d, &["registry", "keygen", "--dir", "other", "--name", "intruder"]);
+    let signed = ok_json(d, &["registry", "sign", "--key", "keys/release.key", "train.csv", "--json"]);
+    assert_eq!(signed["signature"], "train.csv.sig");
+    assert_eq!(fs::read(t.join("train.csv.sig")).unwrap().len(), 72);
+    let v = ok_json(d, &["registry", "verify-file", "train.csv", "--keyring", "keys", "--json"]);
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["key_id"], signed["key_id"]);
+    // A key outside the keyring, then a changed byte: refused, naming what failed.
+    ok(d, &["registry", "sign", "--key", "other/intruder.key", "train.csv", "--out", "intruder.sig"]);
+    fails(
+        d,
+        &["registry", "verify-file", "train.csv", "--sig", "intruder.sig", "--keyring", "keys"],
+        &["not in the keyring"],
+    );
+    flip_byte(&t.join("train.csv"));
+    let err =
+        fails(d, &["registry", "verify-file", "train.csv", "--keyring", "keys", "--json"], &["FAILED", "signature"]);
+    assert!(err.contains("train.csv"), "{err}");
+    fails(d, &["registry", "verify-file", "train.csv", "--sig", "none.sig", "--keyring", "keys"], &["none.sig"]);
+}
+
+#[test]
 fn cli_registry_encrypt_decrypt_round_trip_and_wrong_passphrase() {
     let t = Tmp::new("seal");
     let d = &t.0;

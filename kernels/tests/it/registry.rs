@@ -356,6 +356,51 @@ fn keygen_writes_an_owner_only_key_and_a_loadable_keyring() {
     }
 }
 
+#[test]
+fn detached_file_signatures_bind_the_contents_not_the_name() {
+    let t = Tmp::new("detached");
+    let signer = Signer::from_seed(&[3u8; 32]);
+    let other = Signer::from_seed(&[4u8; 32]);
+    let mut ring = Keyring::new();
+    ring.add(&signer.public_key()).expect("add");
+    let file = t.join("train.parquet");
+    fs::write(&file, bytes(100_003, 9)).expect("write");
+    let sig = kernels::registry::sign_file(&file, &signer).expect("sign").to_bytes();
+    assert_eq!(kernels::registry::verify_file(&file, &sig, &ring).expect("verify"), *signer.key_id());
+    // A renamed copy verifies: the statement is the contents' digest and size.
+    let copy = t.join("renamed.bin");
+    fs::copy(&file, &copy).expect("copy");
+    kernels::registry::verify_file(&copy, &sig, &ring).expect("renamed copy");
+    // The statement is the canonical JSON of digest and size.
+    let stmt = kernels::registry::keys::file_statement(&file).expect("statement");
+    let (d, n) = Digest::of_file(&file).expect("digest");
+    assert_eq!(String::from_utf8(stmt).unwrap(), format!("{{\"blake3\":\"{}\",\"size\":{n}}}", d.to_hex()));
+    // One flipped byte, a truncation, a flipped signature bit, a short signature, an untrusted signer,
+    // and a manifest-domain signature over the same statement: each refused with its own error.
+    let mut data = fs::read(&file).expect("read");
+    data[50_000] ^= 1;
+    fs::write(&copy, &data).expect("write");
+    assert!(matches!(kernels::registry::verify_file(&copy, &sig, &ring), Err(Error::RegistryBadSignature { .. })));
+    fs::write(&copy, &data[..data.len() - 1]).expect("write");
+    assert!(matches!(kernels::registry::verify_file(&copy, &sig, &ring), Err(Error::RegistryBadSignature { .. })));
+    let mut bad = sig;
+    bad[40] ^= 0x10;
+    assert!(matches!(kernels::registry::verify_file(&file, &bad, &ring), Err(Error::RegistryBadSignature { .. })));
+    assert!(matches!(
+        kernels::registry::verify_file(&file, &sig[..71], &ring),
+        Err(Error::RegistrySignatureMalformed { .. })
+    ));
+    let foreign = kernels::registry::sign_file(&file, &other).expect("sign").to_bytes();
+    assert!(matches!(kernels::registry::verify_file(&file, &foreign, &ring), Err(Error::RegistryUntrustedKey { .. })));
+    let stmt = kernels::registry::keys::file_statement(&file).expect("statement");
+    let cross = signer.sign(kernels::registry::keys::MANIFEST_DOMAIN, &stmt).to_bytes();
+    assert!(matches!(kernels::registry::verify_file(&file, &cross, &ring), Err(Error::RegistryBadSignature { .. })));
+    // A missing file is an I/O error naming it.
+    let missing = t.join("missing");
+    let err = kernels::registry::sign_file(&missing, &signer).expect_err("missing file");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
 // ------------------------------------------------------------------ stages and lineage
 
 #[test]

@@ -11,9 +11,15 @@
 //! sovereign registry encrypt --passphrase-env PASS model.safetensors model.sealed
 //! ```
 //!
-//! There is no separate `sign`: a manifest names its signer's key id and is signed once, by `push`; a
-//! signature by another key over the same manifest is refused by verification (the signer must be the
-//! one the manifest names), so "re-signing" a version means pushing a new version.
+//! A version's manifest is signed once, by `push`: it names its signer's key id, a signature by another key
+//! over the same manifest is refused by verification, so "re-signing" a version means pushing a new one.
+//! `sign` and `verify-file` are for files outside a registry (a data set, a bundle archive, a report):
+//! a detached 72-byte signature over the file's BLAKE3 digest and size.
+//!
+//! ```text
+//! sovereign registry sign --key keys/release.key data/train.parquet          # writes data/train.parquet.sig
+//! sovereign registry verify-file --keyring keys data/train.parquet
+//! ```
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -58,6 +64,34 @@ pub enum RegistryCommand {
     },
     /// Register a new model version: store its artefacts, write and sign its manifest.
     Push(PushArgs),
+    /// Sign a file outside a registry: a detached signature (FILE.sig) over its BLAKE3 digest and size.
+    Sign {
+        /// The signing key file (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The file to sign.
+        file: PathBuf,
+        /// Where to write the signature (default: FILE.sig).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a detached signature made by `sign` against the keyring.
+    VerifyFile {
+        /// The signed file.
+        file: PathBuf,
+        /// The signature (default: FILE.sig).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        /// The trusted public keys (a .pub file or a folder of them).
+        #[arg(long)]
+        keyring: PathBuf,
+        /// Print the result as JSON (also on failure, with the exit status 1).
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify a version, then copy its artefacts into a folder.
     Pull {
         #[command(flatten)]
@@ -221,6 +255,8 @@ pub fn run(command: RegistryCommand) -> Result<()> {
     match command {
         RegistryCommand::Keygen { dir, name, seal, json } => keygen_cmd(&dir, &name, seal, json),
         RegistryCommand::Push(args) => push(args),
+        RegistryCommand::Sign { key, file, out, json } => sign(&key, &file, out, json),
+        RegistryCommand::VerifyFile { file, sig, keyring: ring, json } => verify_file(&file, sig, &ring, json),
         RegistryCommand::Pull { at, out, json } => pull(&at, &out, json),
         RegistryCommand::Verify { at, json } => verify(&at, json),
         RegistryCommand::Promote { at, stage, key, json } => promote(&at, stage, &key, json),
@@ -463,6 +499,53 @@ fn verify(at: &VersionArgs, json: bool) -> Result<()> {
     }
 }
 
+/// `FILE.sig` beside `file`.
+fn default_sig_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+fn sign(key: &Path, file: &Path, out: Option<PathBuf>, json: bool) -> Result<()> {
+    let signer = Signer::load(key).with_context(|| format!("loading signing key {}", key.display()))?;
+    let pb = spinner(format!("signing {}", file.display()));
+    let sig = kernels::registry::sign_file(file, &signer).with_context(|| format!("signing {}", file.display()))?;
+    pb.finish_and_clear();
+    let out = out.unwrap_or_else(|| default_sig_path(file));
+    kernels::registry::atomic::write_atomic(&out, &sig.to_bytes(), 0o644)
+        .with_context(|| format!("writing {}", out.display()))?;
+    if json {
+        print_json(&json!({"file": file, "signature": out, "key_id": sig.key_id.as_str()}));
+    } else {
+        println!("signed {} with key {} -> {}", file.display(), sig.key_id, out.display());
+    }
+    Ok(())
+}
+
+fn verify_file(file: &Path, sig: Option<PathBuf>, ring: &Path, json: bool) -> Result<()> {
+    let sig_path = sig.unwrap_or_else(|| default_sig_path(file));
+    let ring = keyring(ring)?;
+    let result = std::fs::read(&sig_path)
+        .with_context(|| format!("reading signature {}", sig_path.display()))
+        .and_then(|bytes| kernels::registry::verify_file(file, &bytes, &ring).map_err(anyhow::Error::new));
+    match result {
+        Ok(key_id) => {
+            if json {
+                print_json(&json!({"file": file, "verified": true, "key_id": key_id.as_str()}));
+            } else {
+                println!("verified {}: signed by key {key_id}", file.display());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                print_json(&json!({"file": file, "verified": false, "error": format!("{e:#}")}));
+            }
+            Err(e.context(format!("verification of {} against {} FAILED", file.display(), sig_path.display())))
+        }
+    }
+}
+
 fn pull(at: &VersionArgs, out: &Path, json: bool) -> Result<()> {
     let (registry, r, ring) = at.open()?;
     let pb = spinner(format!("verifying and pulling {r}"));
@@ -628,3 +711,4 @@ fn seal_cmd(args: &SealArgs, encrypt: bool) -> Result<()> {
     }
     Ok(())
 }
+
