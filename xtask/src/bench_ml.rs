@@ -1,18 +1,24 @@
-//! `cargo xtask bench ml`: `kernels::ml` against scikit-learn and LightGBM on fraud features.
+//! `cargo xtask bench ml`: `kernels::ml` against scikit-learn, LightGBM, XGBoost and the compiled-tree
+//! predictors lleaves and treelite/TL2cgen on fraud features.
 //!
 //! References: Breiman, "Random Forests", Machine Learning 45 (2001) (scikit-learn's
 //! `RandomForestClassifier` vs `kernels::ml::forest`); Ke et al., "LightGBM", NeurIPS 2017 (LightGBM
-//! vs `kernels::ml::gbm` and `FlatForest`).
+//! vs `kernels::ml::gbm` and `FlatForest`); Chen & Guestrin, "XGBoost", KDD 2016 (`hist`, lossguide, equal
+//! rounds and leaves); lleaves (LLVM) and Treelite/TL2cgen (C, gcc) compile the LightGBM model, the
+//! single-row peers of `FlatForest::predict_row`.
 //!
 //! For each size, `kernels/examples/ml_throughput.rs gen` writes the fraud features of the seeded
 //! card transactions (`datasets::transactions`) as raw little-endian f32 plus a JSON shape; then the
-//! example (`run`, release, 2 rayon threads) and `autograder/peers/ml_peers.py` (scikit-learn and
-//! LightGBM, 2 threads) read the same files, alternately for a few rounds, each timing the best of a
-//! few repetitions: forest fit (100 trees, depth 10, √d features), boosting fit (100 rounds, 31
-//! leaves, 255 bins, binning included), batch prediction of the test rows (the booster) and
-//! single-row latency (p50/p99). The best over rounds is kept, so machine noise hits both sides
-//! alike. Writes `record.json`, `table.md` (ratios kernels ÷ peer, test ROC AUC beside each model)
-//! and `plot.svg` (fit time against training rows). `cargo xtask peers` installs the peers.
+//! example (`run`, release, 2 rayon threads) and `autograder/peers/ml_peers.py` (the peers, 2 threads)
+//! read the same files, alternately for a few rounds, each timing the best of a few repetitions: forest
+//! fit (100 trees, depth 10, √d features), boosting fit (100 rounds, 31 leaves, 255 bins, binning
+//! included; LightGBM and XGBoost), batch prediction of the test rows (the booster; LightGBM, XGBoost and
+//! the two compiled LightGBM models) and single-row latency (p50/p99). The compiled models' single-row
+//! latency is measured twice: through their Python API and from a C loop calling the compiled function
+//! (no Python, as kernels' Rust loop); the Python floor of such a loop is reported beside. The best over
+//! rounds is kept, so machine noise hits both sides alike. Writes `record.json`, `table.md` (ratios
+//! kernels ÷ peer, test ROC AUC beside each model) and `plot.svg` (fit time against training rows).
+//! `cargo xtask peers` installs the peers; a missing optional one (XGBoost, lleaves, TL2cgen) is noted.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,8 +32,143 @@ use crate::tools::cargo;
 
 const THREADS: &str = "2";
 
-/// Metrics where smaller is better (the rest, rows/s and AUC, are better larger).
-const SMALLER_IS_BETTER: [&str; 4] = ["forest_fit_s", "gbm_fit_s", "single_row_p50_us", "single_row_p99_us"];
+/// Whether smaller is better for a metric: times (`*_s`, `*_us`), not rates (`*_per_s`); the rest, rows/s
+/// and AUC, are better larger (and the compiled models' largest difference from LightGBM is kept largest).
+fn smaller_is_better(key: &str) -> bool {
+    key.ends_with("_us") || (key.ends_with("_s") && !key.ends_with("_per_s"))
+}
+
+/// One ratio kernels ÷ peer: its name in the record, kernels' metric, the peer's metric, the table label,
+/// the digits shown, and the AUC keys (kernels', the peer's) printed beside it (empty for none).
+type Ratio = (&'static str, &'static str, &'static str, &'static str, usize, [&'static str; 2]);
+
+/// The ratios kernels ÷ peer. kernels' single-row figure is `FlatForest::predict_row` timed in Rust; the
+/// `_native` peers' are timed the same way from C, the `_py` ones through Python.
+const RATIOS: &[Ratio] = &[
+    ("forest_fit_s", "forest_fit_s", "forest_fit_s", "forest fit, s (vs scikit-learn)", 3, ["forest_auc"; 2]),
+    (
+        "forest_predict_rows_per_s",
+        "forest_predict_rows_per_s",
+        "forest_predict_rows_per_s",
+        "forest predict, rows/s (vs scikit-learn)",
+        0,
+        ["forest_auc"; 2],
+    ),
+    ("gbm_fit_s", "gbm_fit_s", "gbm_fit_s", "gbm fit, s (vs LightGBM)", 3, ["gbm_auc"; 2]),
+    ("gbm_fit_s_vs_xgboost", "gbm_fit_s", "xgb_fit_s", "gbm fit, s (vs XGBoost hist)", 3, ["gbm_auc", "xgb_auc"]),
+    (
+        "gbm_predict_rows_per_s",
+        "gbm_predict_rows_per_s",
+        "gbm_predict_rows_per_s",
+        "gbm batch predict, rows/s (vs LightGBM)",
+        0,
+        ["gbm_auc"; 2],
+    ),
+    (
+        "gbm_predict_rows_per_s_vs_xgboost",
+        "gbm_predict_rows_per_s",
+        "xgb_predict_rows_per_s",
+        "gbm batch predict, rows/s (vs XGBoost)",
+        0,
+        ["gbm_auc", "xgb_auc"],
+    ),
+    (
+        "gbm_predict_rows_per_s_vs_lleaves",
+        "gbm_predict_rows_per_s",
+        "lleaves_predict_rows_per_s",
+        "gbm batch predict, rows/s (vs lleaves)",
+        0,
+        ["", ""],
+    ),
+    (
+        "gbm_predict_rows_per_s_vs_tl2cgen",
+        "gbm_predict_rows_per_s",
+        "tl2cgen_predict_rows_per_s",
+        "gbm batch predict, rows/s (vs TL2cgen)",
+        0,
+        ["", ""],
+    ),
+    (
+        "single_row_p50_us",
+        "single_row_p50_us",
+        "single_row_p50_us",
+        "single-row p50, µs (vs LightGBM, Python)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p99_us",
+        "single_row_p99_us",
+        "single_row_p99_us",
+        "single-row p99, µs (vs LightGBM, Python)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p50_us_vs_lleaves_native",
+        "single_row_p50_us",
+        "lleaves_native_p50_us",
+        "single-row p50, µs (vs lleaves, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p99_us_vs_lleaves_native",
+        "single_row_p99_us",
+        "lleaves_native_p99_us",
+        "single-row p99, µs (vs lleaves, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p50_us_vs_tl2cgen_native",
+        "single_row_p50_us",
+        "tl2cgen_native_p50_us",
+        "single-row p50, µs (vs TL2cgen, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p99_us_vs_tl2cgen_native",
+        "single_row_p99_us",
+        "tl2cgen_native_p99_us",
+        "single-row p99, µs (vs TL2cgen, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p50_us_vs_lleaves_py",
+        "single_row_p50_us",
+        "lleaves_py_p50_us",
+        "single-row p50, µs (vs lleaves, Python)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p99_us_vs_lleaves_py",
+        "single_row_p99_us",
+        "lleaves_py_p99_us",
+        "single-row p99, µs (vs lleaves, Python)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p50_us_vs_tl2cgen_py",
+        "single_row_p50_us",
+        "tl2cgen_py_p50_us",
+        "single-row p50, µs (vs TL2cgen, Python)",
+        2,
+        ["", ""],
+    ),
+    (
+        "single_row_p99_us_vs_tl2cgen_py",
+        "single_row_p99_us",
+        "tl2cgen_py_p99_us",
+        "single-row p99, µs (vs TL2cgen, Python)",
+        2,
+        ["", ""],
+    ),
+];
 
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("ml"));
@@ -49,7 +190,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let mut notes = Vec::new();
     let python = match ws.peer_python() {
         None => {
-            notes.push("scikit-learn, LightGBM: skipped (no peers' venv: run `cargo xtask peers`)".to_string());
+            notes.push("peers: skipped (no peers' venv: run `cargo xtask peers`)".to_string());
             None
         }
         Some(python) => {
@@ -87,7 +228,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
             let v: Value = serde_json::from_slice(&output.stdout).context("reading ml_throughput's JSON")?;
             ours = Some(keep_best(ours, v));
             if let Some(python) = &python {
-                eprintln!("{n} rows, round {round}/{rounds}: scikit-learn and LightGBM…");
+                eprintln!("{n} rows, round {round}/{rounds}: scikit-learn, LightGBM, XGBoost, lleaves, TL2cgen…");
                 let output = Command::new(python)
                     .arg(&script)
                     .arg(&data)
@@ -99,6 +240,12 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                     .with_context(|| format!("running {}", script.display()))?;
                 if output.status.success() {
                     let v: Value = serde_json::from_slice(&output.stdout).context("reading ml_peers.py's JSON")?;
+                    for skipped in v["skipped"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                        let note = format!("skipped: {skipped}");
+                        if !notes.contains(&note) {
+                            notes.push(note);
+                        }
+                    }
                     peer = Some(keep_best(peer, v));
                 } else {
                     notes.push(format!("peers, {n} rows, round {round}: failed ({})", output.status));
@@ -109,10 +256,16 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
         rows.push(json!({ "rows": n, "train_rows": ours["train_rows"], "kernels": ours, "peers": peer, "ratios": ratios(&ours, &peer) }));
     }
     let record = json!({
-        "title": "kernels::ml vs scikit-learn (random forest) and LightGBM (boosting) on fraud features",
+        "title": "kernels::ml vs scikit-learn (random forest), LightGBM and XGBoost (boosting), lleaves and \
+                  TL2cgen (compiled LightGBM model) on fraud features",
         "data": "fraud features of datasets::transactions (seed 5, 9 columns, ~3% fraud), first 70% (time order) for training",
         "forest": "100 trees, max_depth 10, sqrt(d) features per node, bootstrap",
         "gbm": "binary log-loss, 100 rounds, 31 leaves, learning rate 0.1, 255 bins, min_data_in_leaf 20",
+        "xgboost": "tree_method hist, grow_policy lossguide, max_leaves 31, max_depth 0, 100 rounds, eta 0.1, \
+                    max_bin 255, min_child_weight 1e-3, lambda 0 (no rows-per-leaf minimum in XGBoost)",
+        "compiled": "LightGBM's booster compiled by lleaves (LLVM, host CPU) and by treelite + TL2cgen (C, gcc -O3 \
+                     -march=native); single rows timed from C (float32 row converted inside the timed call, \
+                     clock_gettime around each call) and through each Python API",
         "threads": THREADS, "rounds": rounds, "reps": reps, "quick": quick,
         "rows": rows, "notes": notes, "machine": crate::bench::machine(),
     });
@@ -131,7 +284,7 @@ fn keep_best(old: Option<Value>, new: Value) -> Value {
     if let (Some(o), Some(n)) = (old.as_object_mut(), new.as_object()) {
         for (k, v) in n {
             let (Some(a), Some(b)) = (o.get(k).and_then(Value::as_f64), v.as_f64()) else { continue };
-            let better = if SMALLER_IS_BETTER.contains(&k.as_str()) { b < a } else { b > a };
+            let better = if smaller_is_better(k) { b < a } else { b > a };
             if better && !k.ends_with("_auc") {
                 o.insert(k.clone(), v.clone());
             }
@@ -143,18 +296,11 @@ fn keep_best(old: Option<Value>, new: Value) -> Value {
 /// kernels ÷ peer per metric (times: < 1 means kernels is faster; rows/s: > 1 means kernels is faster).
 fn ratios(ours: &Value, peer: &Value) -> Value {
     let mut m = Map::new();
-    for key in [
-        "forest_fit_s",
-        "gbm_fit_s",
-        "forest_predict_rows_per_s",
-        "gbm_predict_rows_per_s",
-        "single_row_p50_us",
-        "single_row_p99_us",
-    ] {
-        if let (Some(a), Some(b)) = (ours[key].as_f64(), peer[key].as_f64())
+    for &(name, ours_key, peer_key, ..) in RATIOS {
+        if let (Some(a), Some(b)) = (ours[ours_key].as_f64(), peer[peer_key].as_f64())
             && b > 0.0
         {
-            m.insert(key.to_string(), json!(a / b));
+            m.insert(name.to_string(), json!(a / b));
         }
     }
     Value::Object(m)
@@ -168,6 +314,7 @@ fn plot(record: &Value) -> String {
         ("peers", "forest_fit_s", "scikit-learn forest"),
         ("kernels", "gbm_fit_s", "kernels::ml::gbm"),
         ("peers", "gbm_fit_s", "LightGBM"),
+        ("peers", "xgb_fit_s", "XGBoost hist"),
     ]
     .into_iter()
     .map(|(side, key, name)| Series {
@@ -180,6 +327,7 @@ fn plot(record: &Value) -> String {
     let peers = json!({
         "scikit-learn": first["sklearn"].as_str().or(crate::peers::pinned_version("scikit-learn")),
         "LightGBM": first["lightgbm"].as_str().or(crate::peers::pinned_version("lightgbm")),
+        "XGBoost": first["xgboost"].as_str().or(crate::peers::pinned_version("xgboost-cpu")),
     });
     let caption = crate::bench::caption(&peers, &record["machine"]);
     let title = format!("Training time on fraud features ({} threads)", record["threads"].as_str().unwrap_or("?"));
@@ -197,13 +345,15 @@ fn table(record: &Value) -> String {
     let f = |v: &Value, digits: usize| v.as_f64().map_or("–".to_string(), |x| format!("{x:.digits$}"));
     let ratio = |v: &Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.2}×"));
     let mut t = format!(
-        "{}.\n\nData: {}. Forest: {}. Boosting: {}. {} threads each side, best of {} rounds × {} repetitions, \
-         measured alternately.\n\n\
+        "{}.\n\nData: {}. Forest: {}. Boosting: {}; XGBoost: {}. Compiled: {}. {} threads each side, best of {} \
+         rounds × {} repetitions, measured alternately.\n\n\
          | train rows | model | kernels | peer | kernels ÷ peer | kernels AUC | peer AUC |\n|---|---|---|---|---|---|---|\n",
         record["title"].as_str().unwrap_or(""),
         record["data"].as_str().unwrap_or("?"),
         record["forest"].as_str().unwrap_or("?"),
         record["gbm"].as_str().unwrap_or("?"),
+        record["xgboost"].as_str().unwrap_or("?"),
+        record["compiled"].as_str().unwrap_or("?"),
         record["threads"].as_str().unwrap_or("?"),
         record["rounds"],
         record["reps"].as_str().unwrap_or("?"),
@@ -211,39 +361,61 @@ fn table(record: &Value) -> String {
     for row in record["rows"].as_array().into_iter().flatten() {
         let (k, p, r) = (&row["kernels"], &row["peers"], &row["ratios"]);
         let n = &row["train_rows"];
-        let lines = [
-            ("forest fit, s (vs scikit-learn)", "forest_fit_s", 3, "forest_auc"),
-            ("forest predict, rows/s (vs scikit-learn)", "forest_predict_rows_per_s", 0, "forest_auc"),
-            ("gbm fit, s (vs LightGBM)", "gbm_fit_s", 3, "gbm_auc"),
-            ("gbm batch predict, rows/s (vs LightGBM)", "gbm_predict_rows_per_s", 0, "gbm_auc"),
-            ("gbm single-row predict p50, µs (vs LightGBM)", "single_row_p50_us", 2, ""),
-            ("gbm single-row predict p99, µs (vs LightGBM)", "single_row_p99_us", 2, ""),
-        ];
-        for (label, key, digits, auc) in lines {
-            let (ka, pa) = if auc.is_empty() { ("".into(), "".into()) } else { (f(&k[auc], 4), f(&p[auc], 4)) };
+        for &(name, ours_key, peer_key, label, digits, [k_auc, p_auc]) in RATIOS {
+            let (ka, pa) = if k_auc.is_empty() { ("".into(), "".into()) } else { (f(&k[k_auc], 4), f(&p[p_auc], 4)) };
             t += &format!(
                 "| {n} | {label} | {} | {} | {} | {ka} | {pa} |\n",
-                f(&k[key], digits),
-                f(&p[key], digits),
-                ratio(&r[key])
+                f(&k[ours_key], digits),
+                f(&p[peer_key], digits),
+                ratio(&r[name])
             );
         }
+        t += &format!(
+            "| {n} | Python floor of a per-row loop p50 / p99, µs: empty body; one NumPy call | | \
+             {} / {}; {} / {} | | | |\n",
+            f(&p["python_floor_p50_us"], 2),
+            f(&p["python_floor_p99_us"], 2),
+            f(&p["numpy_call_p50_us"], 2),
+            f(&p["numpy_call_p99_us"], 2),
+        );
+        t += &format!(
+            "| {n} | compile the LightGBM model, s: lleaves; TL2cgen (treelite → C → gcc) | | {}; {} | | | |\n",
+            f(&p["lleaves_compile_s"], 2),
+            f(&p["tl2cgen_compile_s"], 2),
+        );
     }
     t += "\nTimes: kernels ÷ peer below 1 means kernels is faster; rows/s: above 1 means kernels is faster. \
-          LightGBM's single-row figure is `Booster.predict` on a 1 × d NumPy array (Python call overhead included); \
-          kernels' is `FlatForest::predict_row` on a slice.\n";
+          kernels' single-row figure is `FlatForest::predict_row` on a slice, timed in Rust (its own model, of the \
+          same shape: 100 trees of 31 leaves). The peers' \"from C\" figures call the compiled LightGBM model from \
+          a C loop, timed the same way, and are the like-for-like comparison; the \"Python\" figures (LightGBM's \
+          `Booster.predict`, lleaves' `Model.predict`, TL2cgen's `Predictor.predict` on a 1 × d array) include \
+          Python's call overhead, whose floor is the line above. The compiled models predict LightGBM's \
+          probabilities to within the recorded `compiled_max_abs_diff`.\n";
     if let Some(p) = record["rows"].as_array().and_then(|r| r.first()).map(|r| &r["peers"]) {
+        let v = |key: &str| p[key].as_str().unwrap_or("?").to_string();
         t += &format!(
-            "\nscikit-learn {}, LightGBM {}; {}.\n",
-            p["sklearn"].as_str().unwrap_or("?"),
-            p["lightgbm"].as_str().unwrap_or("?"),
-            record["machine"]["cpu"].as_str().unwrap_or("unknown CPU"),
+            "\nscikit-learn {}, LightGBM {}, XGBoost {} (xgboost-cpu), lleaves {} (llvmlite {}), treelite {}, \
+             TL2cgen {}; {}; compiled models within {} of LightGBM.\n",
+            v("sklearn"),
+            v("lightgbm"),
+            v("xgboost"),
+            v("lleaves"),
+            v("llvmlite"),
+            v("treelite"),
+            v("tl2cgen"),
+            machine_text(&record["machine"]),
+            p["compiled_max_abs_diff"].as_f64().map_or("?".to_string(), |d| format!("{d:.1e}")),
         );
     }
     for note in record["notes"].as_array().into_iter().flatten() {
         t += &format!("\n- {}", note.as_str().unwrap_or(""));
     }
     t
+}
+
+/// The CPU, its vCPUs and cache sizes of a record's `machine`.
+fn machine_text(machine: &Value) -> String {
+    crate::bench::describe_machine(machine)
 }
 
 #[cfg(test)]
@@ -258,5 +430,21 @@ mod tests {
         assert_eq!(best, json!({"forest_fit_s": 1.0, "gbm_predict_rows_per_s": 10.0, "gbm_auc": 0.9}));
         let r = ratios(&json!({"gbm_fit_s": 1.0}), &json!({"gbm_fit_s": 4.0}));
         assert_eq!(r, json!({"gbm_fit_s": 0.25}));
+        let a = json!({"lleaves_native_p50_us": 2.0, "xgb_predict_rows_per_s": 1.0, "lleaves_compile_s": 3.0});
+        let b = json!({"lleaves_native_p50_us": 1.0, "xgb_predict_rows_per_s": 2.0, "lleaves_compile_s": 4.0});
+        let best = keep_best(Some(a), b);
+        assert_eq!(
+            best,
+            json!({"lleaves_native_p50_us": 1.0, "xgb_predict_rows_per_s": 2.0, "lleaves_compile_s": 3.0})
+        );
+        let r = ratios(
+            &json!({"single_row_p50_us": 0.5, "gbm_fit_s": 1.0}),
+            &json!({"lleaves_native_p50_us": 1.0, "tl2cgen_native_p50_us": 2.0, "xgb_fit_s": 2.0}),
+        );
+        assert_eq!(
+            r,
+            json!({"single_row_p50_us_vs_lleaves_native": 0.5, "single_row_p50_us_vs_tl2cgen_native": 0.25,
+                   "gbm_fit_s_vs_xgboost": 0.5})
+        );
     }
 }

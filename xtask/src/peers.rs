@@ -12,7 +12,8 @@ use crate::tools;
 /// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
 /// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`;
 /// onnxruntime (with onnx to build its graph) is the peer of `kernels::nn::bert`;
-/// scikit-learn, LightGBM and cryptography check `kernels::ml` and `kernels::registry`.
+/// scikit-learn, LightGBM and cryptography check `kernels::ml` and `kernels::registry`; XGBoost (the CPU-only
+/// wheel), lleaves and treelite with TL2cgen are `cargo xtask bench ml`'s further boosting and compiled-tree peers.
 const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
@@ -30,6 +31,11 @@ const PACKAGES: &[&str] = &[
     "scikit-learn==1.9.1", // the reference of kernels::ml (coefficients, trees, k-means, metrics)
     "lightgbm==4.7.0",    // the peer of kernels::ml's histogram gradient boosting
     "cryptography==50.0.2", // an independent Ed25519 and ChaCha20-Poly1305 for kernels::registry
+    "xgboost-cpu==3.2.0", // XGBoost's CPU-only wheel (plain xgboost bundles CUDA, ~130 MB): a second hist GBM peer
+    "treelite==4.1.2",    // reads the LightGBM model for tl2cgen; 4.1.2 is the treelite tl2cgen 1.0.0 is built on
+    "tl2cgen==1.0.0",     // treelite 4 moved C code generation here: the model as C, gcc -O3, a compiled predictor
+    "lleaves==1.3.0",     // compiles LightGBM models with LLVM: the other compiled single-row peer
+    "llvmlite==0.44.0",   // lleaves 1.3.0 needs the legacy pass manager, which llvmlite 0.45 removed
 ];
 
 /// The pinned version of a peer named as in a benchmark record (`hnswlib`, `simsimd`, `mlflow-python`:
