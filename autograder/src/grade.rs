@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::harness::{self, Build, Implementation, Purpose};
-use crate::report::{Report, TestReport};
+use crate::report::{Report, TestReport, Timings};
 use crate::runner::{self, Limits, Outcome, Status};
 use crate::services;
 use crate::spec::{TestFile, WeekSpec};
@@ -51,18 +51,26 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
         Mode::Solution => Implementation::Solution,
         Mode::Submission(dir) => Implementation::Submission(prepare_submission(ws, week, dir)?),
     };
+    let mut timings = Timings::default();
+    let phase = Instant::now();
     let harness = harness::generate(ws, week, &imp, Purpose::Grade)?;
     let spinner = progress::spinner_if(options.progress, format!("building week {} ({})", week.id, imp.name()));
     let build = harness::build(ws, &harness)?;
     spinner.finish_and_clear();
+    timings.build_s = phase.elapsed().as_secs_f64();
     let binary = match build {
         Build::Ok(binary) => binary,
-        Build::Failed(error) => return Ok(Report::compile_failed(week, imp.name(), error)),
+        Build::Failed(error) => {
+            let mut report = Report::compile_failed(week, imp.name(), error);
+            report.timings = timings;
+            return Ok(report);
+        }
     };
     let registered = list_tests(&binary)?;
 
     let scratch = ws.grade_dir().join("runs");
     std::fs::create_dir_all(&scratch)?;
+    let phase = Instant::now();
     let services = if week.services.is_empty() {
         services::Services::default()
     } else {
@@ -72,10 +80,12 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
         spinner.finish_and_clear();
         started
     };
+    timings.services_s = phase.elapsed().as_secs_f64();
     let bar = progress::bar_if(options.progress, week.tests().count() as u64, format!("grading {}", week.id), " tests");
     let mut tests = Vec::new();
     for (task, spec) in week.tests() {
         bar.set_message(spec.name.clone());
+        let phase = Instant::now();
         let present = week.test_file(ws, spec.file).is_some();
         let limits = Limits {
             timeout: Duration::from_secs_f64(spec.timeout_s * options.timeout_scale),
@@ -96,6 +106,7 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 seconds: 0.0,
             })
         } else {
+            timings.processes += 1;
             Some(runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?)
         };
         let mut report = TestReport::score(task, spec, outcome);
@@ -105,6 +116,7 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 if report.score >= report.max_score {
                     break;
                 }
+                timings.processes += 1;
                 let again = runner::run_test(&binary, &spec.name, limits, &services.env, &scratch)?;
                 let again = TestReport::score(task, spec, Some(again));
                 if again.score > report.score {
@@ -112,12 +124,20 @@ pub fn grade(ws: &Workspace, week: &WeekSpec, options: &GradeOptions) -> Result<
                 }
             }
         }
+        let seconds = phase.elapsed().as_secs_f64();
+        if spec.file == TestFile::Bench {
+            timings.bench_s += seconds;
+        } else {
+            timings.tests_s += seconds;
+        }
         tests.push(report);
         bar.inc(1);
     }
     bar.finish_and_clear();
     drop(services);
-    Ok(Report::new(week, imp.name(), tests))
+    let mut report = Report::new(week, imp.name(), tests);
+    report.timings = timings;
+    Ok(report)
 }
 
 /// Grades, then (for the learner's own lab) records the run and picks each task's next hint.

@@ -28,6 +28,38 @@ pub struct Report {
     pub withheld_points: f64,
     /// Unix seconds.
     pub timestamp: u64,
+    /// Where the grading run's wall time went (`cargo xtask grade --verbose` prints it).
+    pub timings: Timings,
+}
+
+/// Wall time of a grading run by phase, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Generating and compiling the harness (with the implementation under test).
+    pub build_s: f64,
+    /// Starting the week's services (an MLflow server, …).
+    pub services_s: f64,
+    /// Running the test processes other than graded benchmarks.
+    pub tests_s: f64,
+    /// Test processes started (one per test; benchmarks may be retried).
+    pub processes: usize,
+    /// Running the graded benchmarks (every attempt).
+    pub bench_s: f64,
+}
+
+impl Timings {
+    /// One line: `build 12.3 s · services 0.0 s · 31 tests 4.5 s · benchmarks 6.0 s · total 22.8 s`.
+    pub fn render(&self) -> String {
+        format!(
+            "build {:.1} s · services {:.1} s · {} test processes {:.1} s · benchmarks {:.1} s · total {:.1} s",
+            self.build_s,
+            self.services_s,
+            self.processes,
+            self.tests_s,
+            self.bench_s,
+            self.build_s + self.services_s + self.tests_s + self.bench_s
+        )
+    }
 }
 
 /// One task's share of the report.
@@ -152,6 +184,7 @@ impl Report {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            timings: Timings::default(),
         }
     }
 

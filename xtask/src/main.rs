@@ -6,6 +6,7 @@ mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
 mod bench_ml;
+mod bench_registry;
 mod book;
 mod check;
 mod ci;
@@ -51,6 +52,9 @@ enum Command {
         /// Also write a Gradescope results.json here.
         #[arg(long, value_name = "PATH")]
         gradescope: Option<PathBuf>,
+        /// Also print where the time went: building, services, test processes, benchmarks.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Show the learner's grading history: per week a plot of the score over the runs, and the last run's tasks.
     Progress {
@@ -73,7 +77,8 @@ enum Command {
     /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth;
     /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline;
     /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime;
-    /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM.
+    /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM;
+    /// `bench registry` measures `kernels::registry`'s hashing, signing and sealing against `memcpy`.
     /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
     Bench {
         week: String,
@@ -145,7 +150,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let ws = Workspace::current()?;
     match cli.command {
-        Command::Grade { week, course, solution, submission, json, gradescope } => {
+        Command::Grade { week, course, solution, submission, json, gradescope, verbose } => {
             let week = spec::resolve(&ws, &week, course)?;
             let mode = match (solution, submission) {
                 (true, _) => Mode::Solution,
@@ -158,6 +163,9 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             } else {
                 print!("{}", report.render());
+                if verbose {
+                    println!("  time: {}", report.timings.render());
+                }
             }
             if let Some(path) = gradescope {
                 std::fs::write(&path, serde_json::to_string_pretty(&report.to_gradescope())?)?;
@@ -183,15 +191,16 @@ fn main() -> Result<()> {
                 if render_only { bench_kernels::Mode::RenderRecord } else { bench_kernels::Mode::Measure { quick } };
             bench_kernels::run(&ws, mode, out)
         }
-        Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
         Command::Bench { week, render_only, .. }
             if render_only && ["llm", "embed", "ml", "registry"].contains(&week.as_str()) =>
         {
             bail!("--render-only redraws a week's or `bench kernels`' plot; `bench {week}` measures every time")
         }
+        Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, render_only } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
             bench::run(&ws, &week, course, mode, out)
