@@ -10,7 +10,8 @@
 //! - in-process `FlatForest`: single-row latency (p50/p99 of 20,000 calls) and batch rows/s (the reference);
 //! - open-loop single-row HTTP at each fixed rate (default 500, 1000, 2000 requests/s, 8 connections):
 //!   p50/p99/p99.9 from the intended send time, throughput, errors;
-//! - the micro-batching curve: at 4,000 requests/s, latency and mean batch size for several delays;
+//! - the micro-batching curve: at 4,000 requests/s (32 connections), latency and mean batch size for
+//!   several delays;
 //! - batch throughput through the server: 10,000-row JSON requests, closed loop, rows/s, as a ratio to
 //!   the in-process batch rows/s;
 //! - `wrk` (closed loop, 2 threads, 16 connections) if it is installed: requests/s and its latency percentiles;
@@ -163,21 +164,23 @@ fn main() {
 
     let duration = Duration::from_secs_f64(seconds);
     let one_row = rows_json(&x_test, 0..1);
-    let open_loop = |server: &Running, rate: f64| {
+    let open_loop_with = |server: &Running, rate: f64, connections: usize| {
         let report = loadgen::run(&LoadConfig {
             addr: server.addr,
             path: format!("/v1/models/{NAME}:predict"),
             body: one_row.clone(),
             rate,
             duration,
-            connections: 8,
+            connections,
             ..LoadConfig::default()
         })
         .expect("load run");
         let mut j = report.to_json();
         j["mean_batch_rows"] = json!(mean_batch(&server.server));
+        j["connections"] = json!(connections);
         j
     };
+    let open_loop = |server: &Running, rate: f64| open_loop_with(server, rate, 8);
 
     // Open-loop single rows at fixed rates (default batching).
     let mut fixed = Vec::new();
@@ -206,7 +209,7 @@ fn main() {
         ("fixed 5ms", BatchConfig { max_delay: Duration::from_millis(5), adaptive: false, ..BatchConfig::default() }),
     ] {
         let server = Running::start(batch, &model_dir);
-        let mut j = open_loop(&server, curve_rate);
+        let mut j = open_loop_with(&server, curve_rate, 32);
         j["config"] = json!(label);
         j["max_delay_us"] = json!(batch.max_delay.as_secs_f64() * 1e6);
         eprintln!("curve {label}: {} mean batch {}", j["latency_us"], j["mean_batch_rows"]);

@@ -3,11 +3,15 @@
 //! gathers more for at most [`BatchConfig::max_delay`] after it arrived (or until
 //! [`BatchConfig::max_batch`] rows), scores them as one batch and answers each.
 //!
-//! *Adaptive*: it waits only while another request is expected before the deadline, judged from an
-//! exponentially weighted mean of the gaps between arrivals. At low rates (gaps longer than the delay)
-//! a request is scored at once, so batching adds no latency; as the rate rises, batches fill. Requests
-//! already queued are always taken without waiting (the backlog that forms while a batch is scored).
-//! With `adaptive: false` it always waits the full delay (the textbook deadline batcher).
+//! *Adaptive*: waiting only pays when the scorer is the bottleneck. The batcher keeps exponentially
+//! weighted means of the gap between arrivals and of the scoring time per request, and waits for more
+//! only when (a) the scorer is busy more than half the time (utilisation ρ = cost ÷ gap > 0.5, Little's
+//! law for one server) and (b) the next request is expected before the deadline. A cheap model at any
+//! rate, or any model at a low rate, is scored at once, so batching adds no latency; a model whose
+//! per-request cost approaches the gap gathers batches that amortise it. Requests already queued are
+//! always taken without waiting (the backlog that forms while a batch is scored). With
+//! `adaptive: false` it always waits the full delay (the textbook deadline batcher, whose throughput is
+//! capped at in-flight requests ÷ delay: the benchmark's curve shows it).
 //!
 //! The queue is bounded ([`BatchConfig::queue_capacity`] requests): [`Batcher::submit`] never blocks,
 //! it hands the job back when the queue is full and the server answers 503 with `Retry-After`. A job
@@ -106,10 +110,12 @@ impl Batcher {
     }
 }
 
-/// The mean gap between arrivals (EWMA, weight 1/8 for the newest) and the last arrival.
+/// The mean gap between arrivals and scoring time per request (EWMAs, weight 1/8 for the newest) and
+/// the last arrival.
 #[derive(Default)]
 struct Arrivals {
     gap: Option<Duration>,
+    cost: Option<Duration>,
     last: Option<Instant>,
 }
 
@@ -128,6 +134,20 @@ impl Arrivals {
     /// When the next request is expected (`None` before two have arrived).
     fn next_expected(&self) -> Option<Instant> {
         Some(self.last? + self.gap?)
+    }
+
+    /// Records that a batch of `requests` took `took` to score.
+    fn scored(&mut self, requests: usize, took: Duration) {
+        let per = took / requests.max(1) as u32;
+        self.cost = Some(self.cost.map_or(per, |m| (m * 7 + per) / 8));
+    }
+
+    /// Whether waiting for more can pay: the scorer is busy more than half the time.
+    fn saturated(&self) -> bool {
+        match (self.cost, self.gap) {
+            (Some(cost), Some(gap)) => cost * 2 > gap,
+            _ => false,
+        }
     }
 }
 
@@ -154,8 +174,8 @@ fn run(rx: Receiver<Job>, config: BatchConfig, metrics: &ServerMetrics) {
             if now >= deadline {
                 break;
             }
-            // Adaptive: wait only if the next arrival is expected before the deadline.
-            if config.adaptive && arrivals.next_expected().is_none_or(|t| t > deadline) {
+            // Adaptive: wait only if the scorer is saturated and the next arrival is due before the deadline.
+            if config.adaptive && (!arrivals.saturated() || arrivals.next_expected().is_none_or(|t| t > deadline)) {
                 break;
             }
             match rx.recv_timeout(deadline - now) {
@@ -167,7 +187,9 @@ fn run(rx: Receiver<Job>, config: BatchConfig, metrics: &ServerMetrics) {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        let (n, started) = (jobs.len(), Instant::now());
         score(jobs, metrics);
+        arrivals.scored(n, started.elapsed());
     }
 }
 
