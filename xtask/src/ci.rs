@@ -18,6 +18,8 @@ use crate::tools::{self, cargo};
 const VULKAN: &[&str] = &["mesa-vulkan-drivers", "libvulkan1"];
 /// Debian's Chromium, the browser `cargo xtask book --check` renders the book in.
 const CHROMIUM: &[&str] = &["chromium"];
+/// wrk, the closed-loop HTTP load generator `cargo xtask bench serve-model` runs beside its open-loop one.
+const WRK: &[&str] = &["wrk"];
 /// Debian's strace, the reference `kernels::audit` is cross-checked against (`strace -f -c`).
 const STRACE: &[&str] = &["strace"];
 
@@ -31,8 +33,8 @@ pub fn run(ws: &Workspace) -> Result<()> {
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
         (
-            "system packages (Vulkan software driver for the GPU tests, Chromium for the book check, strace for the audit tests)",
-            Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM, STRACE].concat())),
+            "system packages (Vulkan software driver for the GPU tests, Chromium for the book check, strace for the audit tests, wrk for the model-server bench)",
+            Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM, STRACE, WRK].concat())),
         ),
         (
             "peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake)",

@@ -6,6 +6,7 @@ mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
 mod bench_ml;
+mod bench_serve_model;
 mod bench_registry;
 mod book;
 mod check;
@@ -200,6 +201,7 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "serve-model" => bench_serve_model::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, render_only } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
