@@ -295,6 +295,39 @@ fn deny_network_names_the_external_connect_and_denies_it() {
 }
 
 #[test]
+fn deny_network_catches_datagrams_sent_with_an_address() {
+    let script = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.sendto(b"x", ("127.0.0.1", 9))
+for send in (lambda: s.sendto(b"x", ("192.0.2.1", 53)), lambda: s.sendmsg([b"x"], [], 0, ("192.0.2.2", 53))):
+    try:
+        send()
+    except OSError:
+        pass
+"#;
+    let config =
+        TraceConfig { policy: Policy { network: NetworkPolicy::LoopbackOnly, ..Policy::default() }, log: None };
+    let report = trace(&[python().as_str(), "-c", script], &config).expect("trace");
+    assert_eq!(report.exit, ExitKind::Code(0));
+    let seen: Vec<(String, String)> = report
+        .violations
+        .iter()
+        .map(|v| match &v.kind {
+            ViolationKind::Network { addr } => (v.call.clone(), addr.to_string()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("sendto".to_owned(), "192.0.2.1:53 (AF_INET)".to_owned()),
+            ("sendmsg".into(), "192.0.2.2:53 (AF_INET)".into())
+        ]
+    );
+}
+
+#[test]
 fn allow_path_names_the_open_outside_the_prefixes() {
     let allowed = ["/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/dev/null"].map(PathBuf::from).to_vec();
     let config = TraceConfig { policy: Policy { files: FilePolicy::Under(allowed), ..Policy::default() }, log: None };
