@@ -47,7 +47,7 @@ fn forest_auc_matches_scikit_learn_on_breast_cancer() {
             "{}: test ROC AUC {auc:.4} (scikit-learn {want_auc:.4}), OOB accuracy {oob:.4} (scikit-learn {want_oob:.4})",
             fit["name"]
         );
-        assert!(auc >= want_auc - 0.01, "{}: AUC {auc} vs {want_auc}", fit["name"]);
+        assert!(auc >= want_auc - 0.005, "{}: AUC {auc} vs {want_auc}", fit["name"]);
         assert!((oob - want_oob).abs() <= 0.03, "{}: OOB {oob} vs {want_oob}", fit["name"]);
     }
 }
