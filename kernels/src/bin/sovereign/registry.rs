@@ -711,4 +711,3 @@ fn seal_cmd(args: &SealArgs, encrypt: bool) -> Result<()> {
     }
     Ok(())
 }
-
