@@ -8,8 +8,8 @@
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
 //! sovereign ml train|predict|eval …           # kernels::ml on Parquet (sovereign/ml.rs)
 //! sovereign registry keygen|push|verify|…     # kernels::registry (sovereign/registry.rs)
-//! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
 //! sovereign trace --summary --deny-network -- CMD ARGS…  # kernels::audit (sovereign/trace.rs)
+//! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -75,10 +75,10 @@ enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
-    /// Serve a tabular model (registry-verified, micro-batched, hot-reloaded on promotion, metrics).
-    ServeModel(Box<serve_model::ServeModelArgs>),
     /// Trace a command's system calls (ptrace): summary, hash-chained log, network and file policy.
     Trace(Box<trace::TraceArgs>),
+    /// Serve a tabular model (registry-verified, micro-batched, hot-reloaded on promotion, metrics).
+    ServeModel(Box<serve_model::ServeModelArgs>),
 }
 
 #[derive(Subcommand)]
@@ -139,8 +139,8 @@ fn run(command: Command) -> Result<()> {
         Command::Tokenize { model, text } => tokenize(&model, &text),
         Command::Ml { command } => ml::run(command),
         Command::Registry { command } => registry::run(command),
-        Command::ServeModel(args) => serve_model::run(*args),
         Command::Trace(args) => trace::run(*args),
+        Command::ServeModel(args) => serve_model::run(*args),
     }
 }
 
