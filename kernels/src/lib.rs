@@ -24,6 +24,7 @@
 //! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
 //! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
 //! | [`audit`] | `audit` | a ptrace syscall tracer (Linux x86_64): `strace -c` summary, hash-chained JSON Lines log, network and file policy |
+//! | [`abtest`] | `abtest` | A/B rollout: sticky hashed assignment, traffic split with a shadow arm, z-test, Welch's t-test, sample size (matched to scipy) |
 //! | [`serve_model`] | `serve-model` | a server for the tabular models: registry-verified loading, micro-batching, hot reload, metrics, an open-loop load generator |
 
 pub mod cache;
@@ -73,6 +74,9 @@ pub mod audit;
 
 #[cfg(feature = "serve-model")]
 pub mod serve_model;
+
+#[cfg(feature = "abtest")]
+pub mod abtest;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -664,6 +668,35 @@ pub enum Error {
     #[cfg(feature = "serve-model")]
     #[error("model server I/O: {0}")]
     ServeModelIo(String),
+    // -- abtest: A/B testing variants --
+    /// A traffic split or rollout config that cannot route: no arms, a negative or non-finite weight,
+    /// weights not summing to 1, one weight per arm missing, a shadow arm that does not exist.
+    #[cfg(feature = "abtest")]
+    #[error("abtest split: {0}")]
+    AbSplit(String),
+    /// An empty sample or an arm with no trials.
+    #[cfg(feature = "abtest")]
+    #[error("abtest: empty input: {0}")]
+    AbEmpty(String),
+    /// A sample too small for the test (Welch's t-test needs at least 2 observations per sample).
+    #[cfg(feature = "abtest")]
+    #[error("abtest: {what} has {n} observations, at least {min} are needed")]
+    AbTooFew {
+        /// The sample.
+        what: String,
+        /// Its size.
+        n: usize,
+        /// The minimum size.
+        min: usize,
+    },
+    /// A proportion outside [0, 1] (or more successes than trials).
+    #[cfg(feature = "abtest")]
+    #[error("abtest: proportion out of range: {0}")]
+    AbProportion(String),
+    /// Data with no variance to test (every trial alike, both samples constant, no effect to size for).
+    #[cfg(feature = "abtest")]
+    #[error("abtest: degenerate input: {0}")]
+    AbDegenerate(String),
     // -- audit: syscall-tracer variants --
     /// Tracing needs ptrace on Linux x86_64.
     #[cfg(feature = "audit")]

@@ -62,3 +62,6 @@ mod serve_model;
 
 #[cfg(feature = "audit")]
 mod audit;
+
+#[cfg(feature = "abtest")]
+mod abtest;
