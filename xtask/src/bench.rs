@@ -349,6 +349,30 @@ fn summarise(record: &Value) -> Vec<String> {
     lines
 }
 
+/// Builds `kernels/examples/NAME.rs` in release with only `features` and returns the binary's path.
+pub fn build_kernels_example(ws: &Workspace, name: &str, features: &str) -> Result<PathBuf> {
+    eprintln!("building kernels/examples/{name} (release)…");
+    let status = crate::tools::cargo()
+        .args(["build", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", features])
+        .args(["--example", name])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("building {name} failed ({status})");
+    }
+    Ok(ws.target_dir().join("release/examples").join(name))
+}
+
+/// Runs a built example with `args` and reads the JSON it prints on stdout.
+pub fn run_json(example: &std::path::Path, args: &[&str]) -> Result<Value> {
+    let name = example.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let output = Command::new(example).args(args).output().with_context(|| format!("running {name}"))?;
+    if !output.status.success() {
+        bail!("{name} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| format!("reading {name}'s JSON"))
+}
+
 pub fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

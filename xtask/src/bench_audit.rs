@@ -8,34 +8,18 @@
 //! `record.json` and `table.md`. Needs Debian's `strace` (`cargo xtask ci` installs it).
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use autograder::Workspace;
 use serde_json::{Value, json};
-
-use crate::tools::cargo;
 
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("audit"));
     std::fs::create_dir_all(&out)?;
     let (n, reps) = if quick { ("20000", "3") } else { ("200000", "5") };
-    eprintln!("building kernels/examples/audit_overhead (release)…");
-    let status = cargo()
-        .args(["build", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", "audit"])
-        .args(["--example", "audit_overhead"])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building audit_overhead failed ({status})");
-    }
-    let example = ws.target_dir().join("release/examples/audit_overhead");
+    let example = crate::bench::build_kernels_example(ws, "audit_overhead", "audit")?;
     eprintln!("measuring with N = {n}, best of {reps}…");
-    let output = Command::new(&example).args([n, reps]).output().context("running audit_overhead")?;
-    if !output.status.success() {
-        bail!("audit_overhead failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
-    }
-    let measured: Value = serde_json::from_slice(&output.stdout).context("reading audit_overhead's JSON")?;
+    let measured = crate::bench::run_json(&example, &[n, reps])?;
     let record = json!({
         "title": "kernels::audit (ptrace) overhead against strace -f -c",
         "n": measured["n"], "reps": measured["reps"], "quick": quick,

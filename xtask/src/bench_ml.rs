@@ -28,7 +28,6 @@ use autograder::Workspace;
 use serde_json::{Map, Value, json};
 
 use crate::plot::{Axis, Chart, Scale, Series, line_chart};
-use crate::tools::cargo;
 
 const THREADS: &str = "2";
 
@@ -176,16 +175,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let (sizes, rounds, reps): (&[usize], usize, &str) =
         if quick { (&[12_000], 2, "1") } else { (&[12_000, 50_000, 100_000], 3, "2") };
 
-    eprintln!("building kernels/examples/ml_throughput (release)…");
-    let status = cargo()
-        .args(["build", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", "ml"])
-        .args(["--example", "ml_throughput"])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building ml_throughput failed ({status})");
-    }
-    let example = ws.target_dir().join("release/examples/ml_throughput");
+    let example = crate::bench::build_kernels_example(ws, "ml_throughput", "ml")?;
 
     let mut notes = Vec::new();
     let python = match ws.peer_python() {

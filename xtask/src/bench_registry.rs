@@ -9,34 +9,18 @@
 //! There is no Python peer: `memcpy` is the reference, since every operation reads its input once.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use autograder::Workspace;
 use serde_json::{Value, json};
-
-use crate::tools::cargo;
 
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("registry"));
     std::fs::create_dir_all(&out)?;
     let (mib, reps) = if quick { ("16", "3") } else { ("256", "5") };
-    eprintln!("building kernels/examples/registry_throughput (release)…");
-    let status = cargo()
-        .args(["build", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", "registry"])
-        .args(["--example", "registry_throughput"])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building registry_throughput failed ({status})");
-    }
-    let example = ws.target_dir().join("release/examples/registry_throughput");
+    let example = crate::bench::build_kernels_example(ws, "registry_throughput", "registry")?;
     eprintln!("measuring on {mib} MiB, best of {reps}…");
-    let output = Command::new(&example).args([mib, reps]).output().context("running registry_throughput")?;
-    if !output.status.success() {
-        bail!("registry_throughput failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
-    }
-    let measured: Value = serde_json::from_slice(&output.stdout).context("reading registry_throughput's JSON")?;
+    let measured = crate::bench::run_json(&example, &[mib, reps])?;
     let record = json!({
         "title": "kernels::registry throughput against memcpy (one thread)",
         "buffer_mib": measured["mib"], "reps": measured["reps"], "quick": quick,

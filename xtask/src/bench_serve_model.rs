@@ -19,25 +19,16 @@ use anyhow::{Context, Result, bail};
 use autograder::Workspace;
 use serde_json::Value;
 
-use crate::tools::cargo;
-
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("serve-model"));
     std::fs::create_dir_all(&out)?;
     let (rows, seconds, rates): (usize, &str, &[&str]) =
         if quick { (12_000, "2", &["1000"]) } else { (50_000, "5", &["500", "1000", "2000"]) };
-    eprintln!("building kernels/examples/ml_throughput and serve_model_load (release)…");
-    for (example, features) in [("ml_throughput", "ml"), ("serve_model_load", "serve-model")] {
-        let status = cargo()
-            .args(["build", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", features])
-            .args(["--example", example])
-            .status()
-            .context("running cargo")?;
-        if !status.success() {
-            bail!("building {example} failed ({status})");
-        }
-    }
-    let examples = ws.target_dir().join("release/examples");
+    crate::bench::build_kernels_example(ws, "ml_throughput", "ml")?;
+    let examples = crate::bench::build_kernels_example(ws, "serve_model_load", "serve-model")?
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let data = out.join(format!("data-{rows}"));
     let status = Command::new(examples.join("ml_throughput")).arg("gen").arg(&data).arg(rows.to_string()).status()?;
     if !status.success() {
