@@ -190,6 +190,21 @@ const SQRT_PI: f64 = 1.772_453_850_905_516;
 /// Tiny value of the Lentz method (stands in for a zero denominator).
 const LENTZ_TINY: f64 = 1e-300;
 
+/// One step of the modified Lentz method for a continued fraction's next term `a / (b + …)`:
+/// updates `c` and `d` and returns the factor `c·d` the fraction's value is multiplied by.
+fn lentz_step(a: f64, b: f64, c: &mut f64, d: &mut f64) -> f64 {
+    *d = b + a * *d;
+    if d.abs() < LENTZ_TINY {
+        *d = LENTZ_TINY;
+    }
+    *c = b + a / *c;
+    if c.abs() < LENTZ_TINY {
+        *c = LENTZ_TINY;
+    }
+    *d = 1.0 / *d;
+    *c * *d
+}
+
 /// The complementary error function, relative error ≲ 1e−12 for every `x` (see the module docs).
 pub fn erfc(x: f64) -> f64 {
     if x.is_nan() {
@@ -226,17 +241,7 @@ fn erfc_continued_fraction(x: f64) -> f64 {
     let mut c = x;
     let mut d = 0.0;
     for k in 1..500 {
-        let a = f64::from(k) / 2.0;
-        d = x + a * d;
-        if d.abs() < LENTZ_TINY {
-            d = LENTZ_TINY;
-        }
-        c = x + a / c;
-        if c.abs() < LENTZ_TINY {
-            c = LENTZ_TINY;
-        }
-        d = 1.0 / d;
-        let delta = c * d;
+        let delta = lentz_step(f64::from(k) / 2.0, x, &mut c, &mut d);
         f *= delta;
         if (delta - 1.0).abs() < 1e-16 {
             break;
@@ -411,29 +416,9 @@ fn beta_continued_fraction(a: f64, b: f64, x: f64) -> f64 {
         let m = f64::from(m);
         let m2 = 2.0 * m;
         // Even step.
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < LENTZ_TINY {
-            d = LENTZ_TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < LENTZ_TINY {
-            c = LENTZ_TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
+        h *= lentz_step(m * (b - m) * x / ((qam + m2) * (a + m2)), 1.0, &mut c, &mut d);
         // Odd step.
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < LENTZ_TINY {
-            d = LENTZ_TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < LENTZ_TINY {
-            c = LENTZ_TINY;
-        }
-        d = 1.0 / d;
-        let delta = d * c;
+        let delta = lentz_step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)), 1.0, &mut c, &mut d);
         h *= delta;
         if (delta - 1.0).abs() < 1e-16 {
             break;
