@@ -31,6 +31,25 @@
 //!   size per arm of a two-sided test of two proportions (Fleiss, *Statistical Methods for Rates and
 //!   Proportions*, formula without continuity correction) and its inverse, the power at `n` per arm.
 //!
+//! # Sequential testing
+//! A fixed-horizon test is valid only when read once, at the planned sample size; reading it after
+//! every batch and stopping at the first `p ≤ α` ("peeking") rejects a true null far more often than
+//! `α` ([`simulate_peeking`] measures how much). The mixture sequential probability ratio test
+//! (mSPRT; Johari, Pekelis & Walsh, "Always valid inference: continuous monitoring of A/B tests",
+//! *Operations Research* 70(3), 2022; after Robbins 1970) may be read at every look:
+//! - [`mixture_likelihood_ratio`]: for a normal estimate `θ̂` of the difference with variance `V`
+//!   and a normal mixing distribution `N(θ0, τ²)` over the alternative,
+//!   `Λ = √(V/(V + τ²)) · exp(τ² (θ̂ − θ0)² / (2 V (V + τ²)))`. Under `H0`, `Λ_n` is a nonnegative
+//!   martingale with mean 1, so by Ville's inequality `P(∃ n: Λ_n ≥ 1/α) ≤ α`;
+//! - [`msprt_two_proportions`] / [`msprt_means`]: `θ̂` and `V` from counts (unpooled plug-in
+//!   variance, the normal approximation the paper uses) or from [`SampleStats`];
+//! - [`SequentialTest`]: the always-valid p-value `p_n = min(p_{n−1}, 1/Λ_n)` and the confidence
+//!   sequence, the running intersection of `{θ0 : Λ_n(θ0) < 1/α}`
+//!   (half-width [`msprt_half_width`]).
+//!
+//! Validity holds exactly for normal data with known variance; with plug-in variances and
+//! proportions it is asymptotic (the tests check it by simulation).
+//!
 //! Differences are always *first minus second* (`a − b`, as in scipy and statsmodels).
 //!
 //! The distribution functions are implemented here:
@@ -719,3 +738,323 @@ pub fn power_two_proportions(alpha: f64, n: f64, p1: f64, p2: f64) -> Result<f64
     let z_alpha = normal_ppf(1.0 - 0.5 * alpha);
     Ok(normal_cdf(((p1 - p2).abs() * n.sqrt() - z_alpha * (2.0 * p_bar * (1.0 - p_bar)).sqrt()) / spread))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sequential testing: the mixture sequential probability ratio test.
+// ---------------------------------------------------------------------------------------------
+
+// ANCHOR: msprt_config
+/// The mSPRT's settings: the level and the normal mixing distribution `N(0, tau²)` over the effect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MsprtConfig {
+    /// The level: the chance of ever rejecting a true null, however often the test is looked at.
+    pub alpha: f64,
+    /// The standard deviation of the mixing distribution, in the units of the difference (e.g. 0.01
+    /// for a one-point change of a conversion rate): the size of effect the test is tuned to find.
+    pub tau: f64,
+}
+// ANCHOR_END: msprt_config
+
+impl MsprtConfig {
+    /// Checks `alpha` in (0, 1) and `tau` finite and > 0.
+    pub fn validate(&self) -> Result<()> {
+        check_open_unit("alpha", self.alpha)?;
+        if !(self.tau > 0.0 && self.tau.is_finite()) {
+            return Err(Error::InvalidParameter(format!("tau must be finite and > 0, got {}", self.tau)));
+        }
+        Ok(())
+    }
+}
+
+/// One look of the mSPRT: the statistic and the confidence set of this look alone. Feed looks to a
+/// [`SequentialTest`] to get the always-valid p-value and confidence sequence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MsprtLook {
+    /// The estimated difference `a − b`.
+    pub diff: f64,
+    /// The variance of the estimate, `V = σ_a²/n_a + σ_b²/n_b` (plug-in variances).
+    pub variance: f64,
+    /// The mixture likelihood ratio `Λ` of `H1: diff ~ N(0, tau²)` against `H0: diff = 0`.
+    pub lambda: f64,
+    /// `min(1, 1/Λ)`: this look's p-value (the always-valid one is the running minimum).
+    pub p_value: f64,
+    /// Lower end of this look's `1 − alpha` confidence set `{θ : Λ(θ) < 1/alpha}`.
+    pub ci_low: f64,
+    /// Upper end of this look's confidence set.
+    pub ci_high: f64,
+}
+
+// ANCHOR: mixture_lr
+/// The mixture likelihood ratio of a normal estimate `diff` with variance `variance` (V), for
+/// `H1: θ ~ N(theta0, tau²)` against `H0: θ = theta0` (Johari, Pekelis & Walsh 2022, eq. 11):
+///
+/// `Λ = √(V / (V + τ²)) · exp(τ² (diff − θ0)² / (2 V (V + τ²)))`.
+pub fn mixture_likelihood_ratio(diff: f64, variance: f64, tau: f64, theta0: f64) -> f64 {
+    let spread = variance + tau * tau;
+    let d = diff - theta0;
+    (variance / spread).sqrt() * (tau * tau * d * d / (2.0 * variance * spread)).exp()
+}
+
+/// The half-width of the look's confidence set: `Λ(θ0) < 1/α` solved for `|diff − θ0|`,
+/// `√(V (V + τ²)/τ² · (2 ln(1/α) + ln((V + τ²)/V)))`.
+pub fn msprt_half_width(variance: f64, tau: f64, alpha: f64) -> f64 {
+    let spread = variance + tau * tau;
+    (variance * spread / (tau * tau) * (-2.0 * alpha.ln() + (spread / variance).ln())).sqrt()
+}
+// ANCHOR_END: mixture_lr
+
+/// One look of the mSPRT from an estimate and its variance (see [`mixture_likelihood_ratio`]).
+/// Errors: [`Error::InvalidParameter`] for a bad config or a non-finite `diff`,
+/// [`Error::AbDegenerate`] for a variance that is not finite and > 0.
+pub fn msprt_look(diff: f64, variance: f64, config: &MsprtConfig) -> Result<MsprtLook> {
+    config.validate()?;
+    if !diff.is_finite() {
+        return Err(Error::InvalidParameter(format!("the difference must be finite, got {diff}")));
+    }
+    if !(variance > 0.0 && variance.is_finite()) {
+        return Err(Error::AbDegenerate(format!("the variance of the difference is {variance}: nothing to test")));
+    }
+    let lambda = mixture_likelihood_ratio(diff, variance, config.tau, 0.0);
+    let half = msprt_half_width(variance, config.tau, config.alpha);
+    Ok(MsprtLook {
+        diff,
+        variance,
+        lambda,
+        p_value: (1.0 / lambda).min(1.0),
+        ci_low: diff - half,
+        ci_high: diff + half,
+    })
+}
+
+/// One look of the mSPRT for `p_a − p_b` with the unpooled plug-in variance
+/// `p_a(1 − p_a)/n_a + p_b(1 − p_b)/n_b` (the normal approximation the paper uses for conversion
+/// rates). Errors as [`two_proportion_ztest`], plus those of [`msprt_look`].
+pub fn msprt_two_proportions(
+    successes_a: u64,
+    trials_a: u64,
+    successes_b: u64,
+    trials_b: u64,
+    config: &MsprtConfig,
+) -> Result<MsprtLook> {
+    for (arm, s, n) in [("a", successes_a, trials_a), ("b", successes_b, trials_b)] {
+        if n == 0 {
+            return Err(Error::AbEmpty(format!("arm {arm} has no trials")));
+        }
+        if s > n {
+            return Err(Error::AbProportion(format!("arm {arm}: {s} successes out of {n} trials")));
+        }
+    }
+    let (na, nb) = (trials_a as f64, trials_b as f64);
+    let (p_a, p_b) = (successes_a as f64 / na, successes_b as f64 / nb);
+    msprt_look(p_a - p_b, p_a * (1.0 - p_a) / na + p_b * (1.0 - p_b) / nb, config)
+}
+
+/// One look of the mSPRT for `mean_a − mean_b` with variance `s_a²/n_a + s_b²/n_b` (the sample
+/// variances standing in for the known ones). Errors as [`welch_ttest_from_stats`].
+pub fn msprt_means(a: SampleStats, b: SampleStats, config: &MsprtConfig) -> Result<MsprtLook> {
+    for (name, s) in [("a", a), ("b", b)] {
+        if s.n < 2 {
+            return Err(Error::AbTooFew { what: format!("sample {name}"), n: s.n, min: 2 });
+        }
+        if !s.mean.is_finite() || !s.variance.is_finite() || s.variance < 0.0 {
+            return Err(Error::InvalidParameter(format!(
+                "sample {name}: mean {} and variance {} must be finite, the variance >= 0",
+                s.mean, s.variance
+            )));
+        }
+    }
+    msprt_look(a.mean - b.mean, a.variance / a.n as f64 + b.variance / b.n as f64, config)
+}
+
+// ANCHOR: sequential_test
+/// An experiment monitored continuously: the always-valid p-value `p_n = min(p_{n−1}, 1/Λ_n)` and
+/// the confidence sequence (the running intersection of the looks' confidence sets). Stopping the
+/// first time `p_value() ≤ alpha` keeps the false-positive rate at most `alpha`, whenever one looks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequentialTest {
+    config: MsprtConfig,
+    p_value: f64,
+    ci: (f64, f64),
+    looks: usize,
+    rejected_at: Option<usize>,
+}
+
+impl SequentialTest {
+    /// A test with no looks yet (p-value 1, the whole line as confidence set).
+    pub fn new(config: MsprtConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config, p_value: 1.0, ci: (f64::NEG_INFINITY, f64::INFINITY), looks: 0, rejected_at: None })
+    }
+
+    /// Adds a look computed with this test's config; returns the always-valid p-value so far.
+    pub fn observe(&mut self, look: &MsprtLook) -> f64 {
+        self.looks += 1;
+        self.p_value = self.p_value.min(look.p_value);
+        self.ci = (self.ci.0.max(look.ci_low), self.ci.1.min(look.ci_high));
+        if self.rejected_at.is_none() && self.p_value <= self.config.alpha {
+            self.rejected_at = Some(self.looks);
+        }
+        self.p_value
+    }
+    // ANCHOR_END: sequential_test
+
+    /// The always-valid p-value: the smallest `1/Λ` seen (never increases).
+    pub fn p_value(&self) -> f64 {
+        self.p_value
+    }
+
+    /// The confidence sequence's current interval of the difference (never widens; empty, low >
+    /// high, only with probability ≤ alpha when the model holds).
+    pub fn confidence_interval(&self) -> (f64, f64) {
+        self.ci
+    }
+
+    /// How many looks were observed.
+    pub fn looks(&self) -> usize {
+        self.looks
+    }
+
+    /// The look (1-based) at which the p-value first reached `alpha`, if it has.
+    pub fn rejected_at(&self) -> Option<usize> {
+        self.rejected_at
+    }
+
+    /// The config.
+    pub fn config(&self) -> MsprtConfig {
+        self.config
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulation: peeking at a fixed-horizon test against the mSPRT.
+// ---------------------------------------------------------------------------------------------
+
+/// SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): a small, seedable generator that passes BigCrush.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// The number of successes in `n` Bernoulli(`threshold / 2^53`) trials.
+    fn binomial(&mut self, n: u64, threshold: u64) -> u64 {
+        (0..n).filter(|_| self.next_u64() >> 11 < threshold).count() as u64
+    }
+}
+
+// ANCHOR: peeking_config
+/// A simulated experiment, repeated `simulations` times: both arms get `batch` new users per look,
+/// converting at `p_a` and `p_b` (equal for an A/A test), for `looks` looks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeekingConfig {
+    /// Conversion rate of arm a.
+    pub p_a: f64,
+    /// Conversion rate of arm b (`= p_a` for an A/A test).
+    pub p_b: f64,
+    /// New users per arm between two looks.
+    pub batch: u64,
+    /// How many looks (the last one is the fixed horizon, `looks · batch` users per arm).
+    pub looks: usize,
+    /// How many experiments to simulate.
+    pub simulations: usize,
+    /// The mSPRT's config (its `alpha` is the z-test's level too).
+    pub msprt: MsprtConfig,
+    /// The seed: experiment `i` draws from its own stream, so results do not depend on threads.
+    pub seed: u64,
+}
+// ANCHOR_END: peeking_config
+
+/// How often each way of deciding rejected `p_a = p_b` over the simulated experiments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeekingOutcome {
+    /// Experiments simulated.
+    pub simulations: usize,
+    /// The z-test run once, at the last look (the fixed-horizon test as designed).
+    pub fixed_horizon: usize,
+    /// The z-test run at every look, stopping at the first `p ≤ alpha` (peeking).
+    pub peeking: usize,
+    /// The mSPRT's always-valid p-value reaching `alpha` at some look.
+    pub msprt: usize,
+    /// The mean look at which the mSPRT rejected (over the experiments it rejected; 0 if none).
+    pub msprt_mean_stop: f64,
+}
+
+impl PeekingOutcome {
+    /// `count / simulations`.
+    pub fn rate(&self, count: usize) -> f64 {
+        count as f64 / self.simulations as f64
+    }
+}
+
+/// The decisions of one simulated experiment: (fixed horizon, peeking, mSPRT rejection look).
+fn simulate_one(config: &PeekingConfig, rng: &mut SplitMix64, thresholds: (u64, u64)) -> (bool, bool, Option<usize>) {
+    let mut test = SequentialTest {
+        config: config.msprt,
+        p_value: 1.0,
+        ci: (f64::NEG_INFINITY, f64::INFINITY),
+        looks: 0,
+        rejected_at: None,
+    };
+    let (mut sa, mut sb, mut n) = (0, 0, 0);
+    let (mut peeked, mut fixed) = (false, false);
+    for look in 1..=config.looks {
+        sa += rng.binomial(config.batch, thresholds.0);
+        sb += rng.binomial(config.batch, thresholds.1);
+        n += config.batch;
+        // A look with no variance yet (every user alike) cannot be tested: it counts as no decision.
+        let z_rejects = two_proportion_ztest(sa, n, sb, n, 0.95).is_ok_and(|z| z.p_value <= config.msprt.alpha);
+        peeked |= z_rejects;
+        if look == config.looks {
+            fixed = z_rejects;
+        }
+        match msprt_two_proportions(sa, n, sb, n, &config.msprt) {
+            Ok(l) => {
+                test.observe(&l);
+            }
+            Err(_) => test.looks += 1,
+        }
+    }
+    (fixed, peeked, test.rejected_at)
+}
+
+// ANCHOR: simulate_peeking
+/// Simulates `config.simulations` experiments (in parallel, each from its own seeded stream) and
+/// counts how often the fixed-horizon z-test, the peeking z-test and the mSPRT reject `p_a = p_b`.
+/// With `p_a = p_b` the counts over `simulations` are false-positive rates; otherwise, power.
+///
+/// Errors: [`Error::AbProportion`] for a rate outside [0, 1], [`Error::InvalidParameter`] for zero
+/// looks, batch or simulations, or a bad mSPRT config.
+pub fn simulate_peeking(config: &PeekingConfig) -> Result<PeekingOutcome> {
+    use rayon::prelude::*;
+    config.msprt.validate()?;
+    for (name, p) in [("p_a", config.p_a), ("p_b", config.p_b)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::AbProportion(format!("{name} = {p} is outside [0, 1]")));
+        }
+    }
+    if config.looks == 0 || config.batch == 0 || config.simulations == 0 {
+        return Err(Error::InvalidParameter(format!(
+            "looks ({}), batch ({}) and simulations ({}) must be > 0",
+            config.looks, config.batch, config.simulations
+        )));
+    }
+    let unit = (1u64 << 53) as f64;
+    let thresholds = ((config.p_a * unit) as u64, (config.p_b * unit) as u64);
+    let (fixed, peeking, msprt, stops) = (0..config.simulations)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = SplitMix64(config.seed ^ fmix64(i as u64 + 1));
+            let (f, p, m) = simulate_one(config, &mut rng, thresholds);
+            (usize::from(f), usize::from(p), usize::from(m.is_some()), m.unwrap_or(0))
+        })
+        .reduce(|| (0, 0, 0, 0), |x, y| (x.0 + y.0, x.1 + y.1, x.2 + y.2, x.3 + y.3));
+    let msprt_mean_stop = if msprt == 0 { 0.0 } else { stops as f64 / msprt as f64 };
+    Ok(PeekingOutcome { simulations: config.simulations, fixed_horizon: fixed, peeking, msprt, msprt_mean_stop })
+}
+// ANCHOR_END: simulate_peeking

@@ -344,3 +344,158 @@ fn huge_degrees_of_freedom_converge_and_match_scipy() {
     let q = abtest::student_t_ppf(0.975, 1e8);
     assert!((q - abtest::normal_ppf(0.975)).abs() < 1e-6, "{q}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Sequential testing: the mSPRT and the peeking simulation.
+// ---------------------------------------------------------------------------------------------
+
+use abtest::{MsprtConfig, MsprtLook, PeekingConfig, SequentialTest};
+
+/// `look` equals the hand-computed `(lambda, p_value, half_width)` to 1e-12 relative.
+fn check_look(look: MsprtLook, expected: (f64, f64, f64)) {
+    let (lambda, p, half) = expected;
+    let near = |what: &str, ours: f64, want: f64| {
+        assert!((ours - want).abs() <= 1e-12 * want.abs(), "{what}: ours {ours:e}, by hand {want:e} ({look:?})")
+    };
+    near("lambda", look.lambda, lambda);
+    near("p-value", look.p_value, p);
+    near("ci low", look.diff - look.ci_low, half);
+    near("ci high", look.ci_high - look.diff, half);
+}
+
+#[test]
+fn msprt_matches_hand_computed_values() {
+    // Values by the formula in 30-digit decimal arithmetic (Python's `decimal`), not by this crate.
+    // diff 0.02, V 1e-4, tau 0.01: the exponent is exactly 1 and V/(V + tau²) = 1/2, so Λ = e/√2.
+    let config = MsprtConfig { alpha: 0.05, tau: 0.01 };
+    let e_over_sqrt2 = std::f64::consts::E / std::f64::consts::SQRT_2;
+    check_look(
+        abtest::msprt_look(0.02, 1e-4, &config).unwrap(),
+        (e_over_sqrt2, 1.0 / e_over_sqrt2, 0.036_563_948_713_638_49),
+    );
+    // 120/1000 against 100/1000, tau 0.02: V = (0.12·0.88 + 0.1·0.9)/1000 = 1.956e-4.
+    let config = MsprtConfig { alpha: 0.05, tau: 0.02 };
+    let look = abtest::msprt_two_proportions(120, 1000, 100, 1000, &config).unwrap();
+    assert!((look.variance - 1.956e-4).abs() < 1e-18);
+    check_look(look, (1.138_771_761_945_147_4, 0.878_139_091_095_734_6, 0.045_489_656_416_217_48));
+    // Means: n 50, mean 10.5, var 4 against n 40, mean 10, var 9, tau 1: V = 4/50 + 9/40 = 0.305.
+    let a = SampleStats { n: 50, mean: 10.5, variance: 4.0 };
+    let b = SampleStats { n: 40, mean: 10.0, variance: 9.0 };
+    let look = abtest::msprt_means(a, b, &MsprtConfig { alpha: 0.05, tau: 1.0 }).unwrap();
+    check_look(look, (0.661_812_731_090_085_4, 1.0, 1.721_435_546_774_751_4));
+    // The confidence set's ends are exactly where Λ(θ0) reaches 1/α.
+    for end in [look.ci_low, look.ci_high] {
+        let lr = abtest::mixture_likelihood_ratio(look.diff, look.variance, 1.0, end);
+        assert!((lr - 20.0).abs() < 1e-9, "Λ at the interval's end: {lr}");
+    }
+}
+
+#[test]
+fn the_sequential_p_value_never_rises_and_the_intervals_nest() {
+    let config = MsprtConfig { alpha: 0.05, tau: 0.02 };
+    let mut test = SequentialTest::new(config).unwrap();
+    assert_eq!((test.p_value(), test.looks(), test.rejected_at()), (1.0, 0, None));
+    // Arm a converts at 13 %, b at 10 %: cumulative counts over ten looks of 300 users per arm.
+    let (mut prev_p, mut prev_ci) = (1.0, test.confidence_interval());
+    let mut sa = 0;
+    let mut sb = 0;
+    for look in 1..=10u64 {
+        sa += [41, 37, 39, 40, 38, 42, 36, 39, 40, 38][look as usize - 1];
+        sb += [29, 31, 30, 28, 32, 30, 29, 31, 30, 30][look as usize - 1];
+        let l = abtest::msprt_two_proportions(sa, 300 * look, sb, 300 * look, &config).unwrap();
+        let p = test.observe(&l);
+        let ci = test.confidence_interval();
+        assert!(p <= prev_p && p <= l.p_value, "look {look}: p {p} after {prev_p}");
+        assert!(ci.0 >= prev_ci.0 && ci.1 <= prev_ci.1, "look {look}: {ci:?} not inside {prev_ci:?}");
+        (prev_p, prev_ci) = (p, ci);
+    }
+    assert_eq!(test.looks(), 10);
+    let at = test.rejected_at().expect("a three-point lift over 3,000 users per arm is found");
+    assert!(test.p_value() <= 0.05 && at < 10, "rejected at look {at}");
+    assert!(prev_ci.0 > 0.0 && prev_ci.1 < 0.06, "confidence sequence {prev_ci:?}");
+}
+
+/// An A/A test at 10 %, 100 new users per arm at each of 20 looks (2,000 per arm at the horizon).
+fn aa(simulations: usize) -> PeekingConfig {
+    PeekingConfig {
+        p_a: 0.10,
+        p_b: 0.10,
+        batch: 100,
+        looks: 20,
+        simulations,
+        msprt: MsprtConfig { alpha: 0.05, tau: 0.02 },
+        seed: 2026,
+    }
+}
+
+#[test]
+fn peeking_inflates_the_false_positive_rate_and_the_msprt_does_not() {
+    // 2,000 simulated A/A experiments: a rate's standard error is at most √(0.25/2000) = 0.011, and
+    // √(0.05 · 0.95/2000) = 0.0049 near α. Bounds are ≥ 3 standard errors from the expected rate.
+    let n = 2000;
+    let out = abtest::simulate_peeking(&aa(n)).unwrap();
+    let (fixed, peeking, msprt) = (out.rate(out.fixed_horizon), out.rate(out.peeking), out.rate(out.msprt));
+    println!("A/A, 20 looks, {n} runs: fixed horizon {fixed:.3}, peeking {peeking:.3}, mSPRT {msprt:.3}");
+    // Read once, the z-test keeps its level: 0.05 ± 3 · 0.0049.
+    assert!((fixed - 0.05).abs() < 0.015, "fixed horizon: {fixed}");
+    // Read 20 times it rejects about a quarter of true nulls (Armitage, McPherson & Rowe 1969: 0.25
+    // for 20 looks at α = 0.05 with normal data); 0.15 is 9 standard errors below.
+    assert!(peeking > 0.15, "peeking: {peeking}");
+    // The mSPRT read at every look stays at most α (+ 3 standard errors: 0.0146).
+    assert!(msprt <= 0.05 + 3.0 * (0.05f64 * 0.95 / n as f64).sqrt(), "mSPRT: {msprt}");
+    // Same seed, same answer (each experiment has its own stream: threads do not matter).
+    assert_eq!(abtest::simulate_peeking(&aa(n)).unwrap(), out);
+}
+
+#[test]
+fn the_msprt_detects_a_real_effect_early() {
+    // 13 % against 10 % at 4,000 users per arm: z ≈ 0.03 / 0.0071 = 4.2, so the fixed-horizon
+    // test's power is ≈ 0.99. The mSPRT pays for always-valid reading with some power (0.91 with
+    // this seed); 0.8 is 8 standard errors (√(0.09 · 0.91/500) = 0.013) below it.
+    let config = PeekingConfig { p_a: 0.13, batch: 200, simulations: 500, ..aa(0) };
+    let out = abtest::simulate_peeking(&config).unwrap();
+    let (fixed, power) = (out.rate(out.fixed_horizon), out.rate(out.msprt));
+    println!(
+        "13 % vs 10 %: fixed {fixed:.3}, mSPRT power {power:.3}, mean stop at look {:.1} of 20",
+        out.msprt_mean_stop
+    );
+    assert!(fixed > 0.95, "fixed-horizon power {fixed}");
+    assert!(power > 0.8, "mSPRT power {power}");
+    // …and it usually stops well before the horizon.
+    assert!(out.msprt_mean_stop < 15.0, "mean stopping look {}", out.msprt_mean_stop);
+}
+
+#[test]
+fn bad_sequential_inputs_are_typed_errors() {
+    let ok = MsprtConfig { alpha: 0.05, tau: 0.02 };
+    for bad in
+        [MsprtConfig { alpha: 0.0, ..ok }, MsprtConfig { alpha: 1.0, ..ok }, MsprtConfig { alpha: f64::NAN, ..ok }]
+    {
+        assert!(matches!(SequentialTest::new(bad), Err(Error::InvalidParameter(_))), "{bad:?}");
+    }
+    for tau in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+        assert!(matches!(abtest::msprt_look(0.1, 1.0, &MsprtConfig { tau, ..ok }), Err(Error::InvalidParameter(_))));
+    }
+    assert!(matches!(abtest::msprt_look(f64::NAN, 1.0, &ok), Err(Error::InvalidParameter(_))));
+    for v in [0.0, -1.0, f64::INFINITY] {
+        assert!(matches!(abtest::msprt_look(0.1, v, &ok), Err(Error::AbDegenerate(_))), "variance {v}");
+    }
+    let m = abtest::msprt_two_proportions;
+    assert!(matches!(m(0, 0, 1, 10, &ok), Err(Error::AbEmpty(_))));
+    assert!(matches!(m(11, 10, 1, 10, &ok), Err(Error::AbProportion(_))));
+    assert!(matches!(m(0, 10, 10, 10, &ok), Err(Error::AbDegenerate(_))));
+    let one = SampleStats { n: 1, mean: 0.0, variance: 1.0 };
+    let two = SampleStats { n: 2, mean: 0.0, variance: 1.0 };
+    assert!(matches!(abtest::msprt_means(one, two, &ok), Err(Error::AbTooFew { n: 1, min: 2, .. })));
+    let nan = SampleStats { variance: f64::NAN, ..two };
+    assert!(matches!(abtest::msprt_means(two, nan, &ok), Err(Error::InvalidParameter(_))));
+    let s = abtest::simulate_peeking;
+    assert!(matches!(s(&PeekingConfig { p_b: 1.5, ..aa(10) }), Err(Error::AbProportion(_))));
+    assert!(matches!(s(&PeekingConfig { looks: 0, ..aa(10) }), Err(Error::InvalidParameter(_))));
+    assert!(matches!(s(&PeekingConfig { batch: 0, ..aa(10) }), Err(Error::InvalidParameter(_))));
+    assert!(matches!(s(&aa(0)), Err(Error::InvalidParameter(_))));
+    assert!(matches!(
+        s(&PeekingConfig { msprt: MsprtConfig { tau: 0.0, ..ok }, ..aa(10) }),
+        Err(Error::InvalidParameter(_))
+    ));
+}
