@@ -184,6 +184,7 @@ impl LogWriter {
         Ok(self.prev)
     }
 
+    // ANCHOR: chain
     /// `{"seq":…,"prev":…,` followed by the rest of `body` (a JSON object).
     fn frame(&self, body: &str) -> String {
         let rest = body.strip_prefix('{').unwrap_or(body);
@@ -197,6 +198,7 @@ impl LogWriter {
         self.seq += 1;
         writeln!(self.out, "{line}").map_err(|source| Error::AuditIo { path: self.path.clone(), source })
     }
+    // ANCHOR_END: chain
 }
 
 /// Verifies a log: every line's `seq` and `prev`, the start record first, the end record last with

@@ -326,6 +326,7 @@ fn trace_impl(_argv: &[&OsStr], _config: &TraceConfig) -> Result<TraceReport, Er
     Err(Error::AuditUnsupported { platform: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH) })
 }
 
+// ANCHOR: policy
 /// The policy's verdict on one call at its entry (`None` when it is allowed), from its decoded detail.
 pub fn check_policy(policy: &Policy, pid: i32, name: &str, detail: &Detail) -> Option<Violation> {
     let denied = policy.enforcement == Enforcement::Deny;
@@ -355,6 +356,7 @@ pub fn check_policy(policy: &Policy, pid: i32, name: &str, detail: &Detail) -> O
     }
     None
 }
+// ANCHOR_END: policy
 
 /// Collects completed calls into the summary, the violations and the log (shared by the tracer and
 /// by tests that replay events).

@@ -29,6 +29,7 @@ use super::{
 };
 use crate::Error;
 
+// ANCHOR: options
 /// Every process and thread is followed from birth, syscall stops are marked, and the tree is killed
 /// if the tracer dies.
 const OPTIONS: c_int = libc::PTRACE_O_TRACESYSGOOD
@@ -37,6 +38,7 @@ const OPTIONS: c_int = libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACECLONE
     | libc::PTRACE_O_TRACEEXEC
     | libc::PTRACE_O_EXITKILL;
+// ANCHOR_END: options
 
 /// The stop signal of a syscall stop under `PTRACE_O_TRACESYSGOOD`.
 const SYSCALL_STOP: c_int = libc::SIGTRAP | 0x80;
@@ -224,6 +226,7 @@ pub(super) fn run(argv: &[&OsStr], config: &TraceConfig) -> Result<TraceReport, 
 }
 
 /// Handles one syscall stop: an entry (decode, check, maybe deny) or an exit (record).
+// ANCHOR: syscall_stop
 fn syscall_stop(
     pid: pid_t,
     state: &mut TaskState,
@@ -284,6 +287,7 @@ fn syscall_stop(
     }
     Ok(())
 }
+// ANCHOR_END: syscall_stop
 
 /// Decodes the arguments of interest of call `name` at its entry.
 fn decode_entry(pid: pid_t, name: &str, a: &[u64; 6]) -> Detail {

@@ -142,6 +142,7 @@ impl Arrivals {
         self.cost = Some(self.cost.map_or(per, |m| (m * 7 + per) / 8));
     }
 
+    // ANCHOR: saturated
     /// Whether waiting for more can pay: the scorer is busy more than half the time.
     fn saturated(&self) -> bool {
         match (self.cost, self.gap) {
@@ -149,8 +150,10 @@ impl Arrivals {
             _ => false,
         }
     }
+    // ANCHOR_END: saturated
 }
 
+// ANCHOR: gather
 /// The scoring thread: gather, score, answer, until every sender is gone.
 fn run(rx: Receiver<Job>, config: BatchConfig, metrics: &ServerMetrics) {
     let mut arrivals = Arrivals::default();
@@ -192,6 +195,7 @@ fn run(rx: Receiver<Job>, config: BatchConfig, metrics: &ServerMetrics) {
         arrivals.scored(n, started.elapsed());
     }
 }
+// ANCHOR_END: gather
 
 /// Scores `jobs`, one batch per model, and answers each.
 fn score(mut jobs: Vec<Job>, metrics: &ServerMetrics) {

@@ -238,6 +238,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport> {
             let mut samples = Vec::new();
             let mut i: u64 = 0;
             loop {
+                // ANCHOR: intended_time
                 let intended = if config.rate > 0.0 {
                     start + Duration::from_secs_f64((c as f64 + (i * conns as u64) as f64) / config.rate)
                 } else {
@@ -262,6 +263,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport> {
                     lag_us: (sent.saturating_duration_since(intended)).as_secs_f64() * 1e6,
                     status,
                 });
+                // ANCHOR_END: intended_time
                 i += 1;
             }
             (samples, Instant::now())

@@ -161,6 +161,7 @@ impl ModelServer {
         &self.shared.source
     }
 
+    // ANCHOR: hot_reload
     /// Re-reads the source (blocking) and swaps in its model if it differs from the one served.
     ///
     /// # Errors
@@ -186,7 +187,9 @@ impl ModelServer {
         }
         Ok(reloaded)
     }
+    // ANCHOR_END: hot_reload
 
+    // ANCHOR: routes
     /// The router with every route.
     pub fn router(&self) -> Router {
         Router::new()
@@ -201,6 +204,7 @@ impl ModelServer {
             .layer(DefaultBodyLimit::max(self.shared.config.max_body_bytes))
             .with_state(self.clone())
     }
+    // ANCHOR_END: routes
 }
 
 /// Serves `server` on `listener` until `shutdown` completes, then finishes the requests in flight.
@@ -379,6 +383,7 @@ async fn predict_inner(
             ));
         }
     };
+    // ANCHOR: backpressure
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = batcher::Job { model, data, rows, arrived: start, reply: tx };
     if server.shared.batcher.submit(job).is_err() {
@@ -391,6 +396,7 @@ async fn predict_inner(
         e.retry_after = Some(server.shared.config.retry_after_secs);
         return Err(e);
     }
+    // ANCHOR_END: backpressure
     let (scores, scored_by) = match rx.await {
         Ok(Ok(x)) => x,
         Ok(Err(message)) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "cannot_score", message)),

@@ -357,6 +357,7 @@ fn load_registry(
                 })?
         }
     };
+    // ANCHOR: verify_load
     let reference = ModelRef::new(name, version)?;
     let verified = reg.verify(&reference, keyring)?;
     let artefacts = &verified.manifest.artefacts;
@@ -385,6 +386,7 @@ fn load_registry(
             found: found.to_hex(),
         });
     }
+    // ANCHOR_END: verify_load
     let origin = PathBuf::from(format!("{reference}/{}", artefact.name));
     let mut model = LoadedModel::from_bytes(bytes, name, Some(version), &origin)?;
     model.manifest = Some(verified.digest.to_hex());
