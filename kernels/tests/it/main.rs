@@ -65,3 +65,6 @@ mod audit;
 
 #[cfg(feature = "abtest")]
 mod abtest;
+
+#[cfg(all(feature = "cli", target_os = "linux", target_arch = "x86_64"))]
+mod serve_audit;

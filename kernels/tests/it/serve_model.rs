@@ -22,9 +22,12 @@ use kernels::ml::io::{self, ModelMeta};
 use kernels::ml::linear::{self, LinearConfig, LinearModel};
 use kernels::ml::tree::TreeConfig;
 use kernels::registry::{ArtefactSource, Keyring, ModelRef, PushSpec, Registry, Signer, Stage, keygen};
+use kernels::serve_model::batcher::{Job, Scored};
 use kernels::serve_model::loadgen::{self, Connection, LoadConfig};
-use kernels::serve_model::{BatchConfig, Config, ModelServer, ModelSource};
+use kernels::serve_model::{BatchConfig, Batcher, Config, LoadedModel, ModelServer, ModelSource, ServerMetrics};
 use serde_json::{Value, json};
+use tokio::sync::oneshot::Receiver as OneshotReceiver;
+use tokio::sync::oneshot::error::TryRecvError as OneshotTryRecvError;
 
 const FEATURES: [&str; 4] = ["amount", "hour", "foreign", "velocity"];
 
@@ -555,6 +558,260 @@ fn a_full_queue_answers_503_with_retry_after() {
     assert!(seen_503, "no request was refused while the one-slot queue was busy");
     let (_, page) = get(server.addr, "/metrics");
     assert!(metric(&page, "sovereign_model_rejected_total") >= 1.0);
+}
+
+// ------------------------------------------------------------------ the batcher's branches, in-process
+
+/// The forest of `forest_file` (seed 5, `trees` trees) loaded as the server loads it, and its flat form.
+fn loaded_forest(tmp: &Tmp, trees: usize) -> (Arc<LoadedModel>, FlatForest) {
+    let (path, flat) = forest_file(&tmp.0, 5, trees);
+    let model = LoadedModel::from_bytes(std::fs::read(&path).unwrap(), "fraud", None, &path).unwrap();
+    (Arc::new(model), flat)
+}
+
+/// A job of `rows` rows (`data`, row-major) that arrived at `arrived`, and where its answer comes.
+fn job(model: &Arc<LoadedModel>, data: Vec<f32>, rows: usize, arrived: Instant) -> (Job, OneshotReceiver<Scored>) {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    (Job { model: model.clone(), data, rows, arrived, reply }, rx)
+}
+
+/// A job's answer, waited for at most `within` (`None` if there is none yet).
+fn answer_within(rx: &mut OneshotReceiver<Scored>, within: Duration) -> Option<Scored> {
+    let deadline = Instant::now() + within;
+    loop {
+        match rx.try_recv() {
+            Ok(scored) => return Some(scored),
+            Err(OneshotTryRecvError::Empty) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(OneshotTryRecvError::Empty) => return None,
+            Err(OneshotTryRecvError::Closed) => panic!("a job was dropped without an answer"),
+        }
+    }
+}
+
+/// The scores of an answer that must have come.
+fn scores(rx: &mut OneshotReceiver<Scored>, what: &str) -> Vec<f32> {
+    match answer_within(rx, Duration::from_secs(60)) {
+        Some(Ok((scores, _))) => scores,
+        Some(Err(e)) => panic!("{what}: {e}"),
+        None => panic!("{what}: no answer within 60 s"),
+    }
+}
+
+/// The long batch's scores: the answer already taken (`early`) or the one still to come.
+fn long_scores(early: Option<Scored>, rx: &mut OneshotReceiver<Scored>) -> Vec<f32> {
+    match early {
+        Some(scored) => scored.expect("the long batch is scored").0,
+        None => scores(rx, "the long batch"),
+    }
+}
+
+/// Waits (at most 60 s) until the scorer has started on its `n`-th batch: a batch's sizes are observed
+/// just before it is scored, so from then on the scorer is busy with it until its answers are sent.
+fn wait_until_scoring(metrics: &ServerMetrics, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.batch_rows.count() < n {
+        assert!(Instant::now() < deadline, "the scorer never took batch {n}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+#[test]
+fn requests_queued_while_the_scorer_is_busy_are_gathered_into_the_next_batch() {
+    // Zero delay, adaptive: the batcher never waits, yet requests that queued behind a long batch are
+    // all taken into the next one (the backlog path). Proven, not timed: if the long batch is still
+    // unanswered after every single row was queued, those rows were all waiting together.
+    let tmp = Tmp::new("backlog");
+    let (model, flat) = loaded_forest(&tmp, 20);
+    let (x, _) = data(16, 9);
+    let want = flat.predict_batch_all(&x).unwrap();
+    for big in [50_000usize, 200_000, 800_000] {
+        let metrics = Arc::new(ServerMetrics::default());
+        let config = BatchConfig { max_batch: 64, max_delay: Duration::ZERO, queue_capacity: 64, adaptive: true };
+        let batcher = Batcher::start(config, metrics.clone());
+        let (long, mut long_rx) = job(&model, vec![0.0; big * 4], big, Instant::now());
+        batcher.submit(long).unwrap();
+        wait_until_scoring(&metrics, 1);
+        let mut singles: Vec<_> = (0..16)
+            .map(|i| {
+                let (j, rx) = job(&model, x.row(i).to_vec(), 1, Instant::now());
+                batcher.submit(j).unwrap();
+                rx
+            })
+            .collect();
+        let early = long_rx.try_recv().ok();
+        let busy_throughout = early.is_none();
+        assert_eq!(long_scores(early, &mut long_rx).len(), big);
+        for (i, rx) in singles.iter_mut().enumerate() {
+            assert_eq!(scores(rx, &format!("row {i}")), [want[i]], "row {i}");
+        }
+        if !busy_throughout {
+            continue; // the long batch ended before the rows were queued: try a longer one
+        }
+        // Two batches: the long one, then all 16 rows together; every job scored exactly once.
+        assert_eq!(metrics.batch_requests.count(), 2);
+        assert_eq!(metrics.batch_requests.sum(), 17.0);
+        assert_eq!(metrics.batch_rows.sum(), (big + 16) as f64);
+        assert_eq!(metrics.rows_scored.load(Ordering::Relaxed), big as u64 + 16);
+        assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 0);
+        return;
+    }
+    panic!("even 800 000 rows were scored before 16 jobs could be queued");
+}
+
+#[test]
+fn a_lone_request_on_an_idle_server_is_scored_at_once_and_the_deadline_batcher_waits() {
+    let tmp = Tmp::new("lone");
+    let (model, flat) = loaded_forest(&tmp, 8);
+    let (x, _) = data(5, 4);
+    let want = flat.predict_batch_all(&x).unwrap();
+    // Adaptive with a 30 s delay: requests spaced by idle time are each scored alone, at once (each is
+    // answered long before the delay; the bound is generous).
+    let metrics = Arc::new(ServerMetrics::default());
+    let config = BatchConfig { max_batch: 64, max_delay: Duration::from_secs(30), queue_capacity: 8, adaptive: true };
+    let batcher = Batcher::start(config, metrics.clone());
+    for (i, &expected) in want.iter().enumerate() {
+        let (j, mut rx) = job(&model, x.row(i).to_vec(), 1, Instant::now());
+        batcher.submit(j).unwrap();
+        let answer = answer_within(&mut rx, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("lone request {i} waited for company on an idle server"));
+        assert_eq!(answer.unwrap().0, [expected]);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!((metrics.batch_requests.count(), metrics.batch_requests.sum()), (5, 5.0), "one batch per request");
+    // Not adaptive (the textbook deadline batcher): a lone request waits out the whole delay.
+    let metrics = Arc::new(ServerMetrics::default());
+    let delay = Duration::from_millis(250);
+    let config = BatchConfig { max_batch: 64, max_delay: delay, queue_capacity: 8, adaptive: false };
+    let batcher = Batcher::start(config, metrics.clone());
+    let arrived = Instant::now();
+    let (j, mut rx) = job(&model, x.row(0).to_vec(), 1, arrived);
+    batcher.submit(j).unwrap();
+    assert_eq!(scores(&mut rx, "the lone request"), [want[0]]);
+    let waited = arrived.elapsed();
+    assert!(waited >= delay * 9 / 10, "answered after {waited:?}, before the {delay:?} deadline");
+    assert_eq!((metrics.batch_requests.count(), metrics.batch_requests.sum()), (1, 1.0));
+}
+
+#[test]
+fn a_saturated_scorer_holds_a_batch_open_for_the_request_it_expects() {
+    // The "wait when busy" branch. The batcher's estimates come from the jobs' arrival times: A is
+    // scored alone (the scoring cost is now measured), then B arrives 1 ns after A, a stream far faster
+    // than the scorer, so the scorer is saturated and the next request is due long before B's 20 s
+    // deadline: B's batch stays open. C, sent 300 ms later, joins it; the gap C brings makes the stream
+    // slow again, so B and C are scored together at once instead of waiting out the deadline.
+    let tmp = Tmp::new("wait");
+    let (model, flat) = loaded_forest(&tmp, 8);
+    let (x, _) = data(3, 6);
+    let want = flat.predict_batch_all(&x).unwrap();
+    let metrics = Arc::new(ServerMetrics::default());
+    let config = BatchConfig { max_batch: 64, max_delay: Duration::from_secs(20), queue_capacity: 8, adaptive: true };
+    let batcher = Batcher::start(config, metrics.clone());
+    let t0 = Instant::now();
+    let (a, mut a_rx) = job(&model, x.row(0).to_vec(), 1, t0);
+    batcher.submit(a).unwrap();
+    assert_eq!(
+        answer_within(&mut a_rx, Duration::from_secs(10)).expect("A, alone on an idle scorer, at once").unwrap().0,
+        [want[0]]
+    );
+    let (b, mut b_rx) = job(&model, x.row(1).to_vec(), 1, t0 + Duration::from_nanos(1));
+    batcher.submit(b).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(b_rx.try_recv().is_err(), "B was scored without waiting for the request it expected");
+    let (c, mut c_rx) = job(&model, x.row(2).to_vec(), 1, Instant::now());
+    batcher.submit(c).unwrap();
+    let (b_scores, c_scores) = (
+        answer_within(&mut b_rx, Duration::from_secs(10)).expect("B once C joined").unwrap().0,
+        answer_within(&mut c_rx, Duration::from_secs(10)).expect("C, at once").unwrap().0,
+    );
+    assert_eq!((b_scores, c_scores), (vec![want[1]], vec![want[2]]));
+    // Batches {A} and {B, C}.
+    assert_eq!((metrics.batch_requests.count(), metrics.batch_requests.sum()), (2, 3.0));
+    assert_eq!(metrics.rows_scored.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_full_queue_hands_the_job_back_and_the_server_answers_503_with_its_retry_after() {
+    // The batcher: with one queue slot, while a long batch is scored, the first job queues and the
+    // second is handed back to the caller, untouched.
+    let tmp = Tmp::new("full");
+    let (model, flat) = loaded_forest(&tmp, 40);
+    let (x, _) = data(2, 12);
+    let want = flat.predict_batch_all(&x).unwrap();
+    let config = BatchConfig { max_batch: 1, max_delay: Duration::ZERO, queue_capacity: 1, adaptive: true };
+    let mut proven = false;
+    for big in [50_000usize, 200_000, 800_000] {
+        let metrics = Arc::new(ServerMetrics::default());
+        let batcher = Batcher::start(config, metrics.clone());
+        let (long, mut long_rx) = job(&model, vec![0.0; big * 4], big, Instant::now());
+        batcher.submit(long).unwrap();
+        wait_until_scoring(&metrics, 1);
+        let (first, mut first_rx) = job(&model, x.row(0).to_vec(), 1, Instant::now());
+        batcher.submit(first).expect("the one free slot");
+        let (second, mut second_rx) = job(&model, x.row(1).to_vec(), 1, Instant::now());
+        let refused = batcher.submit(second);
+        let early = long_rx.try_recv().ok();
+        let busy_throughout = early.is_none();
+        assert_eq!(long_scores(early, &mut long_rx).len(), big);
+        assert_eq!(scores(&mut first_rx, "the queued job"), [want[0]]);
+        if !busy_throughout {
+            continue;
+        }
+        let back = refused.expect_err("a second job while the only slot is taken");
+        assert_eq!((back.rows, back.data.as_slice()), (1, x.row(1)), "the job handed back is the one submitted");
+        drop(back);
+        assert!(matches!(second_rx.try_recv(), Err(OneshotTryRecvError::Closed)), "the refused job is not scored");
+        assert_eq!(metrics.batch_requests.count(), 2, "the long batch and the queued job");
+        assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 0);
+        proven = true;
+        break;
+    }
+    assert!(proven, "even 800 000 rows were scored before two jobs could be submitted");
+
+    // Over HTTP: the refusal is a 503 with the configured Retry-After, `overloaded`, and counted.
+    let batch = BatchConfig { max_batch: 1, max_delay: Duration::ZERO, queue_capacity: 1, adaptive: true };
+    let config = Config { batch, max_rows: 1_000_000, max_body_bytes: 64 << 20, retry_after_secs: 7, ..quiet_config() };
+    let server = Running::start(config, ModelSource::file(&tmp.0, Some("fraud")));
+    let path = predict_path("fraud");
+    for big in [100_000usize, 400_000] {
+        let metrics = server.server.metrics();
+        let scored_before = metrics.rows_scored.load(Ordering::Relaxed);
+        let batches_before = metrics.batch_rows.count();
+        let (xb, _) = data(big, 2);
+        let body = json!({ "instances": (0..big).map(|i| xb.row(i).to_vec()).collect::<Vec<_>>() }).to_string();
+        let (addr, p) = (server.addr, path.clone());
+        let long = std::thread::spawn(move || http(addr, "POST", &p, "application/json", body.as_bytes()).0);
+        wait_until_scoring(metrics, batches_before + 1);
+        let (addr, p) = (server.addr, path.clone());
+        let queued = std::thread::spawn(move || post(addr, &p, &json!({"instances": [[1, 2, 0, 4]]})));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metrics.queue_depth.load(Ordering::Relaxed) < 1 {
+            assert!(Instant::now() < deadline, "the second request never queued");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // The depth is counted just before the job enters the queue; let it get there.
+        std::thread::sleep(Duration::from_millis(20));
+        let (status, headers, bytes) =
+            http(server.addr, "POST", &path, "application/json", br#"{"instances":[[5,6,1,2]]}"#);
+        let busy_throughout = metrics.rows_scored.load(Ordering::Relaxed) == scored_before;
+        assert_eq!(long.join().unwrap(), 200);
+        assert_eq!(queued.join().unwrap().0, 200);
+        if !busy_throughout {
+            assert!(status == 200 || status == 503, "{status}");
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(status, 503, "{v}");
+        let retry = headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.as_str());
+        assert_eq!((retry, v["error"]["code"].as_str()), (Some("7"), Some("overloaded")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("queue is full"), "{v}");
+        assert_eq!(metrics.rejected.load(Ordering::Relaxed), 1);
+        let (_, page) = get(server.addr, "/ready");
+        assert!(page.contains("ready"), "still ready after refusing: {page}");
+        return;
+    }
+    panic!("even 400 000 rows were scored before a queued and a refused request could be sent");
 }
 
 // ------------------------------------------------------------------ hot reload
