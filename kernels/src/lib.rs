@@ -26,6 +26,7 @@
 //! | [`audit`] | `audit` | a ptrace syscall tracer (Linux x86_64): `strace -c` summary, hash-chained JSON Lines log, network and file policy |
 //! | [`abtest`] | `abtest` | A/B rollout: sticky hashed assignment, traffic split with a shadow arm, z-test, Welch's t-test, sample size (matched to scipy) |
 //! | [`serve_model`] | `serve-model` | a server for the tabular models: registry-verified loading, micro-batching, hot reload, metrics, an open-loop load generator |
+//! | [`score`] | `score` | batch scoring: Parquet or Delta in row groups, rayon workers, partitioned Parquet or Delta out, resumable after a crash |
 
 pub mod cache;
 pub mod fusion;
@@ -77,6 +78,9 @@ pub mod serve_model;
 
 #[cfg(feature = "abtest")]
 pub mod abtest;
+
+#[cfg(feature = "score")]
+pub mod score;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -668,6 +672,46 @@ pub enum Error {
     #[cfg(feature = "serve-model")]
     #[error("model server I/O: {0}")]
     ServeModelIo(String),
+    // -- score: batch-scoring variants --
+    /// A scoring input that cannot be used: absent, no Parquet files, files whose columns disagree.
+    #[cfg(feature = "score")]
+    #[error("score: input {path}: {reason}")]
+    ScoreInput {
+        /// The input (or the offending file).
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model that cannot score this input (e.g. a missing value for a model that cannot take one).
+    #[cfg(feature = "score")]
+    #[error("score: model {model} cannot score {input}: {reason}")]
+    ScoreModelMismatch {
+        /// The model's name.
+        model: String,
+        /// The input.
+        input: std::path::PathBuf,
+        /// What does not fit, naming the row and column.
+        reason: String,
+    },
+    /// An output that already holds something other than this job's scores (refused without `overwrite`).
+    #[cfg(feature = "score")]
+    #[error("score: output {path} already holds {what}; pass --overwrite (ScoreConfig::overwrite) to replace it")]
+    ScoreOutputExists {
+        /// The output.
+        path: std::path::PathBuf,
+        /// What it holds.
+        what: String,
+    },
+    /// A file or folder of a scoring run could not be read or written.
+    #[cfg(feature = "score")]
+    #[error("score: {path}: {source}")]
+    ScoreIo {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     // -- abtest: A/B testing variants --
     /// A traffic split or rollout config that cannot route: no arms, a negative or non-finite weight,
     /// weights not summing to 1, one weight per arm missing, a shadow arm that does not exist.

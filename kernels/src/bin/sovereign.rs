@@ -10,6 +10,7 @@
 //! sovereign registry keygen|push|verify|…     # kernels::registry (sovereign/registry.rs)
 //! sovereign trace --summary --deny-network -- CMD ARGS…  # kernels::audit (sovereign/trace.rs)
 //! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
+//! sovereign score --model-dir m --input t.parquet --output s/   # kernels::score (sovereign/score.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -19,6 +20,8 @@
 mod ml;
 #[path = "sovereign/registry.rs"]
 mod registry;
+#[path = "sovereign/score.rs"]
+mod score;
 #[path = "sovereign/serve_model.rs"]
 mod serve_model;
 #[path = "sovereign/trace.rs"]
@@ -79,6 +82,8 @@ enum Command {
     Trace(Box<trace::TraceArgs>),
     /// Serve a tabular model (registry-verified, micro-batched, hot-reloaded on promotion, metrics).
     ServeModel(Box<serve_model::ServeModelArgs>),
+    /// Score a Parquet file or Delta table in batches into partitioned Parquet or Delta (resumable).
+    Score(Box<score::ScoreArgs>),
 }
 
 #[derive(Subcommand)]
@@ -141,6 +146,7 @@ fn run(command: Command) -> Result<()> {
         Command::Registry { command } => registry::run(command),
         Command::Trace(args) => trace::run(*args),
         Command::ServeModel(args) => serve_model::run(*args),
+        Command::Score(args) => score::run(*args),
     }
 }
 

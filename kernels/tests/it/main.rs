@@ -68,3 +68,6 @@ mod abtest;
 
 #[cfg(all(feature = "cli", target_os = "linux", target_arch = "x86_64"))]
 mod serve_audit;
+
+#[cfg(feature = "score")]
+mod score;
