@@ -8,10 +8,12 @@
 //! `ml_throughput gen` (`x.f32`, `y.f32`, `shape.json`). It fits a forest (100 trees, depth 10, the
 //! c3w3 benchmark's), saves it, serves it in this process, and measures:
 //! - in-process `FlatForest`: single-row latency (p50/p99 of 20,000 calls) and batch rows/s (the reference);
-//! - open-loop single-row HTTP at each fixed rate (default 500, 1000, 2000 requests/s, 8 connections):
-//!   p50/p99/p99.9 from the intended send time, throughput, errors;
+//! - open-loop single-row HTTP at each fixed rate (default 500, 1000, 2000 requests/s, 8 connections;
+//!   each server first warmed up for 2 s at 200/s): p50/p99/p99.9 from the intended send time,
+//!   throughput, errors;
 //! - the micro-batching curve: at 4,000 requests/s (32 connections), latency and mean batch size for
-//!   several delays;
+//!   several delays (no batching; the backlog only; fixed delays of 200 µs, 1 ms and 5 ms; the adaptive
+//!   batcher with 500 µs and 5 ms);
 //! - batch throughput through the server: 10,000-row JSON requests, closed loop, rows/s, as a ratio to
 //!   the in-process batch rows/s;
 //! - `wrk` (closed loop, 2 threads, 16 connections) if it is installed: requests/s and its latency percentiles;
@@ -39,6 +41,9 @@ use kernels::serve_model::{BatchConfig, Config, ModelServer, ModelSource};
 use serde_json::{Value, json};
 
 const NAME: &str = "fraud";
+
+/// Each server (and the peer) first takes this long of load at 200 requests/s.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 fn read_f32(path: &Path) -> Vec<f32> {
     let bytes =
@@ -164,7 +169,7 @@ fn main() {
 
     let duration = Duration::from_secs_f64(seconds);
     let one_row = rows_json(&x_test, 0..1);
-    let open_loop_with = |server: &Running, rate: f64, connections: usize| {
+    let open_loop_for = |server: &Running, rate: f64, connections: usize, duration: Duration| {
         let report = loadgen::run(&LoadConfig {
             addr: server.addr,
             path: format!("/v1/models/{NAME}:predict"),
@@ -180,13 +185,16 @@ fn main() {
         j["connections"] = json!(connections);
         j
     };
+    let open_loop_with =
+        |server: &Running, rate: f64, connections: usize| open_loop_for(server, rate, connections, duration);
     let open_loop = |server: &Running, rate: f64| open_loop_with(server, rate, 8);
+    let warm_up = |server: &Running| open_loop_for(server, 200.0, 8, WARM_UP);
 
     // Open-loop single rows at fixed rates (default batching).
     let mut fixed = Vec::new();
     {
         let server = Running::start(BatchConfig::default(), &model_dir);
-        let _ = open_loop(&server, 200.0); // warm-up
+        let _ = warm_up(&server);
         for &rate in &rates {
             let j = open_loop(&server, rate);
             eprintln!("open loop {rate}/s: {}", j["latency_us"]);
@@ -207,6 +215,7 @@ fn main() {
         ),
         ("fixed 1ms", BatchConfig { max_delay: Duration::from_millis(1), adaptive: false, ..BatchConfig::default() }),
         ("fixed 5ms", BatchConfig { max_delay: Duration::from_millis(5), adaptive: false, ..BatchConfig::default() }),
+        ("adaptive 5ms", BatchConfig { max_delay: Duration::from_millis(5), ..BatchConfig::default() }),
     ] {
         let server = Running::start(batch, &model_dir);
         let mut j = open_loop_with(&server, curve_rate, 32);
@@ -252,7 +261,7 @@ fn main() {
     let mut ours = Vec::new();
     {
         let server = Running::start(BatchConfig::default(), &gbm_dir);
-        let _ = open_loop(&server, 200.0);
+        let _ = warm_up(&server);
         for &rate in &rates {
             ours.push(open_loop(&server, rate));
         }
@@ -376,7 +385,7 @@ fn run_peer(dir: &Path, rates: &[f64], body: &[u8], duration: Duration) -> Resul
                 connections: 8,
                 ..LoadConfig::default()
             };
-            let _ = loadgen::run(&config(200.0)); // warm-up
+            let _ = loadgen::run(&LoadConfig { duration: WARM_UP, ..config(200.0) }); // warm-up
             rates
                 .iter()
                 .map(|&rate| {

@@ -10,20 +10,24 @@
 //! (p50/p99/p99.9, errors); the micro-batching curve (latency and mean batch size for several delays at
 //! 4,000 requests/s); 10,000-row requests through the server as a ratio to in-process batch scoring;
 //! and `wrk` (closed loop) when installed (Debian package `wrk`; `cargo xtask ci` installs it). Writes
-//! `record.json` and `table.md` under `target/bench/serve-model`.
+//! `record.json`, `table.md` and `plot.svg` under `target/bench/serve-model`. The plot stacks three
+//! charts: p50 and p99 against the offered rate (250 to 4,000 requests/s; the peer's p99 beside ours),
+//! then p99 and the mean batch size against the batcher's maximum delay at 4,000 requests/s.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use autograder::Workspace;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::plot::{Axis, Chart, Scale, Series, line_chart};
 
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("serve-model"));
     std::fs::create_dir_all(&out)?;
     let (rows, seconds, rates): (usize, &str, &[&str]) =
-        if quick { (12_000, "2", &["1000"]) } else { (50_000, "5", &["500", "1000", "2000"]) };
+        if quick { (12_000, "2", &["500", "2000"]) } else { (50_000, "5", &["250", "500", "1000", "2000", "4000"]) };
     crate::bench::build_kernels_example(ws, "ml_throughput", "ml")?;
     let examples = crate::bench::build_kernels_example(ws, "serve_model_load", "serve-model")?
         .parent()
@@ -53,8 +57,11 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     if !output.status.success() {
         bail!("serve_model_load failed ({})", output.status);
     }
-    let record: Value = serde_json::from_slice(&output.stdout).context("serve_model_load printed no JSON")?;
+    let mut record: Value = serde_json::from_slice(&output.stdout).context("serve_model_load printed no JSON")?;
+    record["machine"] = crate::bench::machine();
+    record["quick"] = json!(quick);
     std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
+    std::fs::write(out.join("plot.svg"), plot(&record))?;
     let table = table(&record);
     std::fs::write(out.join("table.md"), &table)?;
     println!("{table}");
@@ -158,4 +165,143 @@ fn table(r: &Value) -> String {
         ),
     };
     t
+}
+
+/// `(x, y)` of every point of `points` that has both.
+fn xy(points: &[Value], x: impl Fn(&Value) -> Option<f64>, y: impl Fn(&Value) -> Option<f64>) -> Vec<(f64, f64)> {
+    points.iter().filter_map(|p| Some((x(p)?, y(p)?))).collect()
+}
+
+/// Latency against the offered rate, then p99 latency and mean batch size against the maximum delay.
+fn plot(r: &Value) -> String {
+    let array = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let rate = |p: &Value| p["rate"].as_f64();
+    let latency = |q: &'static str| move |p: &Value| p["latency_us"][q].as_f64();
+    let fixed = array(&r["open_loop"]);
+    let pc = &r["peer_comparison"];
+    let mut series = vec![
+        Series { name: "kernels forest p50".into(), points: xy(&fixed, rate, latency("p50")) },
+        Series { name: "kernels forest p99".into(), points: xy(&fixed, rate, latency("p99")) },
+    ];
+    let peer_ran = pc["peer"].get("skipped").is_none() && pc["peer"]["open_loop"].is_array();
+    if peer_ran {
+        series.push(Series {
+            name: "kernels gbm p99".into(),
+            points: xy(&array(&pc["ours"]["open_loop"]), rate, latency("p99")),
+        });
+        series.push(Series {
+            name: "LightGBM + FastAPI p99 (peer)".into(),
+            points: xy(&array(&pc["peer"]["open_loop"]), rate, latency("p99")),
+        });
+    }
+    let peers = if peer_ran {
+        json!({"LightGBM": crate::peers::pinned_version("lightgbm"), "FastAPI + uvicorn": null})
+    } else {
+        json!({})
+    };
+    let caption = crate::bench::caption(&peers, &r["machine"]);
+    let by_rate = line_chart(
+        &Chart {
+            title: "Single-row requests, open loop: latency against the offered rate",
+            x: Axis { label: "offered rate", unit: "requests/s", scale: Scale::LogIfPositive },
+            y: Axis { label: "latency from the intended send", unit: "µs", scale: Scale::LogIfPositive },
+            caption: &caption,
+        },
+        &series,
+    );
+
+    // The batching curve: "backlog only (delay 0)" is delay 0 of both the fixed and the adaptive batcher.
+    let curve = array(&r["batching_curve"]["points"]);
+    let family = |p: &Value| p["config"].as_str().unwrap_or("").to_string();
+    let delay_series = |y: &dyn Fn(&Value) -> Option<f64>| -> Vec<Series> {
+        let pick = |keep: &dyn Fn(&str) -> bool| -> Vec<Value> {
+            curve.iter().filter(|p| keep(&family(p))).cloned().collect()
+        };
+        let delay = |p: &Value| p["max_delay_us"].as_f64();
+        [
+            ("fixed delay", pick(&|c| c.starts_with("fixed") || c.starts_with("backlog"))),
+            ("adaptive", pick(&|c| c.starts_with("adaptive") || c.starts_with("backlog"))),
+            ("no batching (1 row)", pick(&|c| c.starts_with("no batching"))),
+        ]
+        .into_iter()
+        .map(|(name, points)| Series { name: name.into(), points: xy(&points, delay, y) })
+        .collect()
+    };
+    let at = format!("{} requests/s", r["batching_curve"]["rate"].as_f64().map_or("?".into(), |v| format!("{v:.0}")));
+    let machine = crate::bench::caption(&json!({}), &r["machine"]);
+    let p99_title = format!("Micro-batching at {at}: p99 latency against the maximum delay");
+    let by_delay = line_chart(
+        &Chart {
+            title: &p99_title,
+            x: Axis { label: "maximum delay", unit: "µs", scale: Scale::Linear },
+            y: Axis { label: "p99 latency", unit: "µs", scale: Scale::LogIfPositive },
+            caption: &machine,
+        },
+        &delay_series(&latency("p99")),
+    );
+    let size_title = format!("Micro-batching at {at}: mean batch size against the maximum delay");
+    let sizes = line_chart(
+        &Chart {
+            title: &size_title,
+            x: Axis { label: "maximum delay", unit: "µs", scale: Scale::Linear },
+            y: Axis { label: "mean batch size", unit: "rows", scale: Scale::LogIfPositive },
+            caption: &machine,
+        },
+        &delay_series(&|p: &Value| p["mean_batch_rows"].as_f64()),
+    );
+    stack(&[by_rate, by_delay, sizes])
+}
+
+/// Charts drawn by `line_chart`, one under another, as one SVG document (nested `<svg>` elements).
+fn stack(charts: &[String]) -> String {
+    let attr = |svg: &str, name: &str| -> f64 {
+        svg.split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (mut body, mut height, mut width) = (String::new(), 0.0, 0.0f64);
+    for chart in charts {
+        body += &chart.replacen("<svg ", &format!("<svg y=\"{height}\" "), 1);
+        height += attr(chart, "height");
+        width = width.max(attr(chart, "width"));
+    }
+    format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">\n{body}</svg>\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plot_stacks_rate_and_delay_charts_with_backlog_at_delay_zero_of_both_batchers() {
+        let point = |config: &str, delay: f64, p99: f64, batch: f64| {
+            json!({"config": config, "max_delay_us": delay, "latency_us": {"p50": p99 / 4.0, "p99": p99},
+                   "mean_batch_rows": batch})
+        };
+        let record = json!({
+            "open_loop": [{"rate": 250.0, "latency_us": {"p50": 100.0, "p99": 900.0}},
+                          {"rate": 4000.0, "latency_us": {"p50": 150.0, "p99": 3000.0}}],
+            "batching_curve": {"rate": 4000.0, "points": [
+                point("no batching", 0.0, 2000.0, 1.0), point("backlog only (delay 0)", 0.0, 2500.0, 1.1),
+                point("adaptive 500us", 500.0, 2600.0, 1.2), point("fixed 200us", 200.0, 1800.0, 1.5),
+            ]},
+            "peer_comparison": {"peer": {"skipped": "no venv"}},
+            "machine": {"cpu": "Test Chip", "cores": 2},
+        });
+        let svg = plot(&record);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"") && svg.ends_with("</svg>\n"));
+        let charts: Vec<&str> = svg.match_indices("<svg y=\"").map(|(i, _)| &svg[i..i + 14]).collect();
+        assert_eq!(charts, ["<svg y=\"0\" xml", "<svg y=\"500\" x", "<svg y=\"1000\" "]);
+        assert!(svg.contains("height=\"1500\">"), "three 500-px charts");
+        // 2 + 2 points by rate; fixed {0, 200}, adaptive {0, 500} and no batching {0}, twice.
+        assert_eq!(svg.matches("<circle").count(), 4 + 5 + 5);
+        for name in
+            ["kernels forest p99", "fixed delay", "adaptive", "no batching (1 row)", "machine: Test Chip, 2 vCPU"]
+        {
+            assert!(svg.contains(name), "{name}");
+        }
+        assert!(!svg.contains("peer"), "no peer series when the peer was skipped");
+    }
 }

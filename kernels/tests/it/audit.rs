@@ -463,7 +463,7 @@ mod cli {
     #[test]
     fn sovereign_traced_doing_a_local_task_makes_no_network_call() {
         // The model servers (`serve --demo`, `serve-model`) answering requests are traced the same
-        // way by the c3w4 load tests; this is the local, offline case.
+        // way in `serve_audit.rs`; this is the local, offline case.
         let tmp = Tmp::new("self");
         let bin = assert_cmd::cargo::cargo_bin("sovereign");
         let bin = bin.to_str().unwrap();

@@ -4,9 +4,14 @@
 //!
 //! Covered: JSON rows by position and by name; every bad input a typed 4xx (never a 5xx); an unsigned,
 //! untrusted or tampered registry version refused; micro-batching merges concurrent requests; a full
-//! queue answers 503 with `Retry-After`; a promotion is followed with zero failed requests while
-//! clients fire continuously across the swap; a refused reload keeps the old model; a bounded
+//! queue answers 503 with `Retry-After`; the batcher's branches, in-process and proven by batch counts
+//! rather than timed (requests queued behind a busy scorer gathered into the next batch, a lone request
+//! on an idle server scored at once while the deadline batcher waits out its delay, a saturated scorer
+//! holding a batch open for the request it expects, a full queue handing the job back and the server
+//! answering 503 with its configured `Retry-After`); a promotion is followed with zero failed requests
+//! while clients fire continuously across the swap; a refused reload keeps the old model; a bounded
 //! open-loop load run with zero errors; the `sovereign serve-model` command; Arrow IPC bodies (`data`).
+//! The `sovereign` servers traced with `--deny-network` are in `serve_audit.rs`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
