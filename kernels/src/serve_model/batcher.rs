@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 use super::metrics::ServerMetrics;
 use super::model::LoadedModel;
 
+/// The channel a [`Job`]'s answer travels on, re-exported so that a caller without a tokio
+/// dependency of its own (the c3w4 benchmark's harness) can submit jobs.
+pub use tokio::sync::oneshot;
+
 /// How requests are batched.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BatchConfig {
