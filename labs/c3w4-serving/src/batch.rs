@@ -2,7 +2,7 @@
 //! walks one tree at a time, so the tree's top levels stay in cache for the whole block) spread over
 //! `std::thread::scope` workers. The scores equal [`FlatModel::predict_row_into`]'s bit for bit.
 
-use crate::flat::FlatModel;
+use crate::flat::{FlatModel, LEAF};
 use crate::{Matrix, Result, invalid};
 
 /// Rows per block: 64 rows × a few features fit in L1 beside a tree's top levels.
