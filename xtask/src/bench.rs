@@ -61,7 +61,11 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, mode: Mode, out: Opt
     let mut record: Value =
         serde_json::from_str(&std::fs::read_to_string(&record_path)?).context("reading the bench record")?;
 
-    let mut notes = Vec::new();
+    // The week's own notes (what its sweep could not measure) come first, then the peers'.
+    let mut notes: Vec<String> = record["notes"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     let peers = record.get("peers").and_then(Value::as_array).cloned().unwrap_or_default();
     for peer in peers {
         let peer_name = peer["name"].as_str().unwrap_or("peer").to_string();
