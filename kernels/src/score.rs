@@ -17,16 +17,20 @@
 //! - Parquet output: a part is written to a hidden temporary file and renamed into place; the rename is
 //!   its commit (a file is either absent or whole).
 //! - Delta output: finished parts are committed in part order, each commit carrying a `txn` action
-//!   (`appId` = this run's id, `version` = the last part in it); a restart reads that version back and
-//!   skips what it covers (Spark's `txnAppId`/`txnVersion` idempotent writes).
+//!   (`appId` = this run's id, `version` = the last part in it); a restart reads that version back, and
+//!   the data files the log holds, and skips what they cover (Spark's `txnAppId`/`txnVersion`
+//!   idempotent writes).
+//!
+//! [`ScoreConfig::parts`] restricts a run to a range of parts, so several workers (processes, machines)
+//! can score disjoint ranges into the same output with the same model file.
 //!
 //! A manifest `_sovereign_score.json` in the output records the model's digest, the input's fingerprint
 //! (and Delta version) and the part map, so a restart resumes only the same job, and another worker (a
 //! Spark task, another machine) can score any part with the same model file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,6 +90,9 @@ pub struct ScoreConfig {
     pub workers: usize,
     /// Replace an output written by another model, input or configuration (or not by this tool at all).
     pub overwrite: bool,
+    /// Score only the parts in this range (`None`: all): other workers (processes, machines, Spark tasks)
+    /// score the other ranges into the same output with the same model file.
+    pub parts: Option<Range<usize>>,
 }
 
 impl ScoreConfig {
@@ -101,6 +108,7 @@ impl ScoreConfig {
             batch_rows: 8_192,
             workers: 0,
             overwrite: false,
+            parts: None,
         }
     }
 }
@@ -125,13 +133,13 @@ pub struct ScoreReport {
     pub model: String,
     /// BLAKE3 of the model file.
     pub model_digest: String,
-    /// Rows in the input.
+    /// Rows in the parts this run covers (the whole input unless [`ScoreConfig::parts`] is set).
     pub rows_total: u64,
     /// Rows scored by this run.
     pub rows_scored: u64,
     /// Rows skipped because a previous run had committed them.
     pub rows_resumed: u64,
-    /// Parts in the input.
+    /// Parts this run covers.
     pub parts_total: usize,
     /// Parts committed by a previous run.
     pub parts_resumed: usize,
@@ -401,7 +409,13 @@ struct DeltaSink {
     version: u64,
 }
 
-async fn open_or_create_delta(output: &Path, schema: &Schema, app_id: &str) -> Result<(DeltaSink, Option<i64>)> {
+/// Opens (or creates) the output table; returns it with the high-water part of this appId's `txn` and the
+/// data files its log holds.
+async fn open_or_create_delta(
+    output: &Path,
+    schema: &Schema,
+    app_id: &str,
+) -> Result<(DeltaSink, Option<i64>, HashSet<String>)> {
     let url = deltalake::ensure_table_uri(table_uri(output)?)?;
     let table = if output.join("_delta_log").is_dir() {
         DeltaTableBuilder::from_url(url)?.load().await?
@@ -420,8 +434,9 @@ async fn open_or_create_delta(output: &Path, schema: &Schema, app_id: &str) -> R
     let state = table.snapshot()?.clone();
     let log_store = table.log_store();
     let done = state.transaction_version(log_store.as_ref(), app_id).await?;
+    let files = state.log_data().into_iter().map(|f| f.object_store_path().as_ref().replace("%3D", "=")).collect();
     let version = state.version() as u64;
-    Ok((DeltaSink { state, log_store, app_id: app_id.to_string(), version }, done))
+    Ok((DeltaSink { state, log_store, app_id: app_id.to_string(), version }, done, files))
 }
 
 // ANCHOR: delta_commit
@@ -640,15 +655,25 @@ impl Job<'_> {
 }
 
 // ANCHOR: resume
-/// Which parts are already committed: Parquet, those whose file exists (renamed into place); Delta, those
-/// up to the version of this run's `txn` action.
-fn committed(config: &ScoreConfig, manifest: &Manifest, delta_done: Option<i64>) -> Vec<bool> {
-    manifest
-        .parts
+/// Which of `parts` are already committed. Parquet: those whose file exists (renamed into place). Delta:
+/// those up to the version of this worker's `txn` action, and any whose file the log holds (committed by
+/// a worker on another range); both come from the same atomic log.
+fn committed(
+    config: &ScoreConfig,
+    manifest: &Manifest,
+    parts: &[Part],
+    delta: Option<&(Option<i64>, HashSet<String>)>,
+) -> Vec<bool> {
+    parts
         .iter()
-        .map(|p| match config.format {
-            OutputFormat::Parquet => config.output.join(part_path(p.part, &manifest.run_id, config.format)).is_file(),
-            OutputFormat::Delta => delta_done.is_some_and(|d| p.part as i64 <= d),
+        .map(|p| {
+            let path = part_path(p.part, &manifest.run_id, config.format);
+            match (config.format, delta) {
+                (OutputFormat::Delta, Some((txn, files))) => {
+                    txn.is_some_and(|d| p.part as i64 <= d) || files.contains(&path)
+                }
+                _ => config.output.join(path).is_file(),
+            }
         })
         .collect()
 }
@@ -711,18 +736,33 @@ pub fn score(
     };
     prepare_output(config, previous.as_ref(), &manifest)?;
 
+    // This worker's parts; its Delta `txn` appId names the range, so workers on other ranges do not mix.
+    let range = config.parts.clone().unwrap_or(0..input.parts.len());
+    if range.is_empty() || range.end > input.parts.len() {
+        return Err(Error::InvalidParameter(format!(
+            "parts {range:?}: the input has parts 0..{} (of about {} rows each)",
+            input.parts.len(),
+            config.part_rows
+        )));
+    }
+    let app_id = if range == (0..input.parts.len()) {
+        manifest.run_id.clone()
+    } else {
+        format!("{}/parts-{}-{}", manifest.run_id, range.start, range.end)
+    };
     let (delta, delta_done) = match config.format {
         OutputFormat::Delta => {
-            let (sink, done) = runtime.block_on(open_or_create_delta(&config.output, &schema, &manifest.run_id))?;
-            (Some((sink, &runtime)), done)
+            let (sink, txn, files) = runtime.block_on(open_or_create_delta(&config.output, &schema, &app_id))?;
+            (Some((sink, &runtime)), Some((txn, files)))
         }
         OutputFormat::Parquet => (None, None),
     };
-    let done = committed(config, &manifest, delta_done);
-    let rows_total: u64 = input.parts.iter().map(|p| p.rows).sum();
-    let rows_resumed: u64 = input.parts.iter().zip(&done).filter(|(_, d)| **d).map(|(p, _)| p.rows).sum();
+    let mine = &input.parts[range];
+    let done = committed(config, &manifest, mine, delta_done.as_ref());
+    let rows_total: u64 = mine.iter().map(|p| p.rows).sum();
+    let rows_resumed: u64 = mine.iter().zip(&done).filter(|(_, d)| **d).map(|(p, _)| p.rows).sum();
     let parts_resumed = done.iter().filter(|d| **d).count();
-    let pending: Vec<Part> = input.parts.iter().zip(&done).filter(|(_, d)| !**d).map(|(p, _)| p.clone()).collect();
+    let pending: Vec<Part> = mine.iter().zip(&done).filter(|(_, d)| !**d).map(|(p, _)| p.clone()).collect();
     let at = ScoreProgress { rows_done: rows_resumed, rows_total, parts_done: parts_resumed, parts_total: done.len() };
     let _ = progress(&at);
 
@@ -751,7 +791,9 @@ pub fn score(
         return Err(e);
     }
     let complete = state.at.parts_done == state.at.parts_total;
-    if complete && config.format == OutputFormat::Parquet {
+    let all_parts =
+        config.format == OutputFormat::Parquet && committed(config, &manifest, &input.parts, None).iter().all(|d| *d);
+    if complete && all_parts {
         write_atomic(&config.output.join("_SUCCESS"), b"")?;
     }
     Ok(ScoreReport {

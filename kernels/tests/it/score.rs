@@ -260,6 +260,32 @@ fn score_stopped_midway_then_rerun_writes_what_one_run_writes() {
     }
 }
 
+#[test]
+fn score_parts_scored_by_separate_workers_make_up_the_whole_output() {
+    for format in [OutputFormat::Parquet, OutputFormat::Delta] {
+        let t = Tmp::new("parts");
+        let table = transactions(3_000, 8, 0);
+        write(&t.join("txns.parquet"), &table, 300);
+        let model = train_gbm(&table, &t.join("model"), 8);
+        let base = config(&t.join("model"), &t.join("txns.parquet"), &t.join("out"), format);
+        // Two workers on disjoint ranges of the 5 parts, the second started before the first finished.
+        let (first, second) =
+            (ScoreConfig { parts: Some(0..2), ..base.clone() }, ScoreConfig { parts: Some(2..5), ..base.clone() });
+        let report = run(&first).unwrap();
+        assert_eq!((report.parts_total, report.rows_total), (2, 1_200), "{format:?}: {report:?}");
+        assert!(!t.join("out/_SUCCESS").exists(), "{format:?}: not complete with one range done");
+        assert!(run(&second).unwrap().complete);
+        check_against(&read_output(&t.join("out"), format), &expected(&model, &[table]));
+        if format == OutputFormat::Parquet {
+            assert!(t.join("out/_SUCCESS").is_file(), "the last range completes the dataset");
+        }
+        // A range the input does not have is refused.
+        check(&ScoreConfig { parts: Some(4..9), ..base.clone() }, Want::Invalid);
+        // Every part done: a run over all of them scores nothing.
+        assert_eq!(run(&base).unwrap().rows_resumed, 3_000, "{format:?}");
+    }
+}
+
 /// The real binary, killed with SIGKILL once its first part is committed, then run again: the same rows as
 /// an uninterrupted run, none doubled or missing.
 #[cfg(feature = "cli")]

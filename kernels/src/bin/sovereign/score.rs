@@ -64,6 +64,9 @@ pub struct ScoreArgs {
     /// Parts scored at once (0: one per rayon thread; RAYON_NUM_THREADS sets those).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// Score only parts A..B (or one part N): other workers score the other parts into the same output.
+    #[arg(long, value_parser = parse_parts)]
+    parts: Option<std::ops::Range<usize>>,
     /// Replace an output that holds another model's or input's scores (or anything else).
     #[arg(long)]
     overwrite: bool,
@@ -100,6 +103,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         batch_rows: args.batch_rows,
         workers: args.workers,
         overwrite: args.overwrite,
+        parts: args.parts.clone(),
         ..ScoreConfig::new(model, &args.input, &args.output)
     };
     let bar = indicatif::ProgressBar::new(0);
@@ -133,4 +137,13 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `A..B` (parts A to B-1) or `N` (part N alone).
+fn parse_parts(s: &str) -> Result<std::ops::Range<usize>, String> {
+    let number = |t: &str| t.trim().parse::<usize>().map_err(|_| format!("{s:?}: expected A..B or N (part numbers)"));
+    match s.split_once("..") {
+        Some((a, b)) => Ok(number(a)?..number(b)?),
+        None => number(s).map(|n| n..n + 1),
+    }
 }
