@@ -7,6 +7,7 @@ mod bench_kernels;
 mod bench_llm;
 mod bench_ml;
 mod bench_registry;
+mod bench_score;
 mod bench_serve_model;
 mod book;
 mod check;
@@ -81,6 +82,7 @@ enum Command {
     /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM;
     /// `bench registry` measures `kernels::registry`'s hashing, signing and sealing against `memcpy`.
     /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
+    /// `bench score` times batch scoring of a Parquet file (`kernels::score`) against pyarrow + LightGBM.
     Bench {
         week: String,
         #[arg(long)]
@@ -203,6 +205,7 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "serve-model" => bench_serve_model::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "score" => bench_score::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, render_only } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
             bench::run(&ws, &week, course, mode, out)
