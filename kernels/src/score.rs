@@ -827,7 +827,12 @@ fn prepare_output(config: &ScoreConfig, previous: Option<&Manifest>, manifest: &
             Some(format!("scores of this model and input with other settings (key {:?}, {:?})", p.key, p.format))
         }
         None if out.is_file() => Some("a file".into()),
-        None if out.is_dir() && std::fs::read_dir(out).map_err(io_err(out))?.next().is_some() => {
+        // Hidden files do not count: another worker's manifest may be on its way in (`.…tmp`, then a rename).
+        None if out.is_dir()
+            && std::fs::read_dir(out)
+                .map_err(io_err(out))?
+                .any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))) =>
+        {
             Some("files not written by a scoring run".into())
         }
         None => None,

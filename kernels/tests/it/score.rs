@@ -484,3 +484,43 @@ fn score_cli_bad_input_exits_1_naming_the_column() {
     let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!((v["rows_total"].as_u64(), v["complete"].as_bool()), (Some(300), Some(true)), "{v}");
 }
+
+/// `sovereign score --registry --keyring --model fraud` scores with the version promoted to production,
+/// verified against the keyring, and refuses a stage no version is in.
+#[cfg(feature = "cli")]
+#[test]
+fn score_cli_takes_a_verified_registry_version() {
+    use kernels::registry::{ArtefactSource, Keyring, ModelRef, PushSpec, Registry, Signer, Stage, keygen};
+
+    let t = Tmp::new("registry");
+    let table = transactions(1_200, 9, 0);
+    write(&t.join("txns.parquet"), &table, 200);
+    let model = train_gbm(&table, &t.join("model"), 6);
+    let keys = keygen(&t.join("keys"), "release").unwrap();
+    let (signer, keyring) = (Signer::load(&keys.secret).unwrap(), Keyring::load(&keys.public).unwrap());
+    let reg = Registry::open(&t.join("reg")).unwrap();
+    let artefact = ArtefactSource::path("model.safetensors", t.join("model/model.safetensors"));
+    reg.push(&PushSpec::new("fraud", 1).artefact(artefact), &signer).unwrap();
+    reg.promote(&ModelRef::new("fraud", 1).unwrap(), Stage::Production, &signer, &keyring).unwrap();
+    let cmd = |spec: &str, out: &str| {
+        assert_cmd::Command::cargo_bin("sovereign")
+            .unwrap()
+            .args(["score", "--key", "txn_id", "--registry"])
+            .arg(t.join("reg"))
+            .arg("--keyring")
+            .arg(&keys.public)
+            .args(["--model", spec, "--input"])
+            .arg(t.join("txns.parquet"))
+            .arg("--output")
+            .arg(t.join(out))
+            .output()
+            .unwrap()
+    };
+    let ok = cmd("fraud", "scores");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    check_against(&read_output(&t.join("scores"), OutputFormat::Parquet), &expected(&model, &[table]));
+    let bad = cmd("fraud@staging", "staging");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no version of fraud is in stage staging"), "{stderr}");
+}
