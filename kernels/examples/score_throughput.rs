@@ -8,8 +8,8 @@
 //! 131,072 rows, zstd), fits `kernels::ml::gbm` on the first 70% of rows (100 rounds, 31 leaves, learning
 //! rate 0.1, 255 bins, 20 rows per leaf: `autograder/peers/score_peer.py` fits LightGBM with the same
 //! settings), saves it, then times, best of REPS:
-//! - `score_rows_per_s`: the whole file through `kernels::score::score` (read the row groups, score,
-//!   write `part=N/` Parquet with `row_id` and `score`), the output removed before each repetition;
+//! - `score_rows_per_s`: the whole file through `kernels::score::score` (one part per row group: read,
+//!   score, write `part=N/` Parquet with `row_id` and `score`), the output removed before each repetition;
 //! - `predict_only_rows_per_s`: `FlatForest::predict_batch_all` on the same rows already in memory (what
 //!   the pipeline would reach if reading and writing were free).
 //!
@@ -97,7 +97,11 @@ fn main() {
     let flat = FlatForest::from_gbm(&model);
 
     let out = dir.join("kernels_scores");
-    let config = ScoreConfig::new(ModelSource::file(&model_dir, None), &file, &out);
+    // One part per row group, so both workers have parts to take at every size.
+    let config = ScoreConfig {
+        part_rows: (rows / 8).max(1),
+        ..ScoreConfig::new(ModelSource::file(&model_dir, None), &file, &out)
+    };
     let (score_s, report) = best_of(reps, || {
         let _ = std::fs::remove_dir_all(&out);
         score(&config, &mut |_: &ScoreProgress| ControlFlow::Continue(())).expect("score")
