@@ -87,13 +87,15 @@ pub fn render_with(source: &str, mut choose: impl FnMut(&Region) -> Option<Strin
 /// The lab's version of one solution source.
 pub fn stub_source(source: &str) -> Result<String> {
     let rendered = render_with(source, |r| Some(lab_text(r)))?;
+    let lines: Vec<&str> = rendered.lines().collect();
     let mut out = String::with_capacity(rendered.len());
     let mut previous_blank = false;
-    for line in rendered.lines() {
-        // A deleted region between two blank lines would leave a double blank
-        // line, which rustfmt rejects: keep at most one.
+    for (i, &line) in lines.iter().enumerate() {
+        // A deleted region can leave blank lines rustfmt rejects: two in a row, one
+        // before a closing brace, or one at the end of the file. Keep none of them.
         let blank = line.trim().is_empty();
-        if blank && previous_blank {
+        let next = lines[i + 1..].iter().find(|l| !l.trim().is_empty());
+        if blank && (previous_blank || next.is_none_or(|l| l.trim_start().starts_with('}'))) {
             continue;
         }
         previous_blank = blank;
@@ -259,6 +261,12 @@ mod tests {
             "let v = {\n  Vec::new()\n};\n",
         );
         check("//! doc\n// STUB-ONLY: #![allow(unused)]\nfn f() {}\n", "//! doc\n#![allow(unused)]\nfn f() {}\n");
+        // A deletion at the end of a block or of the file leaves no blank line behind.
+        check(
+            "impl A {\n    fn f() {}\n\n    // BEGIN SOLUTION c4w3.d delete\n    fn g() {}\n    // END SOLUTION\n}\n",
+            "impl A {\n    fn f() {}\n}\n",
+        );
+        check("fn f() {}\n\n// BEGIN SOLUTION c4w3.e delete\nfn g() {}\n// END SOLUTION\n", "fn f() {}\n");
     }
 
     #[test]

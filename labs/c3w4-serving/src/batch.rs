@@ -25,4 +25,3 @@ pub fn predict_batch(model: &FlatModel, x: &Matrix, threads: usize) -> Result<Ve
     todo!("c3w4.batch-predict")
 }
 // ANCHOR_END: predict_batch
-

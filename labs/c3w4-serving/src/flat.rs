@@ -90,5 +90,4 @@ impl FlatModel {
         todo!("c3w4.flatten")
     }
     // ANCHOR_END: predict_row
-
 }
