@@ -345,6 +345,69 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// Names of the columns of [`fraud_features`], in order.
+pub const FRAUD_FEATURES: [&str; 9] = [
+    "amount",
+    "log_amount",
+    "hour",
+    "category",
+    "foreign",
+    "minutes_since_previous",
+    "card_txns_last_hour",
+    "amount_over_card_mean",
+    "new_merchant",
+];
+
+/// The fraud features of the first `rows` transactions of `t` (all of them if fewer), row-major with
+/// [`FRAUD_FEATURES`] columns, and the labels (1 for fraud). Each row sees only the card's past:
+/// amount, its `ln(1 + amount)`, hour of day, category id (index in [`CATEGORIES`]), foreign merchant,
+/// minutes since the card's previous transaction (30 days when none, and capped there), the card's
+/// transactions in the previous hour, amount over the card's mean amount so far (1 for its first), and
+/// first visit of the card to the merchant. The features of the c3w3 and c3w4 benchmarks.
+pub fn fraud_features(t: &Transactions, rows: usize) -> (Vec<f32>, Vec<u8>) {
+    use std::collections::{HashMap, HashSet};
+    const MINUTE: i64 = 60_000_000;
+    const CAP: i64 = 30 * 1440;
+    let n = rows.min(t.len());
+    let mut data = Vec::with_capacity(n * FRAUD_FEATURES.len());
+    let mut y = Vec::with_capacity(n);
+    let mut last: HashMap<u64, i64> = HashMap::new();
+    let mut recent: HashMap<u64, Vec<i64>> = HashMap::new();
+    let mut spend: HashMap<u64, (f64, f64)> = HashMap::new();
+    let mut seen: HashSet<(u64, u32)> = HashSet::new();
+    for i in 0..n {
+        let (card, ts, amount) = (t.card_id[i], t.timestamp_micros[i], t.amount[i]);
+        let hour = ((ts / (60 * MINUTE)) % 24) as f32;
+        let category = CATEGORIES.iter().position(|c| c.0 == t.category[i]).unwrap_or(0) as f32;
+        let foreign = f32::from(u8::from(t.merchant_country[i] != t.card_country[i]));
+        let since = last.get(&card).map_or(CAP as f32, |&p| ((ts - p) / MINUTE).min(CAP) as f32);
+        let window = recent.entry(card).or_default();
+        window.retain(|&p| ts - p <= 60 * MINUTE);
+        let in_hour = window.len() as f32;
+        let (sum, count) = spend.get(&card).copied().unwrap_or((0.0, 0.0));
+        let ratio = if count > 0.0 { (amount / (sum / count)) as f32 } else { 1.0 };
+        let new_merchant = f32::from(u8::from(seen.insert((card, t.merchant_id[i]))));
+        data.extend_from_slice(&[
+            amount as f32,
+            amount.ln_1p() as f32,
+            hour,
+            category,
+            foreign,
+            since,
+            in_hour,
+            ratio,
+            new_merchant,
+        ]);
+        y.push(u8::from(t.is_fraud[i]));
+        last.insert(card, ts);
+        window.push(ts);
+        let e = spend.entry(card).or_insert((0.0, 0.0));
+        e.0 += amount;
+        e.1 += 1.0;
+    }
+    (data, y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

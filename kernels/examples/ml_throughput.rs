@@ -15,11 +15,12 @@
 //! The twin of `autograder/peers/ml_peers.py` (scikit-learn's `RandomForestClassifier` and LightGBM with
 //! the same settings on the same files). Threads: rayon's pool (`RAYON_NUM_THREADS`).
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-use datasets::transactions::{CATEGORIES, TransactionsConfig, transactions};
+use datasets::transactions::{
+    FRAUD_FEATURES as FEATURES, TransactionsConfig, fraud_features as fraud_features_of, transactions,
+};
 use kernels::ml::Matrix;
 use kernels::ml::flat::FlatForest;
 use kernels::ml::forest::{self, ForestConfig};
@@ -35,67 +36,17 @@ const LEAVES: usize = 31;
 /// Rows timed one at a time for the latency percentiles.
 const SINGLE: usize = 2_000;
 
-const FEATURES: [&str; 9] = [
-    "amount",
-    "log_amount",
-    "hour",
-    "category",
-    "foreign",
-    "minutes_since_previous",
-    "card_txns_last_hour",
-    "amount_over_card_mean",
-    "new_merchant",
-];
-
 /// Fraud features of the first `rows` seeded transactions (the c3w3 benchmark's features).
 fn fraud_features(rows: usize) -> (Vec<f32>, Vec<f32>) {
-    let cards = (rows / 30).max(200);
     let t = transactions(&TransactionsConfig {
-        cards,
+        cards: (rows / 30).max(200),
         merchants: 2_000,
         days: 30,
         fraud_rate: 0.03,
         ..TransactionsConfig::tier(datasets::Tier::Medium, 5)
     });
-    let n = rows.min(t.len());
-    let mut data = Vec::with_capacity(n * FEATURES.len());
-    let mut y = Vec::with_capacity(n);
-    let mut last: HashMap<u64, i64> = HashMap::new();
-    let mut recent: HashMap<u64, Vec<i64>> = HashMap::new();
-    let mut spend: HashMap<u64, (f64, f64)> = HashMap::new();
-    let mut seen: HashSet<(u64, u32)> = HashSet::new();
-    const MINUTE: i64 = 60_000_000;
-    for i in 0..n {
-        let (card, ts, amount) = (t.card_id[i], t.timestamp_micros[i], t.amount[i]);
-        let hour = ((ts / (60 * MINUTE)) % 24) as f32;
-        let category = CATEGORIES.iter().position(|c| c.0 == t.category[i]).unwrap_or(0) as f32;
-        let foreign = f32::from(u8::from(t.merchant_country[i] != t.card_country[i]));
-        let since = last.get(&card).map_or(30.0 * 1440.0, |&p| ((ts - p) / MINUTE).min(30 * 1440) as f32);
-        let window = recent.entry(card).or_default();
-        window.retain(|&p| ts - p <= 60 * MINUTE);
-        let in_hour = window.len() as f32;
-        let (sum, count) = spend.get(&card).copied().unwrap_or((0.0, 0.0));
-        let ratio = if count > 0.0 { (amount / (sum / count)) as f32 } else { 1.0 };
-        let new_merchant = f32::from(u8::from(seen.insert((card, t.merchant_id[i]))));
-        data.extend_from_slice(&[
-            amount as f32,
-            amount.ln_1p() as f32,
-            hour,
-            category,
-            foreign,
-            since,
-            in_hour,
-            ratio,
-            new_merchant,
-        ]);
-        y.push(f32::from(u8::from(t.is_fraud[i])));
-        last.insert(card, ts);
-        window.push(ts);
-        let e = spend.entry(card).or_insert((0.0, 0.0));
-        e.0 += amount;
-        e.1 += 1.0;
-    }
-    (data, y)
+    let (x, y) = fraud_features_of(&t, rows);
+    (x, y.into_iter().map(f32::from).collect())
 }
 
 fn write_f32(path: &Path, v: &[f32]) {

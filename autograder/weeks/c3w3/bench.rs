@@ -15,21 +15,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use c3w3_models as lab;
-use datasets::transactions::{CATEGORIES, TransactionsConfig, transactions};
+use datasets::transactions::{FRAUD_FEATURES, TransactionsConfig, transactions};
 use kernels::ml::Matrix;
 
 /// Names of the columns of [`fraud_features`].
-pub const FEATURES: [&str; 9] = [
-    "amount",
-    "log_amount",
-    "hour",
-    "category",
-    "foreign",
-    "minutes_since_previous",
-    "card_txns_last_hour",
-    "amount_over_card_mean",
-    "new_merchant",
-];
+pub const FEATURES: [&str; 9] = FRAUD_FEATURES;
 
 /// Fraud features of the first `rows` transactions of a seeded table (about 3% fraud,
 /// about 54 k rows in all): amount, its log, hour of day, category id, foreign
@@ -44,46 +34,10 @@ pub fn fraud_features(rows: usize, seed: u64) -> (Matrix, Vec<u32>) {
         fraud_rate: 0.03,
         ..TransactionsConfig::tier(datasets::Tier::Medium, seed)
     });
-    let n = rows.min(t.len());
-    let mut data = Vec::with_capacity(n * FEATURES.len());
-    let mut y = Vec::with_capacity(n);
-    let mut last: HashMap<u64, i64> = HashMap::new();
-    let mut recent: HashMap<u64, Vec<i64>> = HashMap::new();
-    let mut spend: HashMap<u64, (f64, f64)> = HashMap::new();
-    let mut seen: HashSet<(u64, u32)> = HashSet::new();
-    const MINUTE: i64 = 60_000_000;
-    for i in 0..n {
-        let (card, ts, amount) = (t.card_id[i], t.timestamp_micros[i], t.amount[i]);
-        let hour = ((ts / (60 * MINUTE)) % 24) as f32;
-        let category = CATEGORIES.iter().position(|c| c.0 == t.category[i]).unwrap_or(0) as f32;
-        let foreign = f32::from(u8::from(t.merchant_country[i] != t.card_country[i]));
-        let since = last.get(&card).map_or(30.0 * 1440.0, |&p| ((ts - p) / MINUTE).min(30 * 1440) as f32);
-        let window = recent.entry(card).or_default();
-        window.retain(|&p| ts - p <= 60 * MINUTE);
-        let in_hour = window.len() as f32;
-        let (sum, count) = spend.get(&card).copied().unwrap_or((0.0, 0.0));
-        let ratio = if count > 0.0 { (amount / (sum / count)) as f32 } else { 1.0 };
-        let new_merchant = f32::from(u8::from(seen.insert((card, t.merchant_id[i]))));
-        data.extend_from_slice(&[
-            amount as f32,
-            (amount.ln_1p()) as f32,
-            hour,
-            category,
-            foreign,
-            since,
-            in_hour,
-            ratio,
-            new_merchant,
-        ]);
-        y.push(u32::from(t.is_fraud[i]));
-        last.insert(card, ts);
-        window.push(ts);
-        let e = spend.entry(card).or_insert((0.0, 0.0));
-        e.0 += amount;
-        e.1 += 1.0;
-    }
+    let (data, y) = datasets::transactions::fraud_features(&t, rows);
     let names = FEATURES.iter().map(|s| s.to_string()).collect();
-    (Matrix::new(n, FEATURES.len(), data).expect("fraud matrix").with_names(names).expect("names"), y)
+    let x = Matrix::new(y.len(), FEATURES.len(), data).expect("fraud matrix").with_names(names).expect("names");
+    (x, y.into_iter().map(u32::from).collect())
 }
 
 /// The first `train` rows for training, the rest for testing (the table is in time order).

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use c3w4_serving as lab;
-use datasets::transactions::{CATEGORIES, TransactionsConfig, transactions};
+use datasets::transactions::{TransactionsConfig, transactions};
 use kernels::ml::Matrix;
 use kernels::ml::flat::FlatForest;
 use kernels::ml::forest::{ForestConfig, RandomForest};
@@ -24,7 +24,7 @@ use kernels::serve_model::batcher::{self as kb, oneshot};
 use kernels::serve_model::{LoadedModel, Predictor, ServerMetrics};
 
 /// Number of fraud features.
-pub const N_FEATURES: usize = 9;
+pub const N_FEATURES: usize = datasets::transactions::FRAUD_FEATURES.len();
 
 /// Fraud features of the first `rows` transactions of a seeded table (about 3% fraud): amount, its
 /// log, hour of day, category id, foreign merchant, minutes since the card's previous transaction
@@ -38,45 +38,8 @@ pub fn fraud_features(rows: usize, seed: u64) -> (Matrix, Vec<f32>) {
         fraud_rate: 0.03,
         ..TransactionsConfig::tier(datasets::Tier::Medium, seed)
     });
-    let n = rows.min(t.len());
-    let mut data = Vec::with_capacity(n * N_FEATURES);
-    let mut y = Vec::with_capacity(n);
-    let mut last: HashMap<u64, i64> = HashMap::new();
-    let mut recent: HashMap<u64, Vec<i64>> = HashMap::new();
-    let mut spend: HashMap<u64, (f64, f64)> = HashMap::new();
-    let mut seen: HashSet<(u64, u32)> = HashSet::new();
-    const MINUTE: i64 = 60_000_000;
-    for i in 0..n {
-        let (card, ts, amount) = (t.card_id[i], t.timestamp_micros[i], t.amount[i]);
-        let hour = ((ts / (60 * MINUTE)) % 24) as f32;
-        let category = CATEGORIES.iter().position(|c| c.0 == t.category[i]).unwrap_or(0) as f32;
-        let foreign = f32::from(u8::from(t.merchant_country[i] != t.card_country[i]));
-        let since = last.get(&card).map_or(30.0 * 1440.0, |&p| ((ts - p) / MINUTE).min(30 * 1440) as f32);
-        let window = recent.entry(card).or_default();
-        window.retain(|&p| ts - p <= 60 * MINUTE);
-        let in_hour = window.len() as f32;
-        let (sum, count) = spend.get(&card).copied().unwrap_or((0.0, 0.0));
-        let ratio = if count > 0.0 { (amount / (sum / count)) as f32 } else { 1.0 };
-        let new_merchant = f32::from(u8::from(seen.insert((card, t.merchant_id[i]))));
-        data.extend_from_slice(&[
-            amount as f32,
-            amount.ln_1p() as f32,
-            hour,
-            category,
-            foreign,
-            since,
-            in_hour,
-            ratio,
-            new_merchant,
-        ]);
-        y.push(f32::from(u8::from(t.is_fraud[i])));
-        last.insert(card, ts);
-        window.push(ts);
-        let e = spend.entry(card).or_insert((0.0, 0.0));
-        e.0 += amount;
-        e.1 += 1.0;
-    }
-    (Matrix::new(n, N_FEATURES, data).expect("fraud matrix"), y)
+    let (data, y) = datasets::transactions::fraud_features(&t, rows);
+    (Matrix::new(y.len(), N_FEATURES, data).expect("fraud matrix"), y.into_iter().map(f32::from).collect())
 }
 
 /// A kernels random forest of `trees` trees of depth ≤ `depth` fitted on the first `rows` fraud rows.
