@@ -13,11 +13,11 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+use crate::tmp::Tmp;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kernels::Error;
 use kernels::audit::{
@@ -27,30 +27,6 @@ use kernels::audit::{
 };
 
 // ------------------------------------------------------------------ helpers
-
-/// A temp folder removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("kernels-audit-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        Tmp(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Debian's Python (the pyenv shim on PATH would add a bash script to every trace).
 fn python() -> String {

@@ -4,9 +4,9 @@
 //! wrong-passphrase paths, and every bad input exits non-zero with a message naming the bad thing.
 //! Also keeps the registry fuzz target's seeds (`kernels/fuzz/seeds/registry_manifest/`) canonical.
 
+use crate::tmp::Tmp;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use assert_cmd::Command;
 use kernels::data::{Column, ReadOptions, read_parquet, record_batch, write_parquet};
@@ -18,30 +18,6 @@ use kernels::registry::{ArtefactEntry, Digest, KeyId, Manifest, ModelRef, Regist
 use serde_json::Value;
 
 // ------------------------------------------------------------------ helpers
-
-/// A temp folder removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("kernels-cli-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        Tmp(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `sovereign ARGS…` in `dir`.
 fn sovereign(dir: &Path, args: &[&str]) -> Command {

@@ -9,6 +9,8 @@ mod matmul;
 mod ops;
 mod quant;
 mod simd;
+#[cfg(any(feature = "cli", feature = "registry", feature = "audit", feature = "score", feature = "serve-model"))]
+mod tmp;
 
 #[cfg(feature = "ann")]
 mod exact;

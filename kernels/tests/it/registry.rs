@@ -5,6 +5,7 @@
 
 mod tamper;
 
+pub(crate) use crate::tmp::Tmp;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,30 +21,6 @@ use kernels::registry::{
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------ helpers
-
-/// A temp folder removed on drop.
-pub(crate) struct Tmp(pub PathBuf);
-
-impl Tmp {
-    pub fn new(tag: &str) -> Tmp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("kernels-registry-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        Tmp(dir)
-    }
-
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub(crate) fn bytes(n: usize, seed: u64) -> Vec<u8> {

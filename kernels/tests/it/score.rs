@@ -5,11 +5,11 @@
 //! Python `deltalake` (the peers' venv; without it the test fails naming `cargo xtask peers`); bad input
 //! gets typed errors.
 
+use crate::tmp::Tmp;
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Float32Type, Int64Type};
@@ -26,30 +26,6 @@ use kernels::score::{OutputFormat, ScoreConfig, ScoreProgress, ScoreReport, scor
 use kernels::serve_model::ModelSource;
 
 // ------------------------------------------------------------------ helpers
-
-/// A temp folder removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("kernels-score-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        Tmp(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()

@@ -13,10 +13,11 @@
 //! open-loop load run with zero errors; the `sovereign serve-model` command; Arrow IPC bodies (`data`).
 //! The `sovereign` servers traced with `--deny-network` are in `serve_audit.rs`.
 
+use crate::tmp::Tmp;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -39,32 +40,6 @@ const FEATURES: [&str; 4] = ["amount", "hour", "foreign", "velocity"];
 // ------------------------------------------------------------------ fixtures
 
 /// A fresh folder, removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kernels-serve-model-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Tmp(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Seeded card-like rows: amount, hour, foreign (0/1), velocity; fraud when large and foreign or fast.
 fn data(rows: usize, seed: u64) -> (Matrix, Vec<f32>) {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
