@@ -11,13 +11,12 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use kernels::registry::Keyring;
 use kernels::score::{OutputFormat, ScoreConfig, ScoreProgress};
-use kernels::serve_model::ModelSource;
 
 use crate::print_json;
+use crate::serve_model::ModelArgs;
 
 /// The output formats.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -31,18 +30,8 @@ pub enum FormatArg {
 /// Arguments of `score`.
 #[derive(Args)]
 pub struct ScoreArgs {
-    /// A registry folder to take the model from (with --keyring and --model).
-    #[arg(long, requires_all = ["keyring", "model"], conflicts_with = "model_dir")]
-    registry: Option<PathBuf>,
-    /// The trusted public keys (a .pub file or a folder of them).
-    #[arg(long)]
-    keyring: Option<PathBuf>,
-    /// NAME (its production version), NAME@STAGE or NAME@VERSION.
-    #[arg(long)]
-    model: Option<String>,
-    /// A model folder (model.safetensors, from `sovereign ml train`) or file, unsigned.
-    #[arg(long)]
-    model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    source: ModelArgs,
     /// A Parquet file, a folder of Parquet files, or a Delta table.
     #[arg(long)]
     input: PathBuf,
@@ -77,22 +66,7 @@ pub struct ScoreArgs {
 
 /// Runs `sovereign score`.
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let model = match (&args.registry, &args.model_dir) {
-        (Some(root), None) => {
-            let (Some(ring), Some(spec)) = (&args.keyring, &args.model) else {
-                bail!("--registry needs --keyring and --model");
-            };
-            let keyring = Keyring::load(ring).with_context(|| format!("loading keyring {}", ring.display()))?;
-            ModelSource::registry(root, keyring, spec)?
-        }
-        (None, Some(dir)) => {
-            if !dir.exists() {
-                bail!("model folder {} does not exist", dir.display());
-            }
-            ModelSource::file(dir, None)
-        }
-        _ => bail!("no model: give --registry DIR --keyring KEYS --model NAME[@STAGE|@VERSION], or --model-dir DIR"),
-    };
+    let model = args.source.source(None)?;
     let config = ScoreConfig {
         format: match args.format {
             FormatArg::Parquet => OutputFormat::Parquet,

@@ -20,10 +20,11 @@ use clap::Args;
 use kernels::registry::Keyring;
 use kernels::serve_model::{BatchConfig, Config, ModelServer, ModelSource};
 
-/// Arguments of `serve-model`.
+/// Where a model comes from: a verified registry version, or an unsigned model folder (`serve-model`,
+/// `score`).
 #[derive(Args)]
-pub struct ServeModelArgs {
-    /// A registry folder to serve from (with --keyring and --model).
+pub struct ModelArgs {
+    /// A registry folder to take the model from (with --keyring and --model).
     #[arg(long, requires_all = ["keyring", "model"], conflicts_with = "model_dir")]
     registry: Option<PathBuf>,
     /// The trusted public keys (a .pub file or a folder of them).
@@ -35,6 +36,37 @@ pub struct ServeModelArgs {
     /// A model folder (model.safetensors, from `sovereign ml train`) or file, unsigned; for development.
     #[arg(long)]
     model_dir: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The model source these arguments name; `name` is what clients call a model folder.
+    pub fn source(&self, name: Option<&str>) -> Result<ModelSource> {
+        Ok(match (&self.registry, &self.model_dir) {
+            (Some(root), None) => {
+                let (Some(ring), Some(spec)) = (&self.keyring, &self.model) else {
+                    bail!("--registry needs --keyring and --model");
+                };
+                let keyring = Keyring::load(ring).with_context(|| format!("loading keyring {}", ring.display()))?;
+                ModelSource::registry(root, keyring, spec)?
+            }
+            (None, Some(dir)) => {
+                if !dir.exists() {
+                    bail!("model folder {} does not exist", dir.display());
+                }
+                ModelSource::file(dir, name)
+            }
+            _ => {
+                bail!("no model: give --registry DIR --keyring KEYS --model NAME[@STAGE|@VERSION], or --model-dir DIR")
+            }
+        })
+    }
+}
+
+/// Arguments of `serve-model`.
+#[derive(Args)]
+pub struct ServeModelArgs {
+    #[command(flatten)]
+    source: ModelArgs,
     /// The name clients use with --model-dir (default: the folder's name).
     #[arg(long)]
     name: Option<String>,
@@ -66,24 +98,7 @@ pub struct ServeModelArgs {
 
 /// Runs `sovereign serve-model`.
 pub fn run(args: ServeModelArgs) -> Result<()> {
-    let source = match (&args.registry, &args.model_dir) {
-        (Some(root), None) => {
-            let (Some(ring), Some(spec)) = (&args.keyring, &args.model) else {
-                bail!("--registry needs --keyring and --model");
-            };
-            let keyring = Keyring::load(ring).with_context(|| format!("loading keyring {}", ring.display()))?;
-            ModelSource::registry(root, keyring, spec)?
-        }
-        (None, Some(dir)) => {
-            if !dir.exists() {
-                bail!("model folder {} does not exist", dir.display());
-            }
-            ModelSource::file(dir, args.name.as_deref())
-        }
-        _ => bail!(
-            "nothing to serve: give --registry DIR --keyring KEYS --model NAME[@STAGE|@VERSION], or --model-dir DIR"
-        ),
-    };
+    let source = args.source.source(args.name.as_deref())?;
     let config = Config {
         batch: BatchConfig {
             max_batch: args.max_batch,
