@@ -194,13 +194,18 @@ fn score_delta_to_delta_equals_in_memory_prediction_and_reads_in_python_deltalak
 
     // The `deltalake` package (delta-rs' Python face) reads the table, with `part` as a partition column.
     let py = crate::formats::python_with("deltalake, pyarrow");
-    let script = "import sys, json, deltalake\n\
+    // The script leaves with os._exit after flushing: deltalake's native runtime threads can abort the
+    // interpreter's normal shutdown ("terminate called without an active exception"), as
+    // kernels/tests/pydata/compare_delta.py explains.
+    let script = "import os, sys, json, deltalake\n\
         t = deltalake.DeltaTable(sys.argv[1])\n\
         a = t.to_pyarrow_table()\n\
         ids = a.column('row_id').to_pylist()\n\
         print(json.dumps({'rows': a.num_rows, 'unique': len(set(ids)), 'min': min(ids), 'max': max(ids),\n\
             'parts': sorted(set(a.column('part').to_pylist())), 'partition_columns': t.metadata().partition_columns,\n\
-            'score_sum': sum(a.column('score').to_pylist())}))";
+            'score_sum': sum(a.column('score').to_pylist())}))\n\
+        sys.stdout.flush()\n\
+        os._exit(0)";
     let out = std::process::Command::new(py).args(["-c", script]).arg(t.join("scores")).output().unwrap();
     assert!(out.status.success(), "deltalake failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
