@@ -576,14 +576,7 @@ pub fn two_proportion_ztest(
     confidence: f64,
 ) -> Result<ZTest> {
     check_open_unit("confidence", confidence)?;
-    for (arm, s, n) in [("a", successes_a, trials_a), ("b", successes_b, trials_b)] {
-        if n == 0 {
-            return Err(Error::AbEmpty(format!("arm {arm} has no trials")));
-        }
-        if s > n {
-            return Err(Error::AbProportion(format!("arm {arm}: {s} successes out of {n} trials")));
-        }
-    }
+    check_counts(successes_a, trials_a, successes_b, trials_b)?;
     let (na, nb) = (trials_a as f64, trials_b as f64);
     let p_a = successes_a as f64 / na;
     let p_b = successes_b as f64 / nb;
@@ -836,14 +829,7 @@ pub fn msprt_two_proportions(
     trials_b: u64,
     config: &MsprtConfig,
 ) -> Result<MsprtLook> {
-    for (arm, s, n) in [("a", successes_a, trials_a), ("b", successes_b, trials_b)] {
-        if n == 0 {
-            return Err(Error::AbEmpty(format!("arm {arm} has no trials")));
-        }
-        if s > n {
-            return Err(Error::AbProportion(format!("arm {arm}: {s} successes out of {n} trials")));
-        }
-    }
+    check_counts(successes_a, trials_a, successes_b, trials_b)?;
     let (na, nb) = (trials_a as f64, trials_b as f64);
     let (p_a, p_b) = (successes_a as f64 / na, successes_b as f64 / nb);
     msprt_look(p_a - p_b, p_a * (1.0 - p_a) / na + p_b * (1.0 - p_b) / nb, config)
@@ -1058,3 +1044,16 @@ pub fn simulate_peeking(config: &PeekingConfig) -> Result<PeekingOutcome> {
     Ok(PeekingOutcome { simulations: config.simulations, fixed_horizon: fixed, peeking, msprt, msprt_mean_stop })
 }
 // ANCHOR_END: simulate_peeking
+
+/// Both arms have trials, and no more successes than trials.
+fn check_counts(successes_a: u64, trials_a: u64, successes_b: u64, trials_b: u64) -> Result<()> {
+    for (arm, s, n) in [("a", successes_a, trials_a), ("b", successes_b, trials_b)] {
+        if n == 0 {
+            return Err(Error::AbEmpty(format!("arm {arm} has no trials")));
+        }
+        if s > n {
+            return Err(Error::AbProportion(format!("arm {arm}: {s} successes out of {n} trials")));
+        }
+    }
+    Ok(())
+}
