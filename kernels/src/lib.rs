@@ -82,6 +82,15 @@ pub mod abtest;
 #[cfg(feature = "score")]
 pub mod score;
 
+#[cfg(feature = "constrain")]
+pub mod constrain;
+
+#[cfg(feature = "prompt")]
+pub mod prompt;
+
+#[cfg(feature = "gateway")]
+pub mod gateway;
+
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -370,6 +379,34 @@ pub enum Error {
         /// Positions the cache was made for.
         capacity: usize,
     },
+    /// A chat template that does not parse or fails to render (`raise_exception` included: its message).
+    #[cfg(feature = "llm")]
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    // -- constrain: add constrained-decoding variants below this line --
+    /// A JSON schema keyword constrained decoding does not enforce: refused, never silently ignored.
+    #[cfg(feature = "constrain")]
+    #[error("JSON schema: unsupported keyword `{keyword}`: {reason}")]
+    UnsupportedSchema {
+        /// The keyword (`patternProperties`, `$dynamicRef`, …).
+        keyword: String,
+        /// The engine's explanation.
+        reason: String,
+    },
+    /// A grammar (schema, regex, Lark) that cannot be compiled, or a token the grammar does not allow.
+    #[cfg(feature = "constrain")]
+    #[error("grammar: {0}")]
+    Grammar(String),
+    // -- prompt: add prompt-template variants below this line --
+    /// An application prompt template that does not parse or render.
+    #[cfg(feature = "prompt")]
+    #[error("prompt template: {0}")]
+    PromptTemplate(String),
+    // -- gateway: add gateway variants below this line --
+    /// The gateway's configuration is invalid (the message names the key).
+    #[cfg(feature = "gateway")]
+    #[error("gateway config: {0}")]
+    GatewayConfig(String),
     // -- serve: add server variants below this line --
     /// The HTTP server could not bind or serve.
     #[cfg(feature = "serve")]

@@ -9,20 +9,46 @@
 use crate::formats::gguf::Gguf;
 use crate::{Error, Result};
 
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message of a conversation, with the fields OpenAI's chat API and Hugging Face chat
+/// templates use (`tool_calls` on an assistant turn, `tool_call_id` and `name` on a tool result).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// The text.
-    pub content: String,
+    /// The text; `None` for an assistant turn that only calls tools (templates test `content is none`).
+    pub content: Option<String>,
+    /// The calls an assistant turn made (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` message: the id of the call it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// On a `tool` message: the function's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
-    /// A message from `role`.
+    /// A message from `role` with text `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage { role: role.into(), content: Some(content.into()), ..ChatMessage::default() }
     }
+
+    /// The text, or `""` when there is none.
+    pub fn text(&self) -> &str {
+        self.content.as_deref().unwrap_or("")
+    }
+}
+
+/// A function call made by the assistant, as OpenAI's API carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ToolCall {
+    /// The call's id (`call_…`), echoed by the `tool` message that answers it.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments, a JSON object as text (OpenAI sends a string).
+    pub arguments: String,
 }
 
 /// A ChatML template, with the system prompt used when the conversation has none.
@@ -66,16 +92,33 @@ impl ChatTemplate {
         Ok(ChatTemplate { default_system, end_of_turn: IM_END.into() })
     }
 
-    /// The prompt text for `messages`, ending with the opening of an assistant turn
-    /// when `add_generation_prompt` is set.
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> String {
-        self.render_parts(messages, add_generation_prompt).iter().map(ChatPart::text).collect()
+    /// The prompt text for `messages` (and the OpenAI-shaped `tools` list, if any), ending with the
+    /// opening of an assistant turn when `add_generation_prompt` is set.
+    ///
+    /// # Errors
+    /// [`Error::ChatTemplate`] when the template fails or calls `raise_exception`.
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        Ok(self.render_parts(messages, tools, add_generation_prompt)?.iter().map(ChatPart::text).collect())
     }
 
     /// [`ChatTemplate::render`] in pieces: the template's own text (with its special tokens)
     /// apart from the messages' contents, so that a server can tokenise contents without
     /// special tokens: a user who types `<|im_start|>` must not open a turn.
-    pub fn render_parts(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Vec<ChatPart> {
+    ///
+    /// # Errors
+    /// As [`ChatTemplate::render`].
+    pub fn render_parts(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<Vec<ChatPart>> {
+        let _ = tools;
         let mut parts = Vec::new();
         let mut turn = |role: &str, content: &str| {
             parts.push(ChatPart::Template(format!("{IM_START}{role}\n")));
@@ -88,12 +131,12 @@ impl ChatTemplate {
             turn("system", system);
         }
         for m in messages {
-            turn(&m.role, &m.content);
+            turn(&m.role, m.text());
         }
         if add_generation_prompt {
             parts.push(ChatPart::Template(format!("{IM_START}assistant\n")));
         }
-        parts
+        Ok(parts)
     }
 }
 

@@ -7,7 +7,7 @@
 //! | [`attention`], [`attention_head`] | causal grouped-query attention of one position (or one of its heads) over a KV cache |
 //! | [`LlamaModel`], [`KvCache`], [`SeqStep`] | the forward pass on the memory-mapped blocks; batched over sequences |
 //! | [`Sampler`], [`SamplerConfig`] | greedy, temperature, top-k, top-p; seeded |
-//! | [`ChatTemplate`], [`ChatMessage`] | ChatML prompts (SmolLM2's template, with its default system prompt) |
+//! | [`ChatTemplate`], [`ChatMessage`] | the model's Jinja chat template (GGUF `tokenizer.chat_template`), rendered as Python `jinja2` does |
 //! | [`generate`] | prompt → tokens until a stop token or the token budget |
 
 pub mod attention;
@@ -18,7 +18,7 @@ pub mod model;
 pub mod sample;
 
 pub use attention::{AttentionShape, attention, attention_head, rope_frequencies, rope_in_place};
-pub use chat::{ChatMessage, ChatPart, ChatTemplate};
+pub use chat::{ChatMessage, ChatPart, ChatTemplate, ToolCall};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};
 pub use model::{KvCache, LlamaModel, SeqStep};

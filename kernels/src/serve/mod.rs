@@ -376,21 +376,25 @@ async fn chat_completions_inner(
         request.stream,
         request.stream_options.is_some_and(|o| o.include_usage),
     )?;
-    let prompt = encode_chat(chat, &messages);
+    let prompt = encode_chat(chat, &messages)?;
     run_generation(state, &request.model, prompt, params, Flavour::Chat).await
 }
 
 /// Token ids of a conversation: the template's text with special tokens, the contents without
 /// (so that typed `<|im_start|>` stays text).
-fn encode_chat(chat: &ChatModel, messages: &[ChatMessage]) -> Vec<u32> {
+fn encode_chat(chat: &ChatModel, messages: &[ChatMessage]) -> std::result::Result<Vec<u32>, ApiError> {
     let mut ids = Vec::new();
-    for part in chat.template.render_parts(messages, true) {
+    let parts = chat
+        .template
+        .render_parts(messages, None, true)
+        .map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))?;
+    for part in parts {
         match part {
             ChatPart::Template(t) => ids.extend(chat.tokenizer.encode(&t)),
             ChatPart::Content(c) => ids.extend(chat.tokenizer.encode_ordinary(&c)),
         }
     }
-    ids
+    Ok(ids)
 }
 
 async fn completions(State(state): State<Arc<AppState>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {

@@ -221,15 +221,17 @@ fn sampling_filters_and_draws_as_specified() {
 #[test]
 fn chat_template_renders_smollm2_chatml_with_its_default_system_prompt() {
     let template = ChatTemplate::from_gguf(model().gguf()).unwrap();
-    let text = template.render(&[ChatMessage::new("user", "What is the capital of France?")], true);
+    let text = template.render(&[ChatMessage::new("user", "What is the capital of France?")], None, true).unwrap();
     assert_eq!(
         text,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
          <|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     );
-    let own = template.render(&[ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi")], false);
+    let own = template
+        .render(&[ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi")], None, false)
+        .unwrap();
     assert_eq!(own, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
-    assert_eq!(template.render(&[], false), "");
+    assert_eq!(template.render(&[], None, false).unwrap(), "");
 }
 
 /// llama.cpp's greedy continuation of the chat prompt, recorded by `tests/llm/make_llama_cpp_fixture.py`.
@@ -247,7 +249,7 @@ fn greedy_decoding_follows_llama_cpp_on_the_chat_prompt() {
     // The same prompt ids as llama.cpp's tokeniser made, from our template and tokenizer.
     let template = ChatTemplate::from_gguf(m.gguf()).unwrap();
     let bpe = kernels::tokenize::Bpe::from_gguf(m.gguf()).unwrap();
-    let text = template.render(&[ChatMessage::new("user", "What is the capital of France?")], true);
+    let text = template.render(&[ChatMessage::new("user", "What is the capital of France?")], None, true).unwrap();
     assert_eq!(text, fixture["prompt"].as_str().unwrap());
     assert_eq!(bpe.encode(&text), prompt);
 

@@ -126,9 +126,9 @@ fn the_official_openai_client_chats_streams_completes_and_embeds() {
     // greedy answer for the same GGUF and prompt (tests/llm/llama_cpp_greedy.json) for its first
     // 19 tokens. (SmolLM2-135M answers this question in French rubbish at 8-bit activations.)
     let chat = models().chat.unwrap();
-    let prompt = chat
-        .tokenizer
-        .encode(&chat.template.render(&[ChatMessage::new("user", "What is the capital of France?")], true));
+    let prompt = chat.tokenizer.encode(
+        &chat.template.render(&[ChatMessage::new("user", "What is the capital of France?")], None, true).unwrap(),
+    );
     let config =
         GenerateConfig { max_tokens: 32, sampler: SamplerConfig::greedy(), stop_tokens: chat.stop_tokens.clone() };
     let direct = generate(&chat.model, &mut chat.model.new_cache(256), &prompt, &config, |_| true).unwrap();
