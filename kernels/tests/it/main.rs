@@ -73,3 +73,6 @@ mod serve_audit;
 
 #[cfg(feature = "score")]
 mod score;
+
+#[cfg(feature = "gateway")]
+mod gateway;
