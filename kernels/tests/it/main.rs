@@ -37,6 +37,8 @@ mod formats;
 
 #[cfg(feature = "llm")]
 mod llm;
+#[cfg(feature = "llm")]
+mod chat_template;
 
 #[cfg(feature = "nn")]
 mod nn;
