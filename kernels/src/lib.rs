@@ -402,6 +402,17 @@ pub enum Error {
     #[cfg(feature = "prompt")]
     #[error("prompt template: {0}")]
     PromptTemplate(String),
+    /// A prompt that does not fit its token budget even at its minimum (what truncation cannot drop).
+    #[cfg(feature = "prompt")]
+    #[error("prompt budget: {what} needs {needed} tokens, {available} available")]
+    PromptBudget {
+        /// What had to fit (`the system message and the latest user turn`, `the truncation marker`, …).
+        what: String,
+        /// Tokens the minimum takes.
+        needed: usize,
+        /// Tokens the budget allows.
+        available: usize,
+    },
     // -- gateway: add gateway variants below this line --
     /// The gateway's configuration is invalid (the message names the key).
     #[cfg(feature = "gateway")]
