@@ -241,10 +241,34 @@ impl LlamaModel {
         self.forward_batch_in_pool(steps)
     }
 
+    /// [`LlamaModel::forward_batch`], with the logits of every new position for the sequences whose
+    /// `every_position` flag is set (prompt scoring: `echo` with `logprobs`). Those sequences get
+    /// `tokens.len() × vocab` logits (row `i` predicts the token after `tokens[i]`), the others the
+    /// last row's only, at the cost of [`LlamaModel::forward_batch`].
+    ///
+    /// # Errors
+    /// As [`LlamaModel::forward_batch`]; [`Error::InvalidParameter`] when `every_position` is not
+    /// one flag per step.
+    pub fn forward_batch_positions(&self, steps: &mut [SeqStep<'_>], every_position: &[bool]) -> Result<Vec<Vec<f32>>> {
+        if every_position.len() != steps.len() {
+            return Err(Error::InvalidParameter("one every-position flag per sequence step".into()));
+        }
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.forward_rows(steps, Some(every_position)));
+        }
+        self.forward_rows(steps, Some(every_position))
+    }
+
     fn forward_batch_in_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.forward_rows(steps, None)
+    }
+
+    fn forward_rows(&self, steps: &mut [SeqStep<'_>], every_position: Option<&[bool]>) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
         let mut rows = Vec::new();
+        // Rows that go through the output layer, and how many of them each sequence owns.
         let mut last = Vec::with_capacity(steps.len());
+        let mut owned = Vec::with_capacity(steps.len());
         for (seq, step) in steps.iter().enumerate() {
             if step.tokens.is_empty() {
                 return Err(Error::InvalidParameter("a sequence step needs at least one token".into()));
@@ -261,8 +285,15 @@ impl LlamaModel {
                     c.vocab_size
                 )));
             }
+            let first = rows.len();
             rows.extend((0..step.tokens.len()).map(|i| Row { seq, pos: step.cache.len + i }));
-            last.push(rows.len() - 1);
+            if every_position.is_some_and(|all| all[seq]) {
+                last.extend(first..rows.len());
+                owned.push(step.tokens.len());
+            } else {
+                last.push(rows.len() - 1);
+                owned.push(1);
+            }
         }
         let tokens: Vec<u32> = steps.iter().flat_map(|s| s.tokens.iter().copied()).collect();
         let (n, d, kv, ff) = (rows.len(), c.d_model, c.kv_dim(), c.d_ff);
@@ -318,7 +349,16 @@ impl LlamaModel {
         let mut logits = vec![0.0f32; last.len() * c.vocab_size];
         let output = self.output.as_ref().unwrap_or(&self.token_embd);
         self.matmul_rows(&mut [(output, &mut logits)], &xl, last.len())?;
-        Ok(logits.chunks_exact(c.vocab_size).map(<[f32]>::to_vec).collect())
+        if every_position.is_none() {
+            return Ok(logits.chunks_exact(c.vocab_size).map(<[f32]>::to_vec).collect());
+        }
+        let mut out = Vec::with_capacity(owned.len());
+        let mut at = 0;
+        for n in owned {
+            out.push(logits[at * c.vocab_size..(at + n) * c.vocab_size].to_vec());
+            at += n;
+        }
+        Ok(out)
     }
 
     /// Row `token` of the embedding table, dequantised into `out`.

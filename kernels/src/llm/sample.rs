@@ -126,3 +126,58 @@ pub fn argmax(logits: &[f32]) -> u32 {
     }
     best as u32
 }
+
+/// OpenAI's presence and frequency penalties on the tokens generated so far
+/// (<https://platform.openai.com/docs/advanced-usage/frequency-and-presence-penalties>):
+/// `logit[j] -= count[j] · frequency + [count[j] > 0] · presence`. `counts` holds each generated
+/// token's id and how many times it came.
+pub fn apply_penalties(logits: &mut [f32], counts: &[(u32, u32)], presence: f32, frequency: f32) {
+    for &(id, count) in counts {
+        if let Some(l) = logits.get_mut(id as usize)
+            && count > 0
+        {
+            *l -= count as f32 * frequency + presence;
+        }
+    }
+}
+
+/// OpenAI's `logit_bias`: adds each bias (−100..100) to its token's logit; −100 bans the token
+/// outright (its logit becomes −∞), +100 makes it all but certain.
+pub fn apply_logit_bias(logits: &mut [f32], bias: &[(u32, f32)]) {
+    for &(id, b) in bias {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l = if b <= -100.0 { f32::NEG_INFINITY } else { *l + b };
+        }
+    }
+}
+
+/// `ln Σ exp(logits)` (NaNs skipped), the normaliser of the log-softmax.
+pub fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().filter(|l| !l.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    let sum: f64 = logits.iter().filter(|l| !l.is_nan()).map(|&l| ((l - max) as f64).exp()).sum();
+    max + sum.ln() as f32
+}
+
+/// The `k` most likely tokens of `logits` with their log-probabilities (`lse` from
+/// [`log_sum_exp`]), most likely first, ties to the lower id.
+pub fn top_logprobs(logits: &[f32], lse: f32, k: usize) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut all: Vec<(f32, u32)> =
+        logits.iter().enumerate().filter(|(_, l)| !l.is_nan()).map(|(i, &l)| (l, i as u32)).collect();
+    let by_logit = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    let k = k.min(all.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < all.len() {
+        all.select_nth_unstable_by(k - 1, by_logit);
+        all.truncate(k);
+    }
+    all.sort_unstable_by(by_logit);
+    all.into_iter().map(|(l, id)| (id, l - lse)).collect()
+}

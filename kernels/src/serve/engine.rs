@@ -15,6 +15,8 @@ use std::thread::JoinHandle;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::constrain::Constraint;
+use crate::llm::sample::{apply_logit_bias, apply_penalties, log_sum_exp, top_logprobs};
 use crate::llm::{FinishReason, KvCache, LlamaModel, Sampler, SamplerConfig, SeqStep};
 use crate::tokenize::Bpe;
 
@@ -31,8 +33,41 @@ pub struct Job {
     pub stop_tokens: Vec<u32>,
     /// Strings that end the sequence (the text is cut before them).
     pub stop_strings: Vec<String>,
+    /// What the sequence asks beyond plain sampling (nothing by default: no extra cost per step).
+    pub extras: Extras,
     /// Where the events go; a closed receiver cancels the sequence.
     pub events: UnboundedSender<Event>,
+}
+
+/// The per-sequence work a request may ask for; each piece costs only the sequences that ask.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// Report each generated token's log-probability and this many alternatives ([`Event::Token`]).
+    pub logprobs: Option<usize>,
+    /// Score the prompt: each prompt token's log-probability and this many alternatives
+    /// ([`Event::PromptLogprobs`]); the prefill then computes the logits of every prompt position.
+    pub prompt_logprobs: Option<usize>,
+    /// OpenAI's presence penalty (−2..2) on generated tokens.
+    pub presence_penalty: f32,
+    /// OpenAI's frequency penalty (−2..2) on generated tokens.
+    pub frequency_penalty: f32,
+    /// Added to the logits of these token ids (−100 bans).
+    pub logit_bias: Vec<(u32, f32)>,
+    /// A grammar the output must follow: masked before each draw, advanced after; the sequence
+    /// ends when the grammar is complete.
+    pub constraint: Option<Constraint>,
+}
+
+/// A token's log-probability under the model's own distribution (the raw logits: before
+/// temperature, penalties, bias and grammar mask), with the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token id.
+    pub id: u32,
+    /// Its log-probability; `None` for a prompt's first token (nothing predicts it).
+    pub logprob: Option<f32>,
+    /// The most likely tokens at its position and their log-probabilities, most likely first.
+    pub top: Vec<(u32, f32)>,
 }
 
 /// What a request hears back.
@@ -40,6 +75,11 @@ pub struct Job {
 pub enum Event {
     /// More text (whole UTF-8 characters; may be empty when a token ends mid-character).
     Text(String),
+    /// A generated token's log-probability (when [`Extras::logprobs`] is set), sent before its text.
+    Token(TokenLogprob),
+    /// The prompt's tokens with their log-probabilities (when [`Extras::prompt_logprobs`] is set),
+    /// sent once, before any generated token.
+    PromptLogprobs(Vec<TokenLogprob>),
     /// The end.
     Done {
         /// Why it ended.
@@ -99,6 +139,19 @@ struct Running {
     /// Text produced, and how much of it has been sent.
     text: String,
     sent: usize,
+    /// How often each generated token came (kept only when a penalty is set).
+    counts: Vec<(u32, u32)>,
+}
+
+impl Running {
+    /// Whether this step needs the logits of every new position (the prefill of a scored prompt).
+    fn scores_prompt(&self) -> bool {
+        self.generated == 0 && self.cache.is_empty() && self.job.extras.prompt_logprobs.is_some()
+    }
+
+    fn penalised(&self) -> bool {
+        self.job.extras.presence_penalty != 0.0 || self.job.extras.frequency_penalty != 0.0
+    }
 }
 
 impl Engine {
@@ -155,11 +208,16 @@ fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, jobs: &mpsc::R
         stats.max_batch.fetch_max(batch, Ordering::Relaxed);
         stats.active.store(batch, Ordering::Relaxed);
         let prompt_tokens: usize = running.iter().filter(|r| r.generated == 0).map(|r| r.feed.len()).sum();
+        let scored: Vec<bool> = running.iter().map(Running::scores_prompt).collect();
         let feeds: Vec<Vec<u32>> = running.iter_mut().map(|r| std::mem::take(&mut r.feed)).collect();
         let result = {
             let mut steps: Vec<SeqStep<'_>> =
                 running.iter_mut().zip(&feeds).map(|(r, feed)| SeqStep { tokens: feed, cache: &mut r.cache }).collect();
-            model.forward_batch(&mut steps)
+            if scored.contains(&true) {
+                model.forward_batch_positions(&mut steps, &scored)
+            } else {
+                model.forward_batch(&mut steps)
+            }
         };
         stats.steps.fetch_add(1, Ordering::Relaxed);
         stats.prompt_tokens.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
@@ -174,14 +232,35 @@ fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, jobs: &mpsc::R
             }
         };
         let mut finished = Vec::new();
-        for (i, (r, logits)) in running.iter_mut().zip(&logits).enumerate() {
-            let next = r.sampler.sample(logits);
+        for (i, ((r, mut logits), feed)) in running.iter_mut().zip(logits).zip(&feeds).enumerate() {
+            if scored[i] {
+                logits = score_prompt(r, feed, logits);
+                if r.job.max_tokens == 0 {
+                    finish_sequence(r, FinishReason::Length);
+                    finished.push(i);
+                    continue;
+                }
+            }
             let before = r.generated;
-            let end = advance(r, next, tokenizer);
+            let end = match step_token(r, &mut logits) {
+                Ok(next) => advance(r, next, tokenizer),
+                Err(message) => {
+                    let _ = r.job.events.send(Event::Failed(message));
+                    Some(FinishReason::Stop)
+                }
+            };
             stats.generated_tokens.fetch_add((r.generated - before) as u64, Ordering::Relaxed);
-            if let Some(finish) = end {
-                finish_sequence(r, finish);
-                finished.push(i);
+            match end {
+                Some(finish) => {
+                    finish_sequence(r, finish);
+                    finished.push(i);
+                }
+                // A complete grammar ends the sequence as its end token would.
+                None if r.job.extras.constraint.as_ref().is_some_and(Constraint::is_finished) => {
+                    finish_sequence(r, FinishReason::Stop);
+                    finished.push(i);
+                }
+                None => {}
             }
         }
         for &i in finished.iter().rev() {
@@ -205,7 +284,7 @@ fn admit(model: &LlamaModel, config: EngineConfig, job: Job, running: &mut Vec<R
         )));
         return;
     }
-    if job.max_tokens == 0 {
+    if job.max_tokens == 0 && job.extras.prompt_logprobs.is_none() {
         let _ = job.events.send(Event::Done {
             finish: FinishReason::Length,
             prompt_tokens: job.prompt.len(),
@@ -222,8 +301,62 @@ fn admit(model: &LlamaModel, config: EngineConfig, job: Job, running: &mut Vec<R
         pending: Vec::new(),
         text: String::new(),
         sent: 0,
+        counts: Vec::new(),
         job,
     });
+}
+
+/// Sends the prompt's log-probabilities from the logits of every prompt position (row `j` predicts
+/// token `j + 1`) and returns the last row: the logits of the first generated token.
+fn score_prompt(r: &mut Running, prompt: &[u32], logits: Vec<f32>) -> Vec<f32> {
+    let vocab = logits.len() / prompt.len().max(1);
+    let top = r.job.extras.prompt_logprobs.unwrap_or(0);
+    let mut scored = Vec::with_capacity(prompt.len());
+    scored.push(TokenLogprob { id: prompt[0], logprob: None, top: Vec::new() });
+    for (row, &id) in logits.chunks_exact(vocab).zip(&prompt[1..]) {
+        let lse = log_sum_exp(row);
+        scored.push(TokenLogprob { id, logprob: Some(row[id as usize] - lse), top: top_logprobs(row, lse, top) });
+    }
+    let _ = r.job.events.send(Event::PromptLogprobs(scored));
+    logits[logits.len() - vocab..].to_vec()
+}
+
+/// Draws the next token: the log-probabilities first (of the raw logits, when asked), then
+/// penalties, bias and the grammar's mask (each only when the sequence has it), the draw, and the
+/// grammar's advance. An error is the message for the client.
+fn step_token(r: &mut Running, logits: &mut [f32]) -> std::result::Result<u32, String> {
+    let reported = r.job.extras.logprobs.map(|k| {
+        let lse = log_sum_exp(logits);
+        (lse, top_logprobs(logits, lse, k), logits.to_vec())
+    });
+    if r.penalised() {
+        apply_penalties(logits, &r.counts, r.job.extras.presence_penalty, r.job.extras.frequency_penalty);
+    }
+    if !r.job.extras.logit_bias.is_empty() {
+        apply_logit_bias(logits, &r.job.extras.logit_bias);
+    }
+    if let Some(c) = r.job.extras.constraint.as_mut() {
+        c.apply(logits).map_err(|e| format!("constrained decoding failed: {e}"))?;
+    }
+    let next = r.sampler.sample(logits);
+    if let Some(c) = r.job.extras.constraint.as_mut()
+        && !r.job.stop_tokens.contains(&next)
+    {
+        c.commit(next).map_err(|e| format!("constrained decoding failed: {e}"))?;
+    }
+    if r.penalised() {
+        match r.counts.iter_mut().find(|(id, _)| *id == next) {
+            Some((_, n)) => *n += 1,
+            None => r.counts.push((next, 1)),
+        }
+    }
+    if let Some((lse, top, raw)) = reported
+        && !r.job.stop_tokens.contains(&next)
+    {
+        let _ =
+            r.job.events.send(Event::Token(TokenLogprob { id: next, logprob: Some(raw[next as usize] - lse), top }));
+    }
+    Ok(next)
 }
 
 /// Takes the sampled token: returns why the sequence ends, or `None` to go on (then `feed` is set).

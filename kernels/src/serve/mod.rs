@@ -15,11 +15,11 @@
 //! body over [`ServerConfig::max_body_bytes`]. [`serve`] stops gracefully: it
 //! finishes the requests in flight when its shutdown future completes.
 
+pub mod completion;
 pub mod engine;
 pub mod metrics;
 pub mod openai;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,20 +31,18 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use crate::llm::{ChatMessage, ChatPart, ChatTemplate, FinishReason, LlamaModel, SamplerConfig};
+use crate::constrain::Vocabulary;
+use crate::llm::{ChatTemplate, LlamaModel};
 use crate::nn::bert::BertModel;
 use crate::tokenize::Bpe;
 use crate::{Error, Result};
-use engine::{Engine, EngineConfig, Event, Job};
-use openai::{ErrorBody, ErrorDetail, OneOrMany, Usage};
+use engine::{Engine, EngineConfig};
+use openai::{ErrorBody, ErrorDetail};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -86,6 +84,9 @@ pub struct ChatModel {
     pub template: ChatTemplate,
     /// Tokens that end a turn.
     pub stop_tokens: Vec<u32>,
+    /// The vocabulary as the constraint engine sees it (built once at load, shared by every
+    /// constrained sequence); `None` when it cannot be built (structured output then answers 501).
+    pub vocabulary: Option<Arc<Vocabulary>>,
 }
 
 impl ChatModel {
@@ -104,7 +105,16 @@ impl ChatModel {
             .collect();
         stop_tokens.sort_unstable();
         stop_tokens.dedup();
-        Ok(ChatModel { id: id.into(), model: Arc::new(model), tokenizer: Arc::new(tokenizer), template, stop_tokens })
+        let end_of_turn = tokenizer.token_id("<|im_end|>").or(tokenizer.eos_id());
+        let vocabulary = end_of_turn.and_then(|eos| Vocabulary::from_bpe(&tokenizer, eos).ok());
+        Ok(ChatModel {
+            id: id.into(),
+            model: Arc::new(model),
+            tokenizer: Arc::new(tokenizer),
+            template,
+            stop_tokens,
+            vocabulary,
+        })
     }
 }
 
@@ -143,6 +153,8 @@ struct AppState {
     requests: metrics::RequestCounters,
     embedded: AtomicU64,
     next_id: AtomicU64,
+    /// Numbers tool-call ids (`call_<n>`).
+    next_call: AtomicU64,
     started: u64,
 }
 
@@ -159,12 +171,13 @@ pub fn router(config: ServerConfig, models: Models) -> Router {
         requests: metrics::RequestCounters::default(),
         embedded: AtomicU64::new(0),
         next_id: AtomicU64::new(1),
+        next_call: AtomicU64::new(1),
         started: unix_now(),
         config: config.clone(),
     });
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(completion::chat_completions))
+        .route("/v1/completions", post(completion::completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
@@ -265,322 +278,6 @@ fn parse<T: DeserializeOwned>(body: std::result::Result<Bytes, BytesRejection>) 
         }
     })?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}"), None))
-}
-
-// ---- generation -------------------------------------------------------------
-
-/// The sampling and stopping settings shared by chat and text completions, validated.
-struct GenerationParams {
-    max_tokens: usize,
-    sampler: SamplerConfig,
-    stop_strings: Vec<String>,
-    stream: bool,
-    include_usage: bool,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn generation_params(
-    max_tokens: Option<usize>,
-    default_max_tokens: usize,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
-    n: Option<usize>,
-    stop: Option<OneOrMany>,
-    seed: Option<u64>,
-    stream: bool,
-    include_usage: bool,
-) -> std::result::Result<GenerationParams, ApiError> {
-    let temperature = temperature.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::bad_request(format!("temperature {temperature} is not in [0, 2]"), Some("temperature")));
-    }
-    let top_p = top_p.unwrap_or(1.0);
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ApiError::bad_request(format!("top_p {top_p} is not in (0, 1]"), Some("top_p")));
-    }
-    if n.unwrap_or(1) != 1 {
-        return Err(ApiError::bad_request("only n = 1 is served", Some("n")));
-    }
-    let stop_strings = stop.map(OneOrMany::into_vec).unwrap_or_default();
-    if stop_strings.len() > 4 {
-        return Err(ApiError::bad_request("at most 4 stop sequences", Some("stop")));
-    }
-    Ok(GenerationParams {
-        max_tokens: max_tokens.unwrap_or(default_max_tokens),
-        sampler: SamplerConfig { temperature, top_k: 0, top_p, seed: seed.unwrap_or(0) },
-        stop_strings,
-        stream,
-        include_usage,
-    })
-}
-
-/// Which OpenAI object the answer is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Flavour {
-    Chat,
-    Text,
-}
-
-fn chat_model<'s>(state: &'s AppState, model: &str) -> std::result::Result<&'s (ChatModel, Engine), ApiError> {
-    state.chat.as_ref().filter(|(chat, _)| chat.id == model).ok_or_else(|| ApiError::unknown_model(model))
-}
-
-async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = chat_completions_inner(&state, body).await;
-    answer(&state, "/v1/chat/completions", result)
-}
-
-async fn chat_completions_inner(
-    state: &Arc<AppState>,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> std::result::Result<Response, ApiError> {
-    let request: openai::ChatRequest = parse(body)?;
-    let (chat, _) = chat_model(state, &request.model)?;
-    if request.tools.as_ref().is_some_and(|t| !t.is_null()) {
-        return Err(ApiError::bad_request("tools are not served by this model", Some("tools")));
-    }
-    if request.messages.is_empty() {
-        return Err(ApiError::bad_request("messages must not be empty", Some("messages")));
-    }
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for (i, m) in request.messages.iter().enumerate() {
-        let role = match m.role.as_str() {
-            "developer" => "system",
-            r @ ("system" | "user" | "assistant") => r,
-            other => {
-                return Err(ApiError::bad_request(
-                    format!("unsupported role {other:?}"),
-                    Some(&format!("messages[{i}].role")),
-                ));
-            }
-        };
-        let content = openai::message_text(&m.content).ok_or_else(|| {
-            ApiError::bad_request(
-                "content must be a string or a list of text parts",
-                Some(&format!("messages[{i}].content")),
-            )
-        })?;
-        messages.push(ChatMessage::new(role, content));
-    }
-    let params = generation_params(
-        request.max_completion_tokens.or(request.max_tokens),
-        state.config.default_max_tokens,
-        request.temperature,
-        request.top_p,
-        request.n,
-        request.stop,
-        request.seed,
-        request.stream,
-        request.stream_options.is_some_and(|o| o.include_usage),
-    )?;
-    let prompt = encode_chat(chat, &messages)?;
-    run_generation(state, &request.model, prompt, params, Flavour::Chat).await
-}
-
-/// Token ids of a conversation: the template's text with special tokens, the contents without
-/// (so that typed `<|im_start|>` stays text).
-fn encode_chat(chat: &ChatModel, messages: &[ChatMessage]) -> std::result::Result<Vec<u32>, ApiError> {
-    let mut ids = Vec::new();
-    let parts = chat
-        .template
-        .render_parts(messages, None, true)
-        .map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))?;
-    for part in parts {
-        match part {
-            ChatPart::Template(t) => ids.extend(chat.tokenizer.encode(&t)),
-            ChatPart::Content(c) => ids.extend(chat.tokenizer.encode_ordinary(&c)),
-        }
-    }
-    Ok(ids)
-}
-
-async fn completions(State(state): State<Arc<AppState>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
-    let result = completions_inner(&state, body).await;
-    answer(&state, "/v1/completions", result)
-}
-
-async fn completions_inner(
-    state: &Arc<AppState>,
-    body: std::result::Result<Bytes, BytesRejection>,
-) -> std::result::Result<Response, ApiError> {
-    let request: openai::CompletionRequest = parse(body)?;
-    let (chat, _) = chat_model(state, &request.model)?;
-    let prompts = request.prompt.into_vec();
-    let [prompt] = prompts.as_slice() else {
-        return Err(ApiError::bad_request("exactly one prompt string is served per request", Some("prompt")));
-    };
-    let params = generation_params(
-        request.max_tokens.or(Some(16)),
-        16,
-        request.temperature,
-        request.top_p,
-        request.n,
-        request.stop,
-        request.seed,
-        request.stream,
-        false,
-    )?;
-    let tokens = chat.tokenizer.encode_ordinary(prompt);
-    run_generation(state, &request.model, tokens, params, Flavour::Text).await
-}
-
-async fn run_generation(
-    state: &Arc<AppState>,
-    model: &str,
-    prompt: Vec<u32>,
-    params: GenerationParams,
-    flavour: Flavour,
-) -> std::result::Result<Response, ApiError> {
-    let (chat, engine) = chat_model(state, model)?;
-    let context = engine.config().context.min(chat.model.config().context_len);
-    if prompt.len() >= context {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            format!("the prompt has {} tokens; this server's context is {context}", prompt.len()),
-            Some("messages"),
-            Some("context_length_exceeded"),
-        ));
-    }
-    let (tx, rx) = unbounded_channel();
-    let job = Job {
-        prompt,
-        max_tokens: params.max_tokens,
-        sampler: params.sampler,
-        stop_tokens: chat.stop_tokens.clone(),
-        stop_strings: params.stop_strings.clone(),
-        events: tx,
-    };
-    if !engine.submit(job) {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "the engine has stopped",
-            None,
-            None,
-        ));
-    }
-    let id = format!(
-        "{}-{}",
-        if flavour == Flavour::Chat { "chatcmpl" } else { "cmpl" },
-        state.next_id.fetch_add(1, Ordering::Relaxed)
-    );
-    let created = unix_now();
-    if params.stream {
-        let stream = sse_stream(rx, id, created, model.to_owned(), flavour, params.include_usage);
-        return Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response());
-    }
-    let (text, finish, usage) = collect(rx).await?;
-    let choice = match flavour {
-        Flavour::Chat => json!({
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish_name(finish),
-            "logprobs": null,
-        }),
-        Flavour::Text => json!({"index": 0, "text": text, "finish_reason": finish_name(finish), "logprobs": null}),
-    };
-    let object = if flavour == Flavour::Chat { "chat.completion" } else { "text_completion" };
-    Ok(axum::Json(json!({
-        "id": id, "object": object, "created": created, "model": model,
-        "choices": [choice], "usage": usage, "system_fingerprint": null,
-    }))
-    .into_response())
-}
-
-/// Waits for a whole answer.
-async fn collect(mut rx: UnboundedReceiver<Event>) -> std::result::Result<(String, FinishReason, Usage), ApiError> {
-    let mut text = String::new();
-    while let Some(event) = rx.recv().await {
-        match event {
-            Event::Text(t) => text.push_str(&t),
-            Event::Done { finish, prompt_tokens, completion_tokens } => {
-                return Ok((text, finish, Usage::new(prompt_tokens, completion_tokens)));
-            }
-            Event::Failed(message) => return Err(ApiError::bad_request(message, None)),
-        }
-    }
-    Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the engine dropped the request", None, None))
-}
-
-fn finish_name(finish: FinishReason) -> &'static str {
-    match finish {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-    }
-}
-
-/// Server-sent events: a role chunk (chat), text chunks, a finish chunk, a usage chunk if asked, `[DONE]`.
-fn sse_stream(
-    rx: UnboundedReceiver<Event>,
-    id: String,
-    created: u64,
-    model: String,
-    flavour: Flavour,
-    include_usage: bool,
-) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
-    enum Phase {
-        Start,
-        Body,
-        Usage(Usage),
-        Done,
-        End,
-    }
-    let chunk = move |choices: Value, usage: Option<Usage>| {
-        let object = if flavour == Flavour::Chat { "chat.completion.chunk" } else { "text_completion" };
-        let mut v = json!({"id": id, "object": object, "created": created, "model": model, "choices": choices});
-        if let Some(u) = usage {
-            v["usage"] = json!(u);
-        }
-        SseEvent::default().data(v.to_string())
-    };
-    let delta = move |text: Option<&str>, finish: Option<FinishReason>| match flavour {
-        Flavour::Chat => {
-            let delta = match text {
-                Some(t) => json!({"content": t}),
-                None if finish.is_none() => json!({"role": "assistant", "content": ""}),
-                None => json!({}),
-            };
-            json!([{"index": 0, "delta": delta, "finish_reason": finish.map(finish_name), "logprobs": null}])
-        }
-        Flavour::Text => {
-            json!([{"index": 0, "text": text.unwrap_or(""), "finish_reason": finish.map(finish_name), "logprobs": null}])
-        }
-    };
-    futures_util::stream::unfold((rx, Phase::Start), move |(mut rx, phase)| {
-        let chunk = chunk.clone();
-        async move {
-            match phase {
-                Phase::Start if flavour == Flavour::Chat => {
-                    Some((Ok(chunk(delta(None, None), None)), (rx, Phase::Body)))
-                }
-                Phase::Start | Phase::Body => loop {
-                    match rx.recv().await {
-                        Some(Event::Text(t)) if t.is_empty() => continue,
-                        Some(Event::Text(t)) => {
-                            break Some((Ok(chunk(delta(Some(&t), None), None)), (rx, Phase::Body)));
-                        }
-                        Some(Event::Done { finish, prompt_tokens, completion_tokens }) => {
-                            let usage = Usage::new(prompt_tokens, completion_tokens);
-                            let next = if include_usage { Phase::Usage(usage) } else { Phase::Done };
-                            break Some((Ok(chunk(delta(None, Some(finish)), None)), (rx, next)));
-                        }
-                        Some(Event::Failed(message)) => {
-                            let body = json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}});
-                            break Some((Ok(SseEvent::default().data(body.to_string())), (rx, Phase::Done)));
-                        }
-                        None => break None,
-                    }
-                },
-                Phase::Usage(usage) => Some((Ok(chunk(json!([]), Some(usage))), (rx, Phase::Done))),
-                Phase::Done => Some((Ok(SseEvent::default().data("[DONE]")), (rx, Phase::End))),
-                Phase::End => None,
-            }
-        }
-    })
 }
 
 // ---- embeddings, models, health, metrics --------------------------------------

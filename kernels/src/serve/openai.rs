@@ -3,7 +3,7 @@
 //! Field names and meanings follow OpenAI's API reference
 //! (<https://platform.openai.com/docs/api-reference>): what the official
 //! clients send and expect. Unknown request fields are ignored, as OpenAI does;
-//! fields this server cannot honour (`n > 1`, tools) are refused with a 400.
+//! values out of OpenAI's ranges are refused with a 400 naming the field.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,11 +31,21 @@ impl OneOrMany {
 /// A chat message as sent by clients (`content` may be a string or a list of text parts).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestMessage {
-    /// `system`, `user`, `assistant` (or `developer`, treated as `system`).
+    /// `system`, `user`, `assistant`, `tool` (or `developer`, treated as `system`).
     pub role: String,
-    /// The text, or parts of which the `text` ones are used.
+    /// The text, or parts of which the `text` ones are used; `null` on an assistant turn that only
+    /// calls tools.
     #[serde(default)]
     pub content: Value,
+    /// On an assistant turn: the calls it made (`[{id, type: "function", function: {name, arguments}}]`).
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    /// On a `tool` message: the id of the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+    /// On a `tool` message: the function's name (optional).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `stream_options`.
@@ -46,6 +56,33 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
+/// The sampling and stopping fields chat and text completions share (numbers are signed so that
+/// an out-of-range value is a 400 naming its `param`, not a JSON error).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SamplingRequest {
+    /// Sampling temperature, 0–2 (default 1).
+    pub temperature: Option<f32>,
+    /// Nucleus mass, (0, 1] (default 1).
+    pub top_p: Option<f32>,
+    /// Number of choices, 1–8: each is its own sequence in the batch.
+    pub n: Option<i64>,
+    /// Stream server-sent events.
+    #[serde(default)]
+    pub stream: bool,
+    /// Streaming options.
+    pub stream_options: Option<StreamOptions>,
+    /// Up to 4 stop strings.
+    pub stop: Option<OneOrMany>,
+    /// Seed of the sampler: the same seed and request give the same text.
+    pub seed: Option<i64>,
+    /// −2..2: subtracted once from the logit of every token already generated.
+    pub presence_penalty: Option<f32>,
+    /// −2..2: subtracted from a token's logit once per time it was generated.
+    pub frequency_penalty: Option<f32>,
+    /// Token id (as a string) → bias in −100..100 added to its logit.
+    pub logit_bias: Option<Value>,
+}
+
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatRequest {
@@ -53,27 +90,23 @@ pub struct ChatRequest {
     pub model: String,
     /// The conversation.
     pub messages: Vec<RequestMessage>,
-    /// New-token budget (`max_completion_tokens` is the newer name).
-    pub max_tokens: Option<usize>,
+    /// New-token budget (`max_completion_tokens` is the newer name, preferred when both are given).
+    pub max_tokens: Option<i64>,
     /// The newer name of `max_tokens`.
-    pub max_completion_tokens: Option<usize>,
-    /// Sampling temperature, 0–2 (default 1).
-    pub temperature: Option<f32>,
-    /// Nucleus mass, (0, 1] (default 1).
-    pub top_p: Option<f32>,
-    /// Number of choices: only 1 is served.
-    pub n: Option<usize>,
-    /// Stream server-sent events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Streaming options.
-    pub stream_options: Option<StreamOptions>,
-    /// Stop strings.
-    pub stop: Option<OneOrMany>,
-    /// Seed of the sampler.
-    pub seed: Option<u64>,
-    /// Tools are not served.
+    pub max_completion_tokens: Option<i64>,
+    /// Sampling, stopping, streaming.
+    #[serde(flatten)]
+    pub sampling: SamplingRequest,
+    /// Report the log-probability of each output token.
+    pub logprobs: Option<bool>,
+    /// 0–20 most likely alternatives per token (needs `logprobs: true`).
+    pub top_logprobs: Option<i64>,
+    /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {name, schema, strict}}`.
+    pub response_format: Option<Value>,
+    /// `[{type: "function", function: {name, description, parameters}}]`.
     pub tools: Option<Value>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<Value>,
 }
 
 /// `POST /v1/completions`.
@@ -83,21 +116,16 @@ pub struct CompletionRequest {
     pub model: String,
     /// The prompt (one string).
     pub prompt: OneOrMany,
-    /// New-token budget (default 16, as OpenAI's).
-    pub max_tokens: Option<usize>,
-    /// Sampling temperature.
-    pub temperature: Option<f32>,
-    /// Nucleus mass.
-    pub top_p: Option<f32>,
-    /// Number of choices: only 1.
-    pub n: Option<usize>,
-    /// Stream server-sent events.
+    /// New-token budget (default 16, as OpenAI's); 0 with `echo` and `logprobs` scores the prompt.
+    pub max_tokens: Option<i64>,
+    /// Sampling, stopping, streaming.
+    #[serde(flatten)]
+    pub sampling: SamplingRequest,
+    /// Report each token's log-probability and this many (0–20) alternatives (the legacy shape).
+    pub logprobs: Option<i64>,
+    /// Answer with the prompt before the completion (with `logprobs`: the prompt's log-probabilities).
     #[serde(default)]
-    pub stream: bool,
-    /// Stop strings.
-    pub stop: Option<OneOrMany>,
-    /// Seed of the sampler.
-    pub seed: Option<u64>,
+    pub echo: bool,
 }
 
 /// `POST /v1/embeddings`.

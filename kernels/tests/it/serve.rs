@@ -190,9 +190,47 @@ fn bad_requests_get_openai_shaped_errors() {
     let mut body = chat_body("hi", 4);
     body["temperature"] = json!(3.5);
     check_error(body.to_string().as_bytes(), chat, 400, None, Some("temperature"));
+    // Every sampling parameter out of OpenAI's range is a 400 naming it.
+    for (field, value, param) in [
+        ("n", json!(9), "n"),
+        ("n", json!(0), "n"),
+        ("presence_penalty", json!(2.5), "presence_penalty"),
+        ("frequency_penalty", json!(-3), "frequency_penalty"),
+        ("logit_bias", json!({"17": 101}), "logit_bias"),
+        ("logit_bias", json!({"not-a-token": 1}), "logit_bias"),
+        ("logit_bias", json!({"4000000": 1}), "logit_bias"),
+        ("stop", json!(["a", "b", "c", "d", "e"]), "stop"),
+        ("max_tokens", json!(-1), "max_tokens"),
+        ("max_completion_tokens", json!(-5), "max_completion_tokens"),
+        ("top_logprobs", json!(3), "top_logprobs"),
+        ("response_format", json!({"type": "xml"}), "response_format"),
+        ("response_format", json!({"type": "json_schema"}), "response_format"),
+        ("response_format", json!({"type": "json_object"}), "messages"),
+        ("tool_choice", json!("auto"), "tool_choice"),
+        ("tools", json!([{"type": "retrieval"}]), "tools[0]"),
+    ] {
+        let mut body = chat_body("hi", 4);
+        body[field] = value;
+        check_error(body.to_string().as_bytes(), chat, 400, None, Some(param));
+    }
     let mut body = chat_body("hi", 4);
-    body["n"] = json!(2);
-    check_error(body.to_string().as_bytes(), chat, 400, None, Some("n"));
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(21);
+    check_error(body.to_string().as_bytes(), chat, 400, None, Some("top_logprobs"));
+    let mut body = chat_body("hi", 4);
+    body["tools"] = json!([weather_tool()]);
+    body["tool_choice"] = json!({"type": "function", "function": {"name": "get_time"}});
+    check_error(body.to_string().as_bytes(), chat, 400, None, Some("tool_choice"));
+    let mut body = chat_body("hi", 4);
+    body["messages"] = json!([{"role": "user", "content": "hi"}, {"role": "tool", "content": "12 C"}]);
+    check_error(body.to_string().as_bytes(), chat, 400, None, Some("messages[1].tool_call_id"));
+    let text = |extra: Value| {
+        let mut body = json!({"model": CHAT, "prompt": "Hello"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.to_string()
+    };
+    check_error(text(json!({"logprobs": 21})).as_bytes(), "/v1/completions", 400, None, Some("logprobs"));
+    check_error(text(json!({"n": 100})).as_bytes(), "/v1/completions", 400, None, Some("n"));
     check_error(json!({"model": CHAT, "messages": []}).to_string().as_bytes(), chat, 400, None, Some("messages"));
     let huge = json!({"model": CHAT, "messages": [{"role": "user", "content": "x".repeat(2 << 20)}]});
     check_error(huge.to_string().as_bytes(), chat, 413, Some("request_too_large"), None);
@@ -276,4 +314,236 @@ fn typed_special_tokens_stay_text() {
     let prompt = |v: &Value| v["usage"]["prompt_tokens"].as_u64().unwrap() as usize;
     // Same template around both contents: the difference is the contents' plain-text lengths.
     assert_eq!(prompt(&v) - prompt(&honest), ordinary - m.tokenizer.encode_ordinary("hello").len());
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+            "additionalProperties": false,
+        },
+    }})
+}
+
+/// The chat model, loaded once for the in-process references.
+fn chat_model() -> &'static ChatModel {
+    static MODEL: OnceLock<ChatModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let gguf =
+            datasets::models::file_path(CHAT, "SmolLM2-135M-Instruct.Q4_1.gguf").unwrap_or_else(|e| panic!("{e}"));
+        ChatModel::load(CHAT, gguf).expect("chat model loads")
+    })
+}
+
+/// The prompt ids the server makes of one user message (no content here has special-token text).
+fn chat_prompt(question: &str) -> Vec<u32> {
+    let m = chat_model();
+    m.tokenizer.encode(&m.template.render(&[ChatMessage::new("user", question)], None, true).unwrap())
+}
+
+fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
+    logits[id as usize] - kernels::llm::sample::log_sum_exp(logits)
+}
+
+fn check_close(got: &Value, want: f32, what: &str) {
+    let got = got.as_f64().unwrap_or_else(|| panic!("{what}: {got} is not a number")) as f32;
+    assert!((got - want).abs() <= 1e-4, "{what}: served {got}, computed {want}");
+}
+
+#[test]
+fn echo_scores_the_prompt_as_feeding_it_token_by_token_does() {
+    let text = "The capital of France is Paris, and the capital of Italy is Rome.";
+    let score = |max_tokens: usize| {
+        let body = json!({"model": CHAT, "prompt": text, "echo": true, "logprobs": 3, "max_tokens": max_tokens, "temperature": 0});
+        let (status, v) = post_json(shared().addr, "/v1/completions", &body);
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let scored = score(0);
+    let choice = &scored["choices"][0];
+    assert_eq!(choice["text"], text);
+    assert_eq!(choice["finish_reason"], "length");
+    assert_eq!(scored["usage"]["completion_tokens"], 0);
+    let lp = &choice["logprobs"];
+
+    // The reference: the same tokens fed one at a time, each next token's log-softmax.
+    let m = chat_model();
+    let ids = m.tokenizer.encode_ordinary(text);
+    assert_eq!(lp["token_logprobs"].as_array().unwrap().len(), ids.len());
+    assert_eq!(lp["token_logprobs"][0], Value::Null, "nothing predicts the first token");
+    assert_eq!(lp["top_logprobs"][0], Value::Null);
+    let mut cache = m.model.new_cache(256);
+    for (j, pair) in ids.windows(2).enumerate() {
+        let logits = m.model.forward(&[pair[0]], &mut cache).unwrap();
+        check_close(&lp["token_logprobs"][j + 1], log_softmax_at(&logits, pair[1]), &format!("token {}", j + 1));
+        let top = lp["top_logprobs"][j + 1].as_object().unwrap();
+        assert!((1..=3).contains(&top.len()), "{top:?}");
+        let best = top.values().map(|v| v.as_f64().unwrap()).fold(f64::NEG_INFINITY, f64::max) as f32;
+        check_close(&json!(best), log_softmax_at(&logits, kernels::llm::argmax(&logits)), "best alternative");
+    }
+    let tokens: String = lp["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(tokens, text);
+    let offsets: Vec<u64> = serde_json::from_value(lp["text_offset"].clone()).unwrap();
+    assert_eq!(offsets[0], 0);
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+
+    // With a completion: the prompt's scores, then the new tokens'.
+    let more = score(4);
+    let choice = &more["choices"][0];
+    assert!(choice["text"].as_str().unwrap().starts_with(text));
+    let all = choice["logprobs"]["token_logprobs"].as_array().unwrap();
+    assert_eq!(all.len(), ids.len() + 4);
+    for (j, (with, alone)) in all.iter().zip(lp["token_logprobs"].as_array().unwrap()).enumerate().skip(1) {
+        check_close(with, alone.as_f64().unwrap() as f32, &format!("prompt token {j} with a completion"));
+    }
+}
+
+#[test]
+fn chat_logprobs_are_the_models_own_distribution() {
+    let question = "What is the capital of France?";
+    let mut body = chat_body(question, 8);
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(5);
+    let (status, v) = post_json(shared().addr, "/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{v}");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let entries = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(entries.len(), 8);
+    let bytes: Vec<u8> =
+        entries.iter().flat_map(|e| serde_json::from_value::<Vec<u8>>(e["bytes"].clone()).unwrap()).collect();
+    assert_eq!(String::from_utf8(bytes).unwrap(), content);
+    for e in entries {
+        let top = e["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 5);
+        // Greedy takes the most likely token, so it heads its own alternatives.
+        assert_eq!(top[0]["token"], e["token"]);
+        assert_eq!(top[0]["logprob"], e["logprob"]);
+        assert!(top.windows(2).all(|w| w[0]["logprob"].as_f64() >= w[1]["logprob"].as_f64()));
+    }
+    let m = chat_model();
+    let logits = m.model.forward(&chat_prompt(question), &mut m.model.new_cache(256)).unwrap();
+    check_close(&entries[0]["logprob"], log_softmax_at(&logits, kernels::llm::argmax(&logits)), "first token");
+}
+
+/// Greedy decoding with OpenAI's penalties, in process: the reference for the served answer.
+fn greedy_with_penalties(prompt: &[u32], max_tokens: usize, presence: f32, frequency: f32) -> String {
+    let m = chat_model();
+    let mut cache = m.model.new_cache(256);
+    let mut logits = m.model.forward(prompt, &mut cache).unwrap();
+    let mut counts: Vec<(u32, u32)> = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..max_tokens {
+        kernels::llm::sample::apply_penalties(&mut logits, &counts, presence, frequency);
+        let next = kernels::llm::argmax(&logits);
+        if m.stop_tokens.contains(&next) {
+            break;
+        }
+        out.push(next);
+        match counts.iter_mut().find(|(id, _)| *id == next) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((next, 1)),
+        }
+        logits = m.model.forward(&[next], &mut cache).unwrap();
+    }
+    m.tokenizer.decode(&out).unwrap()
+}
+
+fn check_penalties(logits: &[f32], counts: &[(u32, u32)], presence: f32, frequency: f32, expected: &[f32]) {
+    let mut got = logits.to_vec();
+    kernels::llm::sample::apply_penalties(&mut got, counts, presence, frequency);
+    assert_eq!(got, expected, "counts {counts:?}, presence {presence}, frequency {frequency}");
+}
+
+fn check_bias(logits: &[f32], bias: &[(u32, f32)], expected: &[f32]) {
+    let mut got = logits.to_vec();
+    kernels::llm::sample::apply_logit_bias(&mut got, bias);
+    assert_eq!(got, expected, "bias {bias:?}");
+}
+
+#[test]
+fn penalties_and_logit_bias_follow_openais_formula() {
+    check_penalties(&[1.0, 2.0, 3.0], &[], 0.5, 1.0, &[1.0, 2.0, 3.0]);
+    check_penalties(&[1.0, 2.0, 3.0], &[(0, 2), (2, 1)], 0.5, 1.0, &[-1.5, 2.0, 1.5]);
+    check_penalties(&[1.0, 2.0, 3.0], &[(1, 3)], -1.0, -0.5, &[1.0, 4.5, 3.0]);
+    check_bias(&[1.0, 2.0, 3.0], &[(0, 5.0), (2, -100.0)], &[6.0, 2.0, f32::NEG_INFINITY]);
+    check_bias(&[1.0, 2.0, 3.0], &[(1, 100.0)], &[1.0, 102.0, 3.0]);
+
+    let question = "Write the word apple ten times.";
+    for (presence, frequency) in [(0.0, 1.5), (1.0, 0.0), (-0.5, 0.5)] {
+        let mut body = chat_body(question, 24);
+        body["presence_penalty"] = json!(presence);
+        body["frequency_penalty"] = json!(frequency);
+        let (status, v) = post_json(shared().addr, "/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{v}");
+        let want = greedy_with_penalties(&chat_prompt(question), 24, presence, frequency);
+        assert_eq!(v["choices"][0]["message"]["content"], want, "presence {presence}, frequency {frequency}");
+    }
+
+    // −100 bans the greedy first token; the reported log-probabilities stay the model's own.
+    let question = "What is the capital of France?";
+    let m = chat_model();
+    let logits = m.model.forward(&chat_prompt(question), &mut m.model.new_cache(256)).unwrap();
+    let first = kernels::llm::argmax(&logits);
+    let mut body = chat_body(question, 3);
+    body["logit_bias"] = json!({first.to_string(): -100});
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(1);
+    let v = post_json(shared().addr, "/v1/chat/completions", &body).1;
+    let entry = &v["choices"][0]["logprobs"]["content"][0];
+    let first_bytes = json!(m.tokenizer.token_bytes(first).unwrap());
+    assert_ne!(entry["bytes"], first_bytes, "{v}");
+    assert_eq!(entry["top_logprobs"][0]["bytes"], first_bytes, "{v}");
+    // +100 forces a token at every step.
+    let forced = m.tokenizer.encode_ordinary(" Paris")[0];
+    let mut body = chat_body(question, 3);
+    body["logit_bias"] = json!({forced.to_string(): 100});
+    let v = post_json(shared().addr, "/v1/chat/completions", &body).1;
+    assert_eq!(v["choices"][0]["message"]["content"], m.tokenizer.decode(&[forced; 3]).unwrap(), "{v}");
+}
+
+#[test]
+fn seeds_stops_budgets_and_choices() {
+    let addr = shared().addr;
+    let sampled = |seed: u64, n: usize| {
+        let mut body = chat_body("Tell me about cats.", 16);
+        body["temperature"] = json!(1.0);
+        body["seed"] = json!(seed);
+        body["n"] = json!(n);
+        let (status, v) = post_json(addr, "/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{v}");
+        let texts: Vec<String> =
+            v["choices"].as_array().unwrap().iter().map(|c| c["message"]["content"].as_str().unwrap().into()).collect();
+        let indexes: Vec<u64> = v["choices"].as_array().unwrap().iter().map(|c| c["index"].as_u64().unwrap()).collect();
+        assert_eq!(indexes, (0..n as u64).collect::<Vec<_>>());
+        (texts, v["usage"].clone())
+    };
+    let (a, usage_one) = sampled(42, 1);
+    assert_eq!(sampled(42, 1).0, a, "the same seed gave another text");
+    assert_ne!(sampled(43, 1).0, a, "another seed gave the same text");
+    let (three, usage_three) = sampled(42, 3);
+    assert_eq!(three[0], a[0], "choice 0 draws from the request's seed");
+    assert!(three[1] != three[0] || three[2] != three[0], "{three:?}");
+    assert_eq!(usage_three["prompt_tokens"], usage_one["prompt_tokens"]);
+    assert!(usage_three["completion_tokens"].as_u64() > usage_one["completion_tokens"].as_u64());
+
+    // `max_completion_tokens` wins over `max_tokens`.
+    let mut body = chat_body("What is the capital of France?", 10);
+    body["max_completion_tokens"] = json!(2);
+    let v = post_json(addr, "/v1/chat/completions", &body).1;
+    assert_eq!(v["usage"]["completion_tokens"], 2, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length");
+
+    // A stop string (one of a list) cuts the text before it.
+    let full = post_json(addr, "/v1/chat/completions", &chat_body("What is the capital of France?", 24)).1;
+    let full = full["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    let cut = full.find(", la").unwrap_or_else(|| panic!("{full}"));
+    let mut body = chat_body("What is the capital of France?", 24);
+    body["stop"] = json!(["no such text", ", la"]);
+    let v = post_json(addr, "/v1/chat/completions", &body).1;
+    assert_eq!(v["choices"][0]["message"]["content"], full[..cut], "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
 }
