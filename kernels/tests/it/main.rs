@@ -40,6 +40,9 @@ mod llm;
 #[cfg(feature = "llm")]
 mod chat_template;
 
+#[cfg(feature = "constrain")]
+mod constrain;
+
 #[cfg(feature = "nn")]
 mod nn;
 
