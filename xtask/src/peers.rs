@@ -36,6 +36,8 @@ const PACKAGES: &[&str] = &[
     "tl2cgen==1.0.0",     // treelite 4 moved C code generation here: the model as C, gcc -O3, a compiled predictor
     "lleaves==1.3.0",     // compiles LightGBM models with LLVM: the other compiled single-row peer
     "llvmlite==0.44.0",   // lleaves 1.3.0 needs the legacy pass manager, which llvmlite 0.45 removed
+    "llguidance==1.9.1",  // the Python wheel of kernels::constrain's engine: masks cross-checked bit for bit
+    "jsonschema==4.26.0", // the independent validator of kernels::constrain's outputs
 ];
 
 /// The pinned version of a peer named as in a benchmark record (`hnswlib`, `simsimd`, `mlflow-python`:
