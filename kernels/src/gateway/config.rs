@@ -217,7 +217,7 @@ impl Default for HealthConfig {
 pub struct KeyConfig {
     /// Its name in metrics (unique).
     pub name: String,
-    /// BLAKE3 of the key's bytes, 64 hex digits (`sovereign gateway hash-key KEY` prints it).
+    /// BLAKE3 of the key's bytes, 64 hex digits (`sovereign gateway --hash-key KEY` prints it).
     pub blake3: String,
     /// The most open tier its requests may reach.
     pub tier: Tier,
@@ -324,6 +324,28 @@ fn mebibyte() -> usize {
     1 << 20
 }
 
+/// `table.key (line N): ` for the byte offset of a parse error: the key on that line, prefixed by the
+/// nearest `[table]` or `[[table]]` header above it.
+fn locate(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    let table = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let key = line.split_once('=').map(|(k, _)| k.trim().to_owned()).filter(|k| !k.is_empty() && !k.starts_with('['));
+    let name = match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k,
+        (Some(t), None) => t,
+        (None, None) => String::new(),
+    };
+    format!("{name} (line {line_no}): ")
+}
+
 fn bad(key: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
     Error::GatewayConfig(format!("{key}: {why}"))
 }
@@ -336,8 +358,11 @@ impl GatewayConfig {
     /// an invalid value.
     pub fn from_toml_str(text: &str) -> Result<GatewayConfig> {
         let config: GatewayConfig = toml::from_str(text).map_err(|e| {
-            let span = e.span().map(|s| format!(" (bytes {}..{})", s.start, s.end)).unwrap_or_default();
-            Error::GatewayConfig(format!("{}{span}", e.message()))
+            Error::GatewayConfig(format!(
+                "{}{}",
+                e.span().map_or(String::new(), |s| locate(text, s.start)),
+                e.message()
+            ))
         })?;
         config.validate()?;
         Ok(config)

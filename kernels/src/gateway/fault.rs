@@ -19,7 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 /// What the backend does with its `n`-th generation request (0-based, counted across routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,6 @@ struct Shared {
     plan: Box<FaultPlan>,
     received: Mutex<Vec<(String, Value)>>,
     killed: AtomicBool,
-    kill: Notify,
     chunk_delay_ms: u64,
 }
 
@@ -74,7 +73,6 @@ impl FaultBackend {
             plan: Box::new(plan),
             received: Mutex::new(Vec::new()),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
             chunk_delay_ms: 2,
         });
         let app = Router::new()
@@ -88,7 +86,7 @@ impl FaultBackend {
         tokio::spawn(async move {
             let killed = async move {
                 while !s.killed.load(Ordering::SeqCst) {
-                    s.kill.notified().await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             };
             // Dropping the serve future on kill closes the listener: new connections are refused.
@@ -108,8 +106,6 @@ impl FaultBackend {
     /// Kills it: the listener closes and every stream in flight is cut at its next chunk.
     pub fn kill(&self) {
         self.shared.killed.store(true, Ordering::SeqCst);
-        self.shared.kill.notify_waiters();
-        self.shared.kill.notify_one();
     }
 
     /// Every request that reached it: (path, JSON body), in order of arrival.
@@ -152,7 +148,16 @@ async fn completion(State(s): State<Arc<Shared>>, axum::Json(body): axum::Json<V
     generate(s, "/v1/completions", body, false).await
 }
 
+fn cut() -> Response {
+    let failing = futures_util::stream::once(async { Err::<Bytes, _>(std::io::Error::other("cut")) });
+    Response::new(Body::from_stream(failing))
+}
+
 async fn generate(s: Arc<Shared>, path: &str, body: Value, chat: bool) -> Response {
+    if s.killed.load(Ordering::SeqCst) {
+        // A killed process receives nothing: a kept-alive connection is cut without an answer.
+        return cut();
+    }
     let nth = record(&s, path, &body);
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     if !s.models.contains(&model) {
@@ -178,8 +183,7 @@ async fn generate(s: Arc<Shared>, path: &str, body: Value, chat: bool) -> Respon
     if !body["stream"].as_bool().unwrap_or(false) {
         if matches!(fault, Fault::DropAfter(_) | Fault::HangAfter(_)) {
             // Cut the connection without an answer: a body stream that fails at once.
-            let failing = futures_util::stream::once(async { Err::<Bytes, _>(std::io::Error::other("cut")) });
-            return Response::new(Body::from_stream(failing));
+            return cut();
         }
         let choice = if chat {
             json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": null})
@@ -211,7 +215,7 @@ async fn generate(s: Arc<Shared>, path: &str, body: Value, chat: bool) -> Respon
             if cut_after == Some(i) {
                 if let Fault::HangAfter(_) = fault {
                     while !s.killed.load(Ordering::SeqCst) {
-                        s.kill.notified().await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
                 let _ = tx.send(Err(std::io::Error::other("cut mid-stream"))).await;
