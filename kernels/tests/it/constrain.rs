@@ -610,3 +610,120 @@ fn tool_choice_shapes_the_grammar() {
         assert_eq!(accepts(&choice, text), ok, "{choice:?} {text:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Regex and Lark on the real model, checked by hand-written recognisers.
+
+const DATE_RX: &str = r"[0-9]{4}-[0-9]{2}-[0-9]{2}";
+const ANSWER_LARK: &str = "start: \"Answer: \" answer \".\"\nanswer: NUMBER | \"unknown\"\nNUMBER: /[0-9]{1,3}/\n";
+
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10 && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+}
+
+fn is_answer(s: &str) -> bool {
+    let Some(mid) = s.strip_prefix("Answer: ").and_then(|r| r.strip_suffix('.')) else { return false };
+    mid == "unknown" || ((1..=3).contains(&mid.len()) && mid.bytes().all(|c| c.is_ascii_digit()))
+}
+
+#[test]
+fn regex_and_lark_outputs_are_in_their_languages() {
+    let date =
+        chat_prompt("You are a helpful assistant.", "When did the Second World War end? Give the date as YYYY-MM-DD.");
+    let answer = chat_prompt("You are a helpful assistant.", "How many legs does a spider have?");
+    for seed in [None, Some(1), Some(2)] {
+        let out = decode(&Grammar::Regex(DATE_RX.into()), &date, seed, 30);
+        assert!(out.complete && is_date(&out.text), "{seed:?}: {:?}", out.text);
+        let out = decode(&Grammar::Lark(ANSWER_LARK.into()), &answer, seed, 30);
+        assert!(out.complete && is_answer(&out.text), "{seed:?}: {:?}", out.text);
+        eprintln!("{seed:?}: {}", out.text);
+    }
+    assert!(!is_date("1945-5-08") && !is_answer("Answer: 1234.") && is_answer("Answer: unknown."));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Masks equal the llguidance wheel's, bit for bit.
+
+/// SplitMix64: the seeded choice of the random walks.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seeded walk of up to `steps` allowed tokens (never the end token): the masks before each and after the last.
+/// Half the picks are uniform over the allowed tokens, half take the longest allowed token, so walks both wander
+/// through odd tokenisations and get deep into the structure.
+fn random_walk(grammar: &Grammar, seed: u64, steps: usize) -> (Vec<u32>, Vec<TokenMask>) {
+    let mut c = Constraint::new(vocab(), grammar).unwrap_or_else(|e| panic!("{grammar:?}: {e}"));
+    let mut state = seed;
+    let (mut tokens, mut masks) = (Vec::new(), Vec::new());
+    loop {
+        let mask = c.mask().unwrap();
+        let allowed: Vec<u32> = mask.allowed().into_iter().filter(|&t| t != IM_END).collect();
+        masks.push(mask);
+        if tokens.len() == steps || allowed.is_empty() || c.is_finished() {
+            return (tokens, masks);
+        }
+        let r = splitmix(&mut state);
+        let t = if r % 2 == 0 {
+            allowed[(r / 2 % allowed.len() as u64) as usize]
+        } else {
+            *allowed.iter().max_by_key(|&&t| (bpe().token_bytes(t).unwrap().len(), t)).unwrap()
+        };
+        c.commit(t).unwrap();
+        tokens.push(t);
+    }
+}
+
+#[test]
+fn masks_equal_the_llguidance_wheel_bit_for_bit() {
+    let mut grammars: Vec<Grammar> = coverage_cases().into_iter().map(|(_, s, _)| Grammar::JsonSchema(s)).collect();
+    grammars.push(Grammar::JsonObject);
+    grammars.push(Grammar::Regex(DATE_RX.into()));
+    grammars.push(Grammar::Lark(ANSWER_LARK.into()));
+    for choice in [ToolChoice::Auto, ToolChoice::Required, ToolChoice::Function("get_weather".into())] {
+        grammars.push(tool_call_grammar(&tools(), &choice).unwrap().unwrap());
+    }
+    let mut cases = Vec::new();
+    let mut ours = Vec::new();
+    for (i, g) in grammars.iter().enumerate() {
+        for seed in [1, 2] {
+            let (tokens, masks) = random_walk(g, seed * 1000 + i as u64, 24);
+            cases.push(json!({"grammar": Vocabulary::grammar_json(g).unwrap(), "tokens": tokens}));
+            ours.push(masks);
+        }
+    }
+    let answer = peer(json!({"op": "masks", "gguf": gguf_path(), "eos": IM_END, "cases": cases}));
+    assert_eq!(answer["vocab_size"], json!(49_152));
+    let theirs = answer["masks"].as_array().unwrap();
+    let (mut total, mut equal) = (0, 0);
+    let mut first_difference = None;
+    for (c, (our_case, their_case)) in ours.iter().zip(theirs).enumerate() {
+        let their_case = their_case.as_array().unwrap();
+        assert_eq!(our_case.len(), their_case.len(), "case {c}: number of steps");
+        for (step, (ours, theirs)) in our_case.iter().zip(their_case).enumerate() {
+            let theirs: Vec<u32> = theirs.as_array().unwrap().iter().map(|w| w.as_u64().unwrap() as u32).collect();
+            total += 1;
+            if ours.words() == theirs.as_slice() {
+                equal += 1;
+            } else if first_difference.is_none() {
+                let theirs = TokenMask::from_words(theirs, 49_152).unwrap();
+                first_difference = Some(format!(
+                    "case {c} ({}) step {step}: ours {} tokens, theirs {}; only ours: {:?}; only theirs: {:?}",
+                    cases[c]["grammar"],
+                    ours.count(),
+                    theirs.count(),
+                    ours.allowed().into_iter().filter(|&t| !theirs.is_allowed(t)).take(8).collect::<Vec<_>>(),
+                    theirs.allowed().into_iter().filter(|&t| !ours.is_allowed(t)).take(8).collect::<Vec<_>>(),
+                ));
+            }
+        }
+    }
+    eprintln!("masks equal: {equal}/{total}");
+    assert_eq!(equal, total, "{}", first_difference.unwrap_or_default());
+    assert!(total >= 300, "{total}");
+}
