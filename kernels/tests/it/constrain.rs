@@ -669,7 +669,7 @@ fn random_walk(grammar: &Grammar, seed: u64, steps: usize) -> (Vec<u32>, Vec<Tok
             return (tokens, masks);
         }
         let r = splitmix(&mut state);
-        let t = if r % 2 == 0 {
+        let t = if r.is_multiple_of(2) {
             allowed[(r / 2 % allowed.len() as u64) as usize]
         } else {
             *allowed.iter().max_by_key(|&&t| (bpe().token_bytes(t).unwrap().len(), t)).unwrap()
