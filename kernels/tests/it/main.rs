@@ -39,6 +39,8 @@ mod formats;
 mod llm;
 #[cfg(feature = "llm")]
 mod chat_template;
+#[cfg(feature = "prompt")]
+mod prompt;
 
 #[cfg(feature = "constrain")]
 mod constrain;
