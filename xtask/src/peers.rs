@@ -38,6 +38,7 @@ const PACKAGES: &[&str] = &[
     "llvmlite==0.44.0",   // lleaves 1.3.0 needs the legacy pass manager, which llvmlite 0.45 removed
     "llguidance==1.9.1",  // the Python wheel of kernels::constrain's engine: masks cross-checked bit for bit
     "jsonschema==4.26.0", // the independent validator of kernels::constrain's outputs
+    "jinja2==3.1.6",      // renders the chat-template fixtures as transformers' apply_chat_template does
 ];
 
 /// The pinned version of a peer named as in a benchmark record (`hnswlib`, `simsimd`, `mlflow-python`:
