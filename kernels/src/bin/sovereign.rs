@@ -11,11 +11,14 @@
 //! sovereign trace --summary --deny-network -- CMD ARGS…  # kernels::audit (sovereign/trace.rs)
 //! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
 //! sovereign score --model-dir m --input t.parquet --output s/   # kernels::score (sovereign/score.rs)
+//! sovereign gateway --config gateway.toml     # kernels::gateway (sovereign/gateway.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
 //! script reads the output, and fails with a non-zero exit and a message naming the bad input.
 
+#[path = "sovereign/gateway.rs"]
+mod gateway;
 #[path = "sovereign/ml.rs"]
 mod ml;
 #[path = "sovereign/registry.rs"]
@@ -84,6 +87,8 @@ enum Command {
     ServeModel(Box<serve_model::ServeModelArgs>),
     /// Score a Parquet file or Delta table in batches into partitioned Parquet or Delta (resumable).
     Score(Box<score::ScoreArgs>),
+    /// An OpenAI-compatible gateway: routing, failover, keys, limits, budgets, privacy tiers, a cache.
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 #[derive(Subcommand)]
@@ -147,6 +152,7 @@ fn run(command: Command) -> Result<()> {
         Command::Trace(args) => trace::run(*args),
         Command::ServeModel(args) => serve_model::run(*args),
         Command::Score(args) => score::run(*args),
+        Command::Gateway(args) => gateway::run(*args),
     }
 }
 

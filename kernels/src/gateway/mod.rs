@@ -241,6 +241,10 @@ fn too_many(code: &str, message: String, retry_after_ms: u64) -> Response {
     r
 }
 
+fn unauthorized(message: &str) -> Response {
+    api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", message, None, Some("invalid_api_key"))
+}
+
 /// Who is calling.
 struct Caller {
     key: Option<usize>,
@@ -248,25 +252,24 @@ struct Caller {
     tier: Tier,
 }
 
-fn authenticate(gw: &Gateway, headers: &HeaderMap) -> std::result::Result<Caller, Response> {
+/// The caller, or the 401 message.
+fn authenticate(gw: &Gateway, headers: &HeaderMap) -> std::result::Result<Caller, &'static str> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let unauthorized =
-        |m: &str| api_error(StatusCode::UNAUTHORIZED, "invalid_request_error", m, None, Some("invalid_api_key"));
     match presented {
         Some(k) => match limits::find_key(&gw.key_hashes, k) {
             Some(i) => {
                 let key = gw.keys[i].lock().unwrap_or_else(|e| e.into_inner());
                 Ok(Caller { key: Some(i), name: key.config.name.clone(), tier: key.tier() })
             }
-            None => Err(unauthorized("Incorrect API key provided.")),
+            None => Err("Incorrect API key provided."),
         },
         None => match gw.config.anonymous_tier {
             Some(tier) => Ok(Caller { key: None, name: "anonymous".into(), tier }),
-            None => Err(unauthorized("An API key is required (Authorization: Bearer KEY).")),
+            None => Err("An API key is required (Authorization: Bearer KEY)."),
         },
     }
 }
@@ -274,7 +277,7 @@ fn authenticate(gw: &Gateway, headers: &HeaderMap) -> std::result::Result<Caller
 async fn list_models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let caller = match authenticate(&gw, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(m) => return unauthorized(m),
     };
     let mut ids: Vec<&str> = gw
         .backends
@@ -397,7 +400,7 @@ async fn proxy(
 ) -> Response {
     let caller = match authenticate(&gw, &headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(m) => return unauthorized(m),
     };
     let bytes = match body {
         Ok(b) => b,
@@ -534,6 +537,7 @@ async fn proxy(
     let timeout = Duration::from_millis(gw.config.request_timeout_ms);
     let mut last_failure: Option<(u16, Bytes)> = None;
     let mut last_error = String::from("every backend's circuit breaker is open");
+    let mut attempted = false;
     let mut next = 0usize;
     for attempt in 0..gw.config.retry.max_attempts {
         if attempt > 0 {
@@ -553,6 +557,7 @@ async fn proxy(
             break;
         };
         next = order.iter().position(|&i| i == b).map_or(0, |p| p + 1);
+        attempted = true;
         let backend = &gw.backends[b];
         let url = format!("{}{endpoint}", backend.config.url.trim_end_matches('/'));
         let mut req = gw.client.post(&url).header(header::CONTENT_TYPE, "application/json").body(upstream_body.clone());
@@ -654,8 +659,7 @@ async fn proxy(
             r
         }
         None => {
-            let status =
-                if last_error.contains("breaker") { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_GATEWAY };
+            let status = if !attempted { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_GATEWAY };
             gw.finish(&ticket, status.as_u16());
             api_error(
                 status,

@@ -33,7 +33,8 @@ fn the_example_config_parses_with_its_stated_values() {
     assert_eq!((c.breaker.failure_threshold, c.breaker.open_ms, c.breaker.half_open_probes), (5, 10_000, 1));
     assert_eq!(c.keys[0].requests_per_minute, Some(60));
     assert!(c.cache.enabled);
-    assert_eq!(hash_key("sk-demo-alice").len(), 64);
+    assert_eq!(c.keys[0].blake3, hash_key("sk-demo-alice"));
+    assert_eq!(c.keys[1].blake3, hash_key("sk-demo-batch"));
 }
 
 fn minimal(extra: &str) -> String {
@@ -379,7 +380,7 @@ async fn keys_limits_and_budgets_answer_openai_shaped_errors_and_usage_reaches_m
     assert_eq!((status, v["usage"]["total_tokens"].as_u64()), (200, Some(14)));
     let (status, headers, v) = post(&url, Some("bud"), &chat("m", "again")).await;
     assert_eq!((status, v["error"]["code"].as_str()), (429, Some("budget_exceeded")), "{v}");
-    let to_midnight = (86_400_000 - 1_030_000 % 86_400_000u64).div_ceil(1000);
+    let to_midnight = (86_400_000u64 - 1_030_000).div_ceil(1000); // the manual clock is at 1,030,000 ms of day 0
     assert_eq!(headers["retry-after"], to_midnight.to_string().as_str());
     assert_eq!(gw.spent_today("bud"), Some((14, 0.0)));
     assert_eq!(b.count("/v1/chat/completions"), 4, "refused requests never reached the backend");
@@ -462,7 +463,7 @@ async fn chaos_a_killed_a_slow_and_a_failing_backend_lose_and_duplicate_nothing(
     // answers 500 to every other request.
     let plan_a = |n: usize| if n == 0 { Fault::HangAfter(3) } else { Fault::None };
     let plan_b = |n: usize| if n % 3 == 1 { Fault::Slow(300) } else { Fault::None };
-    let plan_c = |n: usize| if n % 2 == 0 { Fault::Status(500) } else { Fault::None };
+    let plan_c = |n: usize| if n.is_multiple_of(2) { Fault::Status(500) } else { Fault::None };
     let a = FaultBackend::start("A", &["m"], plan_a).await;
     let b = FaultBackend::start("B", &["m"], plan_b).await;
     let c = FaultBackend::start("C", &["m"], plan_c).await;
@@ -499,11 +500,11 @@ async fn chaos_a_killed_a_slow_and_a_failing_backend_lose_and_duplicate_nothing(
                     let (client, url) = (client.clone(), url.clone());
                     tasks.push(tokio::spawn(async move {
                         let mut body = chat("m", &format!("req-{id}"));
-                        body["stream"] = json!(id % 2 == 0);
+                        body["stream"] = json!(id.is_multiple_of(2));
                         let t = Instant::now();
                         let resp = client.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
                         assert_eq!(resp.status(), 200, "req-{id}");
-                        let text = if id % 2 == 0 {
+                        let text = if id.is_multiple_of(2) {
                             let (events, clean) = read_events(resp).await;
                             assert!(
                                 clean && events.last().map(String::as_str) == Some("[DONE]"),
