@@ -8,10 +8,11 @@
 //!
 //! The subset: objects whose properties are all required and appear in the schema's order
 //! (`additionalProperties: false`), strings, integers, booleans, enums of strings, and arrays
-//! of any length, nested freely. The documents are **compact** (no whitespace between tokens)
-//! and their strings are written the way llguidance writes them (see [`JsonAutomaton`]), so
-//! the language is exactly `kernels::constrain`'s for the same schema with
-//! `"x-guidance": {"whitespace_flexible": false}`.
+//! of any length, nested freely. The documents are spaced the way Python's `json.dumps` spaces
+//! them, `, ` between items and `: ` after keys and no other whitespace, and their strings are
+//! written the way llguidance writes them (see [`JsonAutomaton`]). That is exactly the language
+//! of `kernels::constrain` for the same schema (`kernels::constrain::json_options`: llguidance
+//! with `whitespace_flexible: false`, `item_separator: ", "`, `key_separator: ": "`).
 
 use std::sync::Arc;
 
@@ -28,7 +29,8 @@ pub enum Schema {
     Integer,
     /// `{"type": "boolean"}`
     Boolean,
-    /// `{"enum": ["a", "b", …]}`: one of these strings (at least one).
+    /// `{"enum": ["a", "b", …]}`: one of these strings (at least one; no control characters, which
+    /// JSON can spell in several ways: `\t` or `\u0009`).
     Enum(Vec<String>),
     /// `{"type": "array", "items": …}`: any number of items.
     Array(Box<Schema>),
@@ -75,6 +77,13 @@ impl Schema {
         if let Some(values) = map.get("enum") {
             let strings: Option<Vec<String>> =
                 values.as_array().map(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or(None);
+            if let Some(value) =
+                strings.iter().flatten().find(|s| s.chars().any(|c| c.is_control() && (c as u32) < 0x80))
+            {
+                return unsupported(format!(
+                    "enum value {value:?} holds a control character (it has several JSON spellings)"
+                ));
+            }
             return match strings {
                 Some(s) if !s.is_empty() => Ok(Schema::Enum(s)),
                 _ => unsupported(format!("`enum` must be a non-empty array of strings, got {values}")),
@@ -133,8 +142,8 @@ pub enum Node {
     Literals(Vec<Vec<u8>>),
     /// An array of items of this node.
     Array(usize),
-    /// An object: per property, the bytes that introduce it (`"name":` for the first property,
-    /// `,"name":` for the others, the name quoted as `serde_json` writes it) and its node.
+    /// An object: per property, the bytes that introduce it (`"name": ` for the first property,
+    /// `, "name": ` for the others, the name quoted as `serde_json` writes it) and its node.
     Object(Vec<(Vec<u8>, usize)>),
 }
 
@@ -171,9 +180,9 @@ fn add_node(schema: &Schema, nodes: &mut Vec<Node>) -> usize {
         Schema::Object(fields) => {
             let mut compiled = Vec::with_capacity(fields.len());
             for (i, (name, schema)) in fields.iter().enumerate() {
-                let mut key = if i == 0 { Vec::new() } else { vec![b','] };
+                let mut key = if i == 0 { Vec::new() } else { ITEM_SEPARATOR.to_vec() };
                 key.extend_from_slice(json_quote(name).as_bytes());
-                key.push(b':');
+                key.extend_from_slice(KEY_SEPARATOR);
                 compiled.push((key, add_node(schema, nodes)));
             }
             Node::Object(compiled)
@@ -182,6 +191,11 @@ fn add_node(schema: &Schema, nodes: &mut Vec<Node>) -> usize {
     nodes[id] = node;
     id
 }
+
+/// What separates two items of an array or two properties of an object.
+pub const ITEM_SEPARATOR: &[u8] = b", ";
+/// What separates a property's name from its value.
+pub const KEY_SEPARATOR: &[u8] = b": ";
 
 /// `s` as a JSON string literal, the way `serde_json` (and llguidance, for property names and
 /// enum values) writes it.
@@ -256,7 +270,7 @@ pub enum Frame {
         /// Index of the next property.
         next: u32,
     },
-    /// Inside the bytes that introduce property `field` (`,"name":`), `pos` of them read.
+    /// Inside the bytes that introduce property `field` (`, "name": `), `pos` of them read.
     Key {
         /// The object's node.
         node: usize,
@@ -269,9 +283,13 @@ pub enum Frame {
     ArrayStart(usize),
     /// After an item: `,` or `]`.
     ArrayNext(usize),
+    /// After an item's `,`: the space before the next item.
+    ArrayComma(usize),
 }
 
-/// A pushdown automaton over the bytes of a compact JSON document of a [`Schema`].
+/// A pushdown automaton over the bytes of a JSON document of a [`Schema`], spaced as
+/// `json.dumps` spaces it: [`ITEM_SEPARATOR`] (`, `) between items and properties,
+/// [`KEY_SEPARATOR`] (`: `) after a name, no other whitespace.
 ///
 /// Strings are written the way llguidance writes them, which is narrower than JSON allows:
 /// - any Unicode character as its UTF-8 bytes, except `"`, `\`, the controls U+0000–U+001F and
@@ -340,8 +358,8 @@ impl JsonAutomaton {
     ///   After a key's last byte, the object frame moves to the next property and a `Value`
     ///   frame of the property's node goes on top.
     /// - `ArrayStart`: `]` pops; anything else must start an item (becomes `ArrayNext` with a
-    ///   `Value` of the item on top, fed this byte). `ArrayNext`: `,` pushes a `Value` of the
-    ///   item; `]` pops.
+    ///   `Value` of the item on top, fed this byte). `ArrayNext`: `]` pops, `,` becomes
+    ///   `ArrayComma`, whose space becomes `ArrayNext` with a `Value` of the item on top.
     ///
     /// An integer has no closing byte: when a byte cannot continue a complete integer, the
     /// integer's frame pops and the byte is offered to the frame below it. Nothing may follow a
@@ -484,12 +502,17 @@ fn advance(nodes: &[Node], stack: &mut Vec<Frame>, top: Frame, byte: u8) -> Adva
             b']' => {
                 stack.pop();
             }
-            b',' => {
-                let Node::Array(item) = nodes[n] else { unreachable!("an array frame points at an array") };
-                stack.push(Frame::Value(item));
-            }
+            b',' => stack[last] = Frame::ArrayComma(n),
             _ => return Advance::Refused,
         },
+        Frame::ArrayComma(n) => {
+            if byte != b' ' {
+                return Advance::Refused;
+            }
+            let Node::Array(item) = nodes[n] else { unreachable!("an array frame points at an array") };
+            stack[last] = Frame::ArrayNext(n);
+            stack.push(Frame::Value(item));
+        }
     }
     Advance::Done
 }

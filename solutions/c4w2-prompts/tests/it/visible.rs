@@ -89,25 +89,26 @@ graded! {
         assert_eq!(err, c4w2_prompts::Error::BudgetTooSmall { needed: required, budget: required - 1 });
     }
 
-    /// The automaton accepts compact documents of the schema and refuses what breaks it, byte by byte.
+    /// The automaton accepts `json.dumps`-spaced documents of the schema and refuses what breaks it, byte by byte.
     fn automaton_accepts_the_schema_language() {
         let s = person();
-        for doc in [r#"{"name":"Ada","age":36,"tags":["a","b"],"ok":true}"#, r#"{"name":"","age":-0,"tags":[],"ok":false}"#] {
+        for doc in [r#"{"name": "Ada", "age": 36, "tags": ["a", "b"], "ok": true}"#, r#"{"name": "", "age": -0, "tags": [], "ok": false}"#] {
             assert!(accepts(&s, doc), "should accept {doc}");
         }
         for doc in [
-            r#"{"name":"Ada","age":36,"tags":["a","b"],"ok":true} "#,
-            r#"{"name": "Ada","age":36,"tags":[],"ok":true}"#,
-            r#"{"age":36,"name":"Ada","tags":[],"ok":true}"#,
-            r#"{"name":"Ada","age":036,"tags":[],"ok":true}"#,
-            r#"{"name":"Ada","age":36,"tags":["c"],"ok":true}"#,
-            r#"{"name":"Ada","age":36,"tags":[],"ok":yes}"#,
-            r#"{"name":"Ada","age":36,"tags":[],"ok":true"#,
+            r#"{"name": "Ada", "age": 36, "tags": ["a", "b"], "ok": true} "#,
+            r#"{"name":"Ada", "age": 36, "tags": [], "ok": true}"#,
+            r#"{"name": "Ada", "age": 36, "tags": ["a","b"], "ok": true}"#,
+            r#"{"age": 36, "name": "Ada", "tags": [], "ok": true}"#,
+            r#"{"name": "Ada", "age": 036, "tags": [], "ok": true}"#,
+            r#"{"name": "Ada", "age": 36, "tags": ["c"], "ok": true}"#,
+            r#"{"name": "Ada", "age": 36, "tags": [], "ok": yes}"#,
+            r#"{"name": "Ada", "age": 36, "tags": [], "ok": true"#,
         ] {
             assert!(!accepts(&s, doc), "should refuse {doc}");
         }
         let mut a = JsonAutomaton::new(&s);
-        assert!(a.feed(br#"{"name":"Ada","age":3"#));
+        assert!(a.feed(br#"{"name": "Ada", "age": 3"#));
         let allowed: Vec<u8> = (0..=255u8).filter(|&b| a.allowed_bytes()[b as usize]).collect();
         assert_eq!(allowed, b",0123456789".to_vec(), "after an integer's first digit: more digits or the next property");
         assert!(!a.is_complete());
@@ -127,10 +128,12 @@ graded! {
             let want = !bpe.is_special(id) && !bytes.is_empty() && state.clone().feed(bytes);
             assert_eq!(mask.is_allowed(id), want, "token {id} {:?}", String::from_utf8_lossy(bytes));
         }
-        let colon = bpe.token_id("\":\"").expect("SmolLM2 has the token `\":\"`");
         let mut after_key = JsonAutomaton::new(&s);
         assert!(after_key.feed(br#"{"name"#));
-        assert!(trie.mask(&after_key).is_allowed(colon), "`\":\"` closes the key, adds the colon and opens the string value");
+        let mask = trie.mask(&after_key);
+        let token = |text: &str| bpe.token_id(text).unwrap_or_else(|| panic!("SmolLM2 has the token {text:?}"));
+        assert!(mask.is_allowed(token("\":")), "`\":` closes the key and writes the colon");
+        assert!(!mask.is_allowed(token("\":\"")), "`\":\"` leaves out the space after the colon");
     }
 
     /// A tool call split across chunks, with text before and after it.
