@@ -360,3 +360,21 @@ fn raise_exception_carries_the_templates_message() {
     let err = t.render(&[ChatMessage::new("system", "x"), ChatMessage::new("user", "y")], None, true).unwrap_err();
     assert_eq!(err.to_string(), "chat template: System role not supported");
 }
+
+#[test]
+fn printed_values_look_as_python_prints_them() {
+    // Templates print Python values straight (`{{ message.content }}` of a None, a tool list):
+    // compared with jinja2 itself on one template.
+    let source = "{{ none }}|{{ true }}|{{ false }}|{{ 2.5 }}|{{ 1e16 }}|{{ 100.0 }}|{{ 7 }}|{{ undefined_name }}|\
+                  {{ [1, 'a', none, 0.5, {'k': \"it's\", 'q': 'say \\\"hi\\\"'}] }}|{{ {'a': [true, false]} }}|\
+                  {{ messages[0].content }}|{{ messages | length }}";
+    let t = ChatTemplate::new(source, "", "").unwrap();
+    let call = ChatMessage { role: "assistant".into(), content: None, ..ChatMessage::default() };
+    let ours = t.render(&[call], None, false).unwrap();
+    let theirs = python(&format!(
+        "import sys\nfrom jinja2.sandbox import ImmutableSandboxedEnvironment as E\n\
+         t = E(trim_blocks=True, lstrip_blocks=True).from_string({source:?})\n\
+         sys.stdout.write(t.render(messages=[{{'role': 'assistant', 'content': None}}]))"
+    ));
+    assert_eq!(ours, theirs);
+}
