@@ -213,20 +213,22 @@ async fn chat_completions_inner(
     let tools = tools(request.tools.as_ref(), request.tool_choice.as_ref())?;
     let mut messages = request_messages(&request.messages)?;
     let format = response_format(request.response_format.as_ref(), &messages)?;
-    let mut template_tools = None;
-    if let Some((specs, choice, raw)) = &tools {
+    let native = chat.template.uses_tools();
+    let template_tools = tools.as_ref().map(|(_, _, raw)| raw).filter(|_| native);
+    if !native {
+        messages = with_tools_in_prompt(messages, tools.as_ref().map(|(_, _, raw)| raw));
+    }
+    if let Some((specs, choice, _)) = &tools {
         if format.is_some() {
             return Err(ApiError::bad_request(
                 "response_format cannot be combined with tools that may be called",
                 Some("response_format"),
             ));
         }
-        if template_uses_tools(chat, &messages, raw)? {
-            template_tools = Some(raw);
-        } else {
-            messages = with_tools_in_prompt(messages, raw)?;
+        let mut grammar = tool_call_grammar(specs, choice).map_err(|e| grammar_error(e, "tools"))?;
+        if request.parallel_tool_calls == Some(false) {
+            grammar = grammar.map(one_call_at_most);
         }
-        let grammar = tool_call_grammar(specs, choice).map_err(|e| grammar_error(e, "tools"))?;
         plan.grammar = grammar.map(|g| (g, "tools"));
         plan.tools = true;
     } else {
@@ -234,6 +236,24 @@ async fn chat_completions_inner(
     }
     plan.prompt = encode_chat(chat, &messages, template_tools)?;
     run(state, &request.model, plan).await
+}
+
+/// `parallel_tool_calls: false`: the tool-call grammar with one call block where it allows several.
+/// [`tool_call_grammar`]'s Lark starts with `start: calls` (or `start: TEXT | calls`), `calls` being
+/// one or more `call`s; another form is left as it is (several calls stay possible).
+fn one_call_at_most(grammar: Grammar) -> Grammar {
+    match grammar {
+        Grammar::Lark(lark) => {
+            let first_line = lark.lines().next().unwrap_or_default();
+            let single = first_line.replace("calls", "call");
+            if first_line.starts_with("start:") && single != first_line {
+                Grammar::Lark(format!("{single}{}", &lark[first_line.len()..]))
+            } else {
+                Grammar::Lark(lark)
+            }
+        }
+        other => other,
+    }
 }
 
 /// A grammar error as a 400 on `param` (an unsupported JSON schema keyword is named).
@@ -405,36 +425,32 @@ fn response_format(format: Option<&Value>, messages: &[ChatMessage]) -> ApiResul
     }
 }
 
-/// Whether the chat template renders `tools` (it does if the text changes when they are given).
-fn template_uses_tools(chat: &ChatModel, messages: &[ChatMessage], tools: &Value) -> ApiResult<bool> {
-    let render = |t: Option<&Value>| {
-        chat.template.render(messages, t, true).map_err(|e| ApiError::bad_request(e.to_string(), Some("messages")))
-    };
-    Ok(render(Some(tools))? != render(None)?)
-}
-
 /// The conversation for a template that ignores tools: a system message that lists the functions
-/// and the call form, earlier calls written in that form, tool results as user turns.
-fn with_tools_in_prompt(messages: Vec<ChatMessage>, tools: &Value) -> ApiResult<Vec<ChatMessage>> {
-    let mut listing =
-        String::from("You can call functions. Their JSON schemas, one per line, inside <tools></tools>:\n<tools>\n");
-    for tool in tools.as_array().into_iter().flatten() {
-        listing.push_str(&tool.to_string());
-        listing.push('\n');
-    }
-    listing.push_str(
-        "</tools>\nTo call a function, answer with one block per call:\n\
-         <tool_call>{\"name\": \"<function name>\", \"arguments\": {<arguments as its schema says>}}</tool_call>\n\
-         Results come back inside <tool_response></tool_response>.",
-    );
-    let mut out = Vec::with_capacity(messages.len() + 1);
+/// (when some may be called) and the call form; earlier calls written in that form, tool results as
+/// user turns.
+fn with_tools_in_prompt(messages: Vec<ChatMessage>, tools: Option<&Value>) -> Vec<ChatMessage> {
     let mut rest = messages.into_iter().peekable();
-    match rest.peek() {
-        Some(first) if first.role == "system" => {
-            let system = rest.next().unwrap_or_default();
-            out.push(ChatMessage::new("system", format!("{}\n\n{listing}", system.text())));
+    let mut out = Vec::new();
+    if let Some(tools) = tools {
+        let mut listing = String::from(
+            "You can call functions. Their JSON schemas, one per line, inside <tools></tools>:\n<tools>\n",
+        );
+        for tool in tools.as_array().into_iter().flatten() {
+            listing.push_str(&tool.to_string());
+            listing.push('\n');
         }
-        _ => out.push(ChatMessage::new("system", listing)),
+        listing.push_str(
+            "</tools>\nTo call a function, answer with one block per call:\n\
+             <tool_call>\n{\"name\": \"<function name>\", \"arguments\": {<arguments as its schema says>}}\n</tool_call>\n\
+             Results come back inside <tool_response></tool_response>.",
+        );
+        match rest.peek() {
+            Some(first) if first.role == "system" => {
+                let system = rest.next().unwrap_or_default();
+                out.push(ChatMessage::new("system", format!("{}\n\n{listing}", system.text())));
+            }
+            _ => out.push(ChatMessage::new("system", listing)),
+        }
     }
     for m in rest {
         match m.role.as_str() {
@@ -446,7 +462,7 @@ fn with_tools_in_prompt(messages: Vec<ChatMessage>, tools: &Value) -> ApiResult<
                         text.push('\n');
                     }
                     text.push_str(&format!(
-                        "{TOOL_CALL_OPEN}{}</tool_call>",
+                        "{TOOL_CALL_OPEN}\n{}\n</tool_call>",
                         json!({"name": call.name, "arguments": arguments})
                     ));
                 }
@@ -456,7 +472,7 @@ fn with_tools_in_prompt(messages: Vec<ChatMessage>, tools: &Value) -> ApiResult<
             _ => out.push(m),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Token ids of a conversation: the template's text with special tokens, the contents without

@@ -2,12 +2,17 @@
 //!
 //! | route | what it does |
 //! |---|---|
-//! | `POST /v1/chat/completions` | chat with the ChatML model; `stream: true` answers with server-sent events |
-//! | `POST /v1/completions` | plain text continuation (also streamable) |
+//! | `POST /v1/chat/completions` | chat through the model's chat template; `stream: true` answers with server-sent events; `response_format` (JSON schema, JSON object) and `tools` / `tool_choice` are enforced by a grammar ([`crate::constrain`]) |
+//! | `POST /v1/completions` | plain text continuation (also streamable); `echo` + `logprobs` scores the prompt |
 //! | `POST /v1/embeddings` | sentence embeddings (BERT, mean-pooled, normalised); `float` or `base64` |
 //! | `GET /v1/models` | the models served |
 //! | `GET /health` | `200 {"status":"ok"}` once the models are loaded |
 //! | `GET /metrics` | counters in Prometheus' text format |
+//!
+//! Both completions take OpenAI's `logprobs` / `top_logprobs`, `seed`, `stop`, `n` (1–8, each
+//! choice its own sequence in the batch), `presence_penalty` / `frequency_penalty`, `logit_bias`,
+//! `max_completion_tokens` and `stream_options.include_usage` ([`completion`] says how each is
+//! read, and which distribution the log-probabilities are of).
 //!
 //! Generation runs on one engine thread with continuous batching ([`engine`]).
 //! Errors have OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`):

@@ -107,6 +107,8 @@ pub struct ChatRequest {
     pub tools: Option<Value>,
     /// `none`, `auto`, `required` or `{"type": "function", "function": {"name"}}`.
     pub tool_choice: Option<Value>,
+    /// `false`: at most one tool call per turn (default `true`: one or more).
+    pub parallel_tool_calls: Option<bool>,
 }
 
 /// `POST /v1/completions`.

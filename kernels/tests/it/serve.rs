@@ -547,3 +547,102 @@ fn seeds_stops_budgets_and_choices() {
     assert_eq!(v["choices"][0]["message"]["content"], full[..cut], "{v}");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
 }
+
+#[test]
+fn the_official_client_calls_tools_parses_structured_output_and_reads_logprobs() {
+    let server = shared();
+    let python = kernels::cache::venv_python();
+    let out = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/structured_client.py"))
+        .args([server.url().as_str(), CHAT])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask peers`", python.display()));
+    assert!(out.status.success(), "structured_client.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The round trip: a call whose arguments Pydantic validated, the result sent back, an answer.
+    for key in ["tools", "tools_stream"] {
+        let t = &v[key];
+        assert_eq!(t["finish"], json!(["tool_calls"]), "{key}: {t}");
+        assert_eq!(t["name"], "get_weather", "{key}: {t}");
+        assert!(t["id"].as_str().unwrap().starts_with("call_"), "{key}: {t}");
+        assert!(!t["arguments"]["city"].as_str().unwrap().is_empty(), "{key}: {t}");
+        let answered = t["final_content"].as_str().is_some_and(|c| !c.trim().is_empty());
+        assert!(answered || t["final_calls"].as_u64() > Some(0), "{key}: no final answer: {t}");
+    }
+    assert_eq!(v["tools"]["content"], Value::Null, "content is null when the turn only calls tools");
+    assert_eq!(v["tools"]["arguments"], v["tools_stream"]["arguments"], "streamed calls differ");
+    let required = &v["required"];
+    assert_eq!(required["finish"], "tool_calls", "{required}");
+    let names = required["names"].as_array().unwrap();
+    // `parallel_tool_calls: false` makes it one call.
+    assert!(names.len() == 1 && (names[0] == "get_weather" || names[0] == "get_time"), "{required}");
+
+    // `client.chat.completions.parse` gave a parsed Pydantic object for every model and temperature.
+    for (class, runs) in v["parsed"].as_object().unwrap() {
+        for run in runs.as_array().unwrap() {
+            assert_eq!(run["type"].as_str(), Some(class.as_str()), "{class}: {run}");
+            assert_eq!(run["finish"], "stop", "{class}: {run}");
+        }
+    }
+    assert_eq!(v["json_object"]["finish"], "stop", "{}", v["json_object"]);
+    let object: Value = serde_json::from_str(v["json_object"]["content"].as_str().unwrap()).unwrap();
+    assert!(object.is_object(), "{object}");
+
+    // Streamed log-probabilities are the whole answer's; n streamed choices are the n whole ones.
+    assert_eq!(v["logprobs"]["whole"], v["logprobs"]["streamed"]);
+    assert_eq!(v["logprobs"]["whole"].as_array().unwrap().len(), 12);
+    assert_eq!(v["n"]["streamed"], v["n"]["whole"]);
+    assert_eq!(v["n"]["finishes"].as_array().unwrap().len(), 3);
+    assert_eq!(v["n"]["usage"].as_array().unwrap().len(), 1);
+    assert_eq!(v["echo"]["text"], "The capital of France is");
+    assert_eq!(v["echo"]["logprobs"]["token_logprobs"][0], Value::Null);
+}
+
+#[test]
+fn structured_output_follows_the_schema_and_refuses_what_it_cannot_enforce() {
+    let addr = shared().addr;
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 20},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
+        },
+        "required": ["name", "age", "pets"],
+        "additionalProperties": false,
+    });
+    let mut body = chat_body("Describe a person.", 96);
+    body["temperature"] = json!(1.0);
+    body["seed"] = json!(11);
+    body["n"] = json!(3);
+    body["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "person", "schema": schema, "strict": true}});
+    let (status, v) = post_json(addr, "/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{v}");
+    for choice in v["choices"].as_array().unwrap() {
+        assert_eq!(choice["finish_reason"], "stop", "{choice}");
+        let person: Value = serde_json::from_str(choice["message"]["content"].as_str().unwrap()).unwrap();
+        assert!(person["name"].as_str().unwrap().chars().count() <= 20, "{person}");
+        assert!((0..=120).contains(&person["age"].as_i64().unwrap()), "{person}");
+        let pets = person["pets"].as_array().unwrap();
+        assert!(pets.len() <= 2 && pets.iter().all(|p| p == "cat" || p == "dog"), "{person}");
+        assert_eq!(person.as_object().unwrap().len(), 3, "{person}");
+    }
+    // A keyword the grammar would not enforce is refused by name, never ignored.
+    let mut body = chat_body("Describe a person.", 8);
+    body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "p",
+        "schema": {"type": "array", "items": {"type": "integer"}, "uniqueItems": true}}});
+    let (status, v) = post_json(addr, "/v1/chat/completions", &body);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "response_format", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("uniqueItems"), "{v}");
+    let mut body = chat_body("What is the weather?", 8);
+    let mut tool = weather_tool();
+    tool["function"]["parameters"]["not"] = json!({"required": ["city"]});
+    body["tools"] = json!([tool]);
+    let (status, v) = post_json(addr, "/v1/chat/completions", &body);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "tools", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("`not`"), "{v}");
+}
