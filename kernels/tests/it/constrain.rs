@@ -727,3 +727,66 @@ fn masks_equal_the_llguidance_wheel_bit_for_bit() {
     assert_eq!(equal, total, "{}", first_difference.unwrap_or_default());
     assert!(total >= 300, "{total}");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tool calls on the real model.
+
+/// A Hermes-style system prompt listing the tools (what Qwen 2.5's template writes for `tools`).
+fn tools_system(tools: &[FunctionSpec]) -> String {
+    let list: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+        .collect();
+    format!(
+        "You are a function calling AI model. You may call one or more functions to assist with the user query. \
+         Here are the available tools: <tools>{}</tools>\nFor each function call return a JSON object with the \
+         function name and arguments within <tool_call></tool_call> tags:\n<tool_call>\n\
+         {{\"name\": <function-name>, \"arguments\": <args-json-object>}}\n</tool_call>",
+        Value::Array(list)
+    )
+}
+
+#[test]
+fn tool_calls_the_model_writes_under_the_grammar_parse_and_follow_their_schemas() {
+    let t = tools();
+    let system = tools_system(&t);
+    let cases = [
+        (ToolChoice::Required, "What is the weather in Paris, in celsius?"),
+        (ToolChoice::Function("add".into()), "What is 12 plus 30?"),
+        (ToolChoice::Function("search".into()), "Find recipes for crêpes."),
+        (ToolChoice::Auto, "Search the web for the Rust borrow checker."),
+        (ToolChoice::Auto, "Say hello."),
+    ];
+    let mut to_validate = Vec::new();
+    let mut n_calls = 0;
+    for (choice, user) in cases {
+        let grammar = tool_call_grammar(&t, &choice).unwrap().unwrap();
+        for seed in [None, Some(7)] {
+            let budget = if choice == ToolChoice::Auto { 60 } else { 160 };
+            let out = decode(&grammar, &chat_prompt(&system, user), seed, budget);
+            // A free-text answer under `auto` may run to the budget (OpenAI's finish_reason "length"); calls may not.
+            let text_answer = choice == ToolChoice::Auto && !out.text.starts_with('<');
+            assert!(out.complete || text_answer, "{choice:?} {user:?} was cut: {}", out.text);
+            let (content, calls) = parse_tool_calls(&out.text, n_calls).unwrap_or_else(|e| panic!("{}: {e}", out.text));
+            eprintln!("{choice:?} {user:?} (seed {seed:?}): {content:?} {calls:?}");
+            check_tool_calls(&calls, &t).unwrap();
+            match &choice {
+                ToolChoice::Required => assert!(!calls.is_empty() && content.is_empty(), "{}", out.text),
+                ToolChoice::Function(name) => {
+                    assert_eq!(calls.len(), 1, "{}", out.text);
+                    assert_eq!(&calls[0].name, name);
+                }
+                _ => assert!(calls.is_empty() != content.is_empty(), "{}", out.text),
+            }
+            for (i, c) in calls.iter().enumerate() {
+                assert_eq!(c.id, format!("call_{}", n_calls + i));
+                let params = &t.iter().find(|f| f.name == c.name).unwrap().parameters;
+                to_validate.push((params.clone(), c.arguments.clone()));
+            }
+            n_calls += calls.len();
+        }
+    }
+    let results = validate(&to_validate);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(n_calls >= 6, "{n_calls}");
+}
