@@ -11,7 +11,9 @@
 //! `content: None` as Python `None`, tool-call arguments as the parsed JSON object as vLLM passes
 //! them), `tools` (`None` when there are none, as `transformers` passes it), `documents` (`None`),
 //! `add_generation_prompt`, `bos_token` and `eos_token`. Python's `str`/`dict` methods
-//! (`.strip()`, `.items()`, …) come from minijinja-contrib's `pycompat`.
+//! (`.strip()`, `.items()`, …) come from minijinja-contrib's `pycompat`; where minijinja and jinja2
+//! differ in what templates rely on, jinja2's behaviour is restored: `{{ x }}` prints Python's
+//! `str(x)` (`None`, `True`, `['a']`), and the tests `iterable`/`sequence` are false for `None`.
 //!
 //! The output equals `jinja2`'s for the templates under `tests/fixtures/chat_templates/`
 //! (`make_fixtures.py` renders them with `jinja2`). [`ChatTemplate::render_parts`] additionally keeps
@@ -206,6 +208,8 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_formatter(python_formatter);
         env.add_filter("tojson", tojson_filter);
+        env.add_test("iterable", is_iterable);
+        env.add_test("sequence", is_sequence);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         let mut uses_tools = false;
@@ -477,6 +481,28 @@ fn describe(e: minijinja::Error) -> Error {
 
 /// Prefix that marks an error as `raise_exception`'s (stripped before it reaches the caller).
 const RAISED: &str = "raise_exception: ";
+
+/// jinja2's `is iterable` (`iter(x)` works): `None` is not (minijinja iterates it as empty),
+/// an undefined value is (jinja2's `Undefined` iterates as empty).
+fn is_iterable(value: &Value) -> bool {
+    matches!(
+        value.kind(),
+        ValueKind::Undefined
+            | ValueKind::String
+            | ValueKind::Bytes
+            | ValueKind::Seq
+            | ValueKind::Map
+            | ValueKind::Iterable
+    )
+}
+
+/// jinja2's `is sequence` (has `len` and indexing): strings, lists, dicts, and undefined values.
+fn is_sequence(value: &Value) -> bool {
+    matches!(
+        value.kind(),
+        ValueKind::Undefined | ValueKind::String | ValueKind::Bytes | ValueKind::Seq | ValueKind::Map
+    )
+}
 
 /// `raise_exception(msg)`: the template refuses the conversation.
 fn raise_exception(message: String) -> std::result::Result<Value, minijinja::Error> {

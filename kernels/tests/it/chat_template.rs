@@ -156,6 +156,7 @@ fn templates_that_read_tools_say_so() {
         ("mistral.jinja", false),
         ("gemma.jinja", false),
         ("phi3.jinja", false),
+        ("hermes2-pro-tools.jinja", true),
     ] {
         assert_eq!(template(file).uses_tools(), uses, "{file}");
     }
