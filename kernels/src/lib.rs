@@ -18,7 +18,8 @@
 //! | [`data`] | `data` | Parquet/Arrow loading, column statistics, transforms, point-in-time joins, Delta tables |
 //! | [`formats`] | `formats` | GGUF and safetensors model files, memory-mapped, with zero-copy tensor views |
 //! | [`tokenize`] | `tokenize` | byte-level BPE (from GGUF or tokenizer.json) with training, and WordPiece |
-//! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, chat template, generation |
+//! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, Jinja chat templates (as `transformers` renders them), generation |
+//! | [`prompt`] | `prompt` | application prompt templates (tera) with token budgets and truncation (oldest turns, middle of a document) |
 //! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 //! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
