@@ -20,7 +20,7 @@
 //! | [`tokenize`] | `tokenize` | byte-level BPE (from GGUF or tokenizer.json) with training, and WordPiece |
 //! | [`llm`] | `llm` | a LLaMA-family decoder on quantised GGUF weights: KV cache, sampling, Jinja chat templates (as `transformers` renders them), generation |
 //! | [`prompt`] | `prompt` | application prompt templates (tera) with token budgets and truncation (oldest turns, middle of a document) |
-//! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching |
+//! | [`serve`] | `serve` | an OpenAI-compatible HTTP server (chat, completions, embeddings, SSE streaming, metrics) with continuous batching; structured output, tool calls, logprobs, `n`, penalties, `logit_bias` |
 //! | [`nn`] | `nn` | models on the kernels: the BERT sentence encoder (all-MiniLM-L6-v2) |
 //! | [`ml`] | `ml` | classical ML: linear/logistic regression, CART, random forest, histogram gradient boosting, k-means, metrics |
 //! | [`registry`] | `registry` | the model registry: BLAKE3 content addressing, Ed25519 signatures, ChaCha20-Poly1305 at rest, stages, lineage |
