@@ -210,3 +210,26 @@ fn truncation_errors_are_typed() {
     let config = MiddleConfig { head_share: 1.5, ..MiddleConfig::default() };
     assert!(matches!(truncate_middle(bpe, "x", &config), Err(Error::PromptTemplate(_))));
 }
+
+#[test]
+fn dropping_whole_turns_keeps_roles_alternating_for_strict_templates() {
+    // Mistral's template raises unless roles alternate user/assistant: whole turns keep it happy.
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chat_templates/mistral.jinja"),
+    )
+    .unwrap();
+    let template = ChatTemplate::new(&source, "<s>", "</s>").unwrap();
+    let messages: Vec<ChatMessage> = conversation()[1..].to_vec();
+    let full = count_chat_tokens(bpe(), &template, &messages, false).unwrap();
+    for max_tokens in (full / 4..full).step_by(7) {
+        let config = TurnsConfig { max_tokens, add_generation_prompt: false };
+        let fit = match drop_oldest_turns(bpe(), &template, &messages, &config) {
+            Ok(fit) => fit,
+            Err(Error::PromptBudget { .. }) => continue,
+            Err(e) => panic!("{max_tokens}: {e}"),
+        };
+        assert_eq!(fit.messages[0].role, "user");
+        assert!(template.render(&fit.messages, None, false).is_ok());
+        assert!(fit.tokens <= max_tokens);
+    }
+}
