@@ -9,6 +9,7 @@ mod bench_ml;
 mod bench_registry;
 mod bench_score;
 mod bench_serve_model;
+mod bench_structured;
 mod book;
 mod check;
 mod ci;
@@ -83,6 +84,7 @@ enum Command {
     /// `bench registry` measures `kernels::registry`'s hashing, signing and sealing against `memcpy`.
     /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
     /// `bench score` times batch scoring of a Parquet file (`kernels::score`) against pyarrow + LightGBM.
+    /// `bench structured` runs SmolLM2 on 56 schema × prompt pairs with and without `kernels::constrain`.
     Bench {
         week: String,
         #[arg(long)]
@@ -206,6 +208,7 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "serve-model" => bench_serve_model::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "score" => bench_score::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "structured" => bench_structured::run(&ws, quick, out),
         Command::Bench { week, course, quick, out, render_only } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
             bench::run(&ws, &week, course, mode, out)
