@@ -597,6 +597,10 @@ fn the_official_client_calls_tools_parses_structured_output_and_reads_logprobs()
     assert_eq!(v["n"]["usage"].as_array().unwrap().len(), 1);
     assert_eq!(v["echo"]["text"], "The capital of France is");
     assert_eq!(v["echo"]["logprobs"]["token_logprobs"][0], Value::Null);
+    let c = &v["completion_stream"];
+    assert_eq!(c["text"], c["whole_text"]);
+    assert!(c["text"].as_str().unwrap().starts_with("The capital of France is"), "{c}");
+    assert_eq!(c["streamed"], c["whole"]);
 }
 
 #[test]

@@ -206,6 +206,23 @@ def main() -> None:
                                      logprobs=2, temperature=0)
     out["echo"] = {"text": echo.choices[0].text, "logprobs": echo.choices[0].logprobs.model_dump()}
 
+    # Completions' legacy log-probabilities, streamed (with the echoed prompt first) and whole.
+    request = dict(model=model, prompt="The capital of France is", max_tokens=6, echo=True, logprobs=2, temperature=0)
+    chunks = list(client.completions.create(stream=True, **request))
+    whole_c = client.completions.create(**request)
+    streamed: dict = {"tokens": [], "token_logprobs": [], "text_offset": []}
+    for c in chunks:
+        if c.choices and c.choices[0].logprobs:
+            for key in streamed:
+                streamed[key] += getattr(c.choices[0].logprobs, key) or []
+    whole_lp = whole_c.choices[0].logprobs
+    out["completion_stream"] = {
+        "text": "".join(c.choices[0].text for c in chunks if c.choices),
+        "whole_text": whole_c.choices[0].text,
+        "streamed": streamed,
+        "whole": {key: getattr(whole_lp, key) for key in streamed},
+    }
+
     json.dump(out, sys.stdout)
 
 
