@@ -123,7 +123,8 @@ pub struct CompletionRequest {
     /// Sampling, stopping, streaming.
     #[serde(flatten)]
     pub sampling: SamplingRequest,
-    /// Report each token's log-probability and this many (0–20) alternatives (the legacy shape).
+    /// Report each token's log-probability and this many (0–20) alternatives (the legacy shape;
+    /// OpenAI allows up to 5, llama-cpp-python more: 20 matches chat's `top_logprobs`).
     pub logprobs: Option<i64>,
     /// Answer with the prompt before the completion (with `logprobs`: the prompt's log-probabilities).
     #[serde(default)]
