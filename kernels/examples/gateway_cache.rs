@@ -30,12 +30,14 @@ fn pairs(v: &Value, key: &str) -> Pairs {
 }
 
 fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let name = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
             t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown CPU".into())
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{name}, {threads} threads")
 }
 
 /// A real SmolLM2 server on a loopback port, in a thread of its own.
@@ -150,6 +152,8 @@ fn main() {
         "threshold": threshold,
         "pairs": {"paraphrases": para.len(), "near_misses": near.len()},
         "at_threshold": {"paraphrase_hit_rate": rate(&cp, threshold), "near_miss_false_hit_rate": rate(&cn, threshold)},
+        "near_misses_at_or_above_threshold": near.iter().zip(&cn).filter(|(_, s)| **s >= threshold)
+            .map(|((a, b), s)| json!({"a": a, "b": b, "cosine": s})).collect::<Vec<_>>(),
         "sweep": sweep,
         "workload": {
             "requests": n,
@@ -178,8 +182,7 @@ fn main() {
          | exact hits on the 20 repeats | {} |\n| false hits on the 10 near misses | {} |\n\
          | mean latency, hit / miss | {:.2} ms / {:.1} ms |\n\
          | workload time without / with the cache | {:.2} s / {:.2} s ({:.2}× faster) |\n\n\
-         Pairs ({} paraphrases, {} near misses) by cosine similarity of all-MiniLM-L6-v2 embeddings:\n\n\
-         | threshold | paraphrase hit rate | near-miss false-hit rate |\n|---|---|---|\n",
+         Pairs ({} paraphrases, {} near misses) by cosine similarity of all-MiniLM-L6-v2 embeddings:\n\n",
         report["cpu"].as_str().unwrap(),
         n,
         w["hit_rate"].as_f64().unwrap() * 100.0,
@@ -196,6 +199,15 @@ fn main() {
         para.len(),
         near.len(),
     );
+    for m in report["near_misses_at_or_above_threshold"].as_array().unwrap() {
+        md.push_str(&format!(
+            "A near miss at or above the threshold: {:?} vs {:?} (cosine {:.3}).\n\n",
+            m["a"].as_str().unwrap(),
+            m["b"].as_str().unwrap(),
+            m["cosine"].as_f64().unwrap()
+        ));
+    }
+    md.push_str("| threshold | paraphrase hit rate | near-miss false-hit rate |\n|---|---|---|\n");
     for s in report["sweep"].as_array().unwrap() {
         md.push_str(&format!(
             "| {:.2} | {:.1} % | {:.1} % |\n",
