@@ -431,6 +431,73 @@ async fn failover_opens_the_breaker_and_a_probe_closes_it_again() {
     assert_eq!(gw.breaker_state("flaky"), Some(BreakerState::Closed { failures: 0 }));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_skip_a_dead_backend_and_models_follow_the_tier() {
+    let near = FaultBackend::start("near", &["m"], |_| Fault::None).await;
+    let far = FaultBackend::start("far", &["m", "cloud"], |_| Fault::None).await;
+    let config = format!(
+        "{}{}{}{}{QUICK}",
+        backend_toml("near", &near.url(), "sovereign", &["m"], 0),
+        backend_toml("far", &far.url(), "standard", &["m", "cloud"], 1),
+        key_toml("s", "sovereign", ""),
+        key_toml("o", "standard", ""),
+    );
+    let (url, gw) = start(&config, Clock::System, None).await;
+    let client = reqwest::Client::new();
+    let models = |k: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let v: Value = client
+                .get(format!("{url}/v1/models"))
+                .bearer_auth(format!("sk-{k}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(models("s").await, ["m"]);
+    assert_eq!(models("o").await, ["cloud", "m"]);
+    assert_eq!(client.get(format!("{url}/v1/models")).send().await.unwrap().status(), 401);
+
+    near.kill();
+    // Wait (bounded) until the killed backend refuses connections, then check health once.
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(near.addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.check_health().await;
+    let health: Value = reqwest::get(format!("{url}/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["backends"][0]["healthy"], false);
+    assert_eq!(health["backends"][1]["healthy"], true);
+    assert_eq!(gw.metrics.get("gateway_backend_up", &[("backend", "near")]), 0.0);
+    // The standard key goes to `far` at once: no attempt is spent on the unhealthy first choice.
+    let (status, headers, _) = post(&url, Some("o"), &chat("m", "hi")).await;
+    assert_eq!((status, headers["x-sovereign-backend"].to_str().unwrap()), (200, "far"));
+    assert_eq!(
+        gw.metrics.get("gateway_upstream_attempts_total", &[("backend", "near"), ("outcome", "connect_error")]),
+        0.0
+    );
+    // The sovereign key has only the dead backend: it is tried anyway (health may be stale) and fails.
+    let (status, _, v) = post(&url, Some("s"), &chat("m", "hi")).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (502, Some("upstream_unavailable")), "{v}");
+    assert_eq!(far.count("/v1/chat/completions"), 1);
+    far.kill();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(far.addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.check_health().await;
+    assert_eq!(reqwest::get(format!("{url}/health")).await.unwrap().status(), 503);
+}
+
 /// A streamed answer as SSE `data:` payloads, and whether the stream ended cleanly.
 async fn read_events(resp: reqwest::Response) -> (Vec<String>, bool) {
     let mut s = resp.bytes_stream();
