@@ -21,7 +21,7 @@ const MAX_CONSTRAINED: usize = 192;
 const MAX_FREE: usize = 160;
 
 /// Seconds spent in each part of decoding, summed over steps.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Steps {
     /// Generated tokens.
     tokens: usize,
@@ -33,6 +33,8 @@ struct Steps {
     apply: f64,
     /// The arg-max, plus `Constraint::commit` when constrained.
     select: f64,
+    /// Each generated token's time (choosing it, then the forward pass that feeds it back).
+    per_step: Vec<f64>,
 }
 
 impl Steps {
@@ -42,6 +44,11 @@ impl Steps {
         self.mask += o.mask;
         self.apply += o.apply;
         self.select += o.select;
+    }
+
+    /// Seconds of the first `k` steps.
+    fn first(&self, k: usize) -> f64 {
+        self.per_step.iter().take(k).sum()
     }
 
     fn per_token_ms(&self) -> Value {
@@ -74,6 +81,7 @@ fn decode(
     let mut logits = model.forward(ids, &mut cache).expect("prompt");
     let mut tokens = Vec::new();
     while tokens.len() < max_tokens {
+        let step = Instant::now();
         let t = match constraint.as_deref_mut() {
             Some(c) => {
                 let start = Instant::now();
@@ -106,6 +114,7 @@ fn decode(
         let start = Instant::now();
         logits = model.forward(&[t], &mut cache).expect("step");
         steps.forward += start.elapsed().as_secs_f64();
+        steps.per_step.push(step.elapsed().as_secs_f64());
     }
     (tokens, false, steps)
 }
@@ -134,6 +143,8 @@ fn main() {
 
     let (mut constrained, mut free) = (Steps::default(), Steps::default());
     let mut compile_s = Vec::new();
+    // Seconds constrained, seconds free, steps: over the positions both runs of a pair reached.
+    let mut same_positions = (0.0f64, 0.0f64, 0usize);
     let mut pairs = Vec::new();
     for pair in suite["pairs"].as_array().expect("pairs").iter().take(max_pairs) {
         let schema = &pair["schema"];
@@ -141,8 +152,20 @@ fn main() {
         let start = Instant::now();
         let mut c = Constraint::new(&vocab, &Grammar::JsonSchema(schema.clone())).expect("the schema compiles");
         compile_s.push(start.elapsed().as_secs_f64());
-        let (c_tokens, c_complete, c_steps) = decode(&model, &ids, Some(&mut c), MAX_CONSTRAINED);
-        let (f_tokens, f_ended, f_steps) = decode(&model, &ids, None, MAX_FREE);
+        // Alternate which run goes first, so that drift in the machine's speed falls on both alike.
+        let ((c_tokens, c_complete, c_steps), (f_tokens, f_ended, f_steps)) = if pairs.len() % 2 == 0 {
+            let c_run = decode(&model, &ids, Some(&mut c), MAX_CONSTRAINED);
+            (c_run, decode(&model, &ids, None, MAX_FREE))
+        } else {
+            let f_run = decode(&model, &ids, None, MAX_FREE);
+            (decode(&model, &ids, Some(&mut c), MAX_CONSTRAINED), f_run)
+        };
+        // The same positions in both runs: the steps both took (a step's forward pass costs more later in
+        // the sequence, and free answers run longer).
+        let k = c_steps.per_step.len().min(f_steps.per_step.len());
+        same_positions.0 += c_steps.first(k);
+        same_positions.1 += f_steps.first(k);
+        same_positions.2 += k;
         constrained.add(&c_steps);
         free.add(&f_steps);
         let c_text = bpe.decode(&c_tokens).expect("ids");
@@ -165,6 +188,8 @@ fn main() {
             "bpe_load_ms": bpe_ms,
             "vocabulary_build_ms": vocab_ms,
             "grammar_compile_ms": {"median": median_compile_ms, "max": max_compile_ms},
+            "same_positions": {"steps": same_positions.2, "constrained_ms": same_positions.0 * 1e3,
+                               "free_ms": same_positions.1 * 1e3},
             "constrained": constrained.per_token_ms(),
             "free": free.per_token_ms(),
             "pairs": pairs,
