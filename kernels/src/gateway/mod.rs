@@ -681,6 +681,33 @@ fn cached(gw: &Gateway, ticket: &Ticket, hit: cache::Hit) -> Response {
     r
 }
 
+/// The end (exclusive) of the first complete server-sent event in `buf`: a blank line ends an event,
+/// and lines end with LF, CRLF or CR (<https://html.spec.whatwg.org/multipage/server-sent-events.html>).
+pub fn event_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut line_empty = true;
+    while i < buf.len() {
+        let eol = match buf[i] {
+            b'\n' => 1,
+            b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
+            b'\r' if i + 1 < buf.len() => 1,
+            // A CR at the end of the buffer may be the first half of a CRLF: wait for more.
+            b'\r' => return None,
+            _ => {
+                line_empty = false;
+                i += 1;
+                continue;
+            }
+        };
+        i += eol;
+        if line_empty {
+            return Some(i);
+        }
+        line_empty = true;
+    }
+    None
+}
+
 /// Relays a stream whose first chunk arrived, event by event; charges the usage it reports; ends
 /// with an error event (and no `[DONE]`) if the backend breaks off.
 #[allow(clippy::too_many_arguments)]
@@ -707,8 +734,8 @@ fn relay(
             let Some(bytes) = chunk.take() else { break };
             buf.extend_from_slice(&bytes);
             // Forward every complete event (`\n\n`-terminated).
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = buf.drain(..end + 2).collect();
+            while let Some(end) = event_end(&buf) {
+                let event: Vec<u8> = buf.drain(..end).collect();
                 let text = String::from_utf8_lossy(&event);
                 let data =
                     text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect::<Vec<_>>().join("\n");

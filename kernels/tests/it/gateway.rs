@@ -16,7 +16,7 @@ use kernels::gateway::config::{BreakerConfig, Policy, Tier};
 use kernels::gateway::fault::{Fault, FaultBackend};
 use kernels::gateway::limits::{KeyState, Refusal, TokenBucket, find_key};
 use kernels::gateway::route::{Candidate, NoRoute, backoff_ms, eligible, order};
-use kernels::gateway::{Gateway, GatewayConfig, SemanticCache, hash_key};
+use kernels::gateway::{Gateway, GatewayConfig, SemanticCache, event_end, hash_key};
 use serde_json::{Value, json};
 
 const FIXTURE: &str = include_str!("../fixtures/gateway/gateway.toml");
@@ -243,6 +243,21 @@ fn privacy_tiers_filter_backends_before_anything_else() {
     assert_eq!(eligible(&b, "m", Tier::Standard), Ok(vec![0, 1, 2]));
     assert_eq!(eligible(&b, "cloud", Tier::Sovereign), Err(NoRoute::OutsideTier));
     assert_eq!(eligible(&b, "nope", Tier::Standard), Err(NoRoute::UnknownModel));
+}
+
+#[test]
+fn server_sent_events_end_at_a_blank_line_with_any_line_ending() {
+    for (buf, want) in [
+        (&b"data: a\n\ndata: b\n\n"[..], Some(9)),
+        (b"data: a\r\n\r\n", Some(11)),
+        (b"data: a\r\rdata: b", Some(9)),
+        (b"event: x\ndata: a\n\n", Some(18)),
+        (b"data: a\n", None),
+        (b"data: a\r\n\r", None),
+        (b"", None),
+    ] {
+        assert_eq!(event_end(buf), want, "{:?}", String::from_utf8_lossy(buf));
+    }
 }
 
 // ---- the gateway over loopback ------------------------------------------------------
@@ -496,6 +511,59 @@ async fn health_checks_skip_a_dead_backend_and_models_follow_the_tier() {
     }
     gw.check_health().await;
     assert_eq!(reqwest::get(format!("{url}/health")).await.unwrap().status(), 503);
+}
+
+/// A backend that frames its stream with CRLF line endings, as the SSE format allows: a raw-socket
+/// mock, because the servers at hand (kernels::serve, the fault backend) write LF only.
+async fn crlf_backend() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = conn.read(&mut buf).await;
+                let chunk = |c: &str| {
+                    format!(
+                        "data: {}\r\n\r\n",
+                        json!({"choices": [{"index": 0, "delta": {"content": c}, "finish_reason": null}]})
+                    )
+                };
+                let usage =
+                    json!({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}});
+                let body = format!("{}{}data: {usage}\r\n\r\ndata: [DONE]\r\n\r\n", chunk("CR"), chunk("LF"));
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+                let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crlf_framed_stream_is_relayed_whole_and_its_usage_counted() {
+    let backend = crlf_backend().await;
+    let config =
+        format!("{}{}{QUICK}", backend_toml("crlf", &backend, "sovereign", &["m"], 0), key_toml("s", "sovereign", ""));
+    let (url, gw) = start(&config, Clock::System, None).await;
+    let mut body = chat("m", "hi");
+    body["stream"] = json!(true);
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth("sk-s")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(resp.bytes().await.unwrap().to_vec()).unwrap();
+    let events: Vec<String> =
+        text.split("\r\n\r\n").filter_map(|e| e.strip_prefix("data: ")).map(str::to_owned).collect();
+    assert_eq!(stream_text(&events), "CRLF");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(!text.contains("usage"), "the usage chunk the client did not ask for is dropped: {text}");
+    assert_eq!(gw.spent_today("s"), Some((4, 0.0)));
 }
 
 /// A streamed answer as SSE `data:` payloads, and whether the stream ended cleanly.
