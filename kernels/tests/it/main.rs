@@ -36,9 +36,9 @@ mod tokenize;
 mod formats;
 
 #[cfg(feature = "llm")]
-mod llm;
-#[cfg(feature = "llm")]
 mod chat_template;
+#[cfg(feature = "llm")]
+mod llm;
 #[cfg(feature = "prompt")]
 mod prompt;
 
