@@ -193,8 +193,28 @@ fn top_level(grammar: &Grammar) -> Result<TopLevelGrammar> {
             TopLevelGrammar::from_json_schema(with_json_options(&serde_json::json!({"type": "object"})))
         }
         Grammar::Regex(rx) => TopLevelGrammar::from_regex(rx),
-        Grammar::Lark(lark) => TopLevelGrammar::from_lark(lark.clone()),
+        Grammar::Lark(lark) => {
+            check_lark_json(lark)?;
+            TopLevelGrammar::from_lark(lark.clone())
+        }
     })
+}
+
+/// Checks the schema of every `%json {…}` in a Lark grammar as [`check_schema`] does (its own `x-guidance`
+/// options aside). Text that does not parse as JSON after `%json` is left for the engine to refuse.
+fn check_lark_json(lark: &str) -> Result<()> {
+    for (at, _) in lark.match_indices("%json") {
+        let rest = lark[at + "%json".len()..].trim_start();
+        let Some(Ok(mut schema)) = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>().next()
+        else {
+            continue;
+        };
+        if let Some(obj) = schema.as_object_mut() {
+            obj.remove("x-guidance");
+        }
+        check_schema(&schema)?;
+    }
+    Ok(())
 }
 
 /// The schema with [`json_options`] as its `x-guidance` (a boolean schema becomes `{}` / `{"not": {}}`'s

@@ -288,6 +288,12 @@ fn unsupported_schema_keywords_are_refused_by_name() {
     check_unsupported(json!({"type": "object", "requried": ["a"]}), "requried");
     check_unsupported(json!({"anyOf": [{"type": "string"}, {"type": "integer", "minimun": 3}]}), "minimun");
     check_unsupported(json!({"$defs": {"p": {"type": "string", "x-color": "red"}}, "$ref": "#/$defs/p"}), "x-color");
+    // Inside a Lark grammar's `%json`, too.
+    let lark = "start: \"id: \" %json {\"type\": \"string\", \"maxLenght\": 3}\n";
+    match Constraint::new(vocab(), &Grammar::Lark(lark.into())) {
+        Err(Error::UnsupportedSchema { keyword, .. }) => assert_eq!(keyword, "maxLenght"),
+        other => panic!("{other:?}"),
+    }
     // A format no validator table of llguidance knows.
     check_unsupported(s("format", json!("zip-code")), "format");
 }
