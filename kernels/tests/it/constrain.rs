@@ -796,3 +796,17 @@ fn tool_calls_the_model_writes_under_the_grammar_parse_and_follow_their_schemas(
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(n_calls >= 6, "{n_calls}");
 }
+
+#[test]
+fn the_vocabulary_is_shared_across_threads_and_constraints_move_between_them() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    fn movable<T: Send>(_: &T) {}
+    shared(vocab());
+    let c = constraint(Grammar::JsonObject);
+    movable(&c);
+    let handle = std::thread::spawn(move || {
+        let mut c = c;
+        c.commit_all(&bpe().encode("{}")).map(|()| c.is_finished())
+    });
+    assert!(handle.join().unwrap().unwrap());
+}
