@@ -245,7 +245,7 @@ fn peer_versions(record: &Value) -> Value {
 
 /// The line under a plot: the peers (with versions) and the machine of the run.
 pub fn caption(peers: &Value, machine: &Value) -> String {
-    let peers: Vec<String> = peers
+    let mut peers: Vec<String> = peers
         .as_object()
         .into_iter()
         .flatten()
@@ -254,6 +254,8 @@ pub fn caption(peers: &Value, machine: &Value) -> String {
             None => name.clone(),
         })
         .collect();
+    // By name: a JSON map's key order depends on serde_json's `preserve_order`, which `kernels/llm` turns on.
+    peers.sort();
     let machine = format!("machine: {}", describe_machine(machine));
     match peers.len() {
         0 => machine,
