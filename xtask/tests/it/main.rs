@@ -22,12 +22,19 @@ fn grading_the_solution_prints_a_full_machine_report_and_a_gradescope_file() {
         xtask().args(["grade", "c4w3", "--solution", "--json", "--gradescope"]).arg(&gradescope).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json(&out.stdout);
-    assert_eq!(report["score"], report["max_score"]);
     let tests = report["tests"].as_array().expect("tests array");
     assert!(tests.len() >= 20);
     for t in tests {
         for key in ["id", "score", "max_score", "status", "output"] {
             assert!(t.get(key).is_some(), "test lacks {key}: {t}");
+        }
+        assert_eq!(t["status"], "passed", "{t}");
+        // A graded benchmark's points follow a measured ratio (a busy machine may cost a fraction of
+        // them); every other test of the solution scores in full.
+        if t["file"] == "bench" {
+            assert!(t["score"].as_f64().is_some_and(|s| s > 0.0), "{t}");
+        } else {
+            assert_eq!(t["score"], t["max_score"], "{t}");
         }
     }
     let gs = json(&std::fs::read(&gradescope).unwrap());
