@@ -50,6 +50,24 @@ mod manifest {
         entry["tiny_sha256"].as_str().expect("tiny_sha256").to_string()
     }
 
+    /// The judged question set still names passages the toolchain's documentation has, with valid grades
+    /// (`validate.py`, standard-library Python only).
+    #[test]
+    fn the_judged_rust_docs_questions_validate() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rust-docs-qa");
+        let out = std::process::Command::new("python3")
+            .arg(dir.join("validate.py"))
+            .current_dir(&dir)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "validate.py failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn hex(bytes: &[u8]) -> String {
         Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
     }

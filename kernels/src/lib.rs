@@ -27,6 +27,7 @@
 //! | [`audit`] | `audit` | a ptrace syscall tracer (Linux x86_64): `strace -c` summary, hash-chained JSON Lines log, network and file policy |
 //! | [`abtest`] | `abtest` | A/B rollout: sticky hashed assignment, traffic split with a shadow arm, z-test, Welch's t-test, sample size (matched to scipy) |
 //! | [`serve_model`] | `serve-model` | a server for the tabular models: registry-verified loading, micro-batching, hot reload, metrics, an open-loop load generator |
+//! | [`rag`] | `rag` | retrieval-augmented generation: Markdown/HTML/Parquet loading, four chunkers, a persisted hybrid index (BM25 + MiniLM/HNSW), fusion, MMR, reranking, context packing, cited answers, IR evaluation |
 //! | [`score`] | `score` | batch scoring: Parquet or Delta in row groups, rayon workers, partitioned Parquet or Delta out, resumable after a crash |
 
 pub mod cache;
@@ -91,6 +92,9 @@ pub mod prompt;
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
+
+#[cfg(feature = "rag")]
+pub mod rag;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -840,6 +844,46 @@ pub enum Error {
         /// What is wrong there.
         check: crate::audit::LogCheck,
     },
+    // -- rag: retrieval-augmented-generation variants --
+    #[cfg(feature = "rag")]
+    #[error("{path}: {reason}")]
+    RagLoad { path: std::path::PathBuf, reason: String },
+    #[cfg(feature = "rag")]
+    #[error("{path}: {source}")]
+    RagIo {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[cfg(feature = "rag")]
+    #[error(
+        "the index at {path} was built with {what} {built}, but the current one is {current}; rebuild it with `sovereign rag index`"
+    )]
+    RagIndexMismatch { path: std::path::PathBuf, what: &'static str, built: String, current: String },
+    #[cfg(feature = "rag")]
+    #[error("the index at {path} is damaged: {reason}")]
+    RagIndexCorrupt { path: std::path::PathBuf, reason: String },
+    #[cfg(feature = "rag")]
+    #[error("{source_name} line {line}: {reason}")]
+    RagEvalFormat { source_name: String, line: usize, reason: String },
+    // -- rag (load/chunk): add variants below this line --
+    // -- rag (index/retrieve/rerank): add variants below this line --
+    /// Two documents with one id in one call that adds documents to a RAG index.
+    #[cfg(feature = "rag")]
+    #[error("document id {id} appears more than once in one batch")]
+    RagDuplicateDocument { id: String },
+    // -- rag (pack/answer): add variants below this line --
+    /// A retrieval hit names a chunk id the index does not hold (deleted, or from another index).
+    #[cfg(feature = "rag")]
+    #[error("hit names chunk {chunk}, which is not in the index")]
+    RagUnknownChunk { chunk: u32 },
+    /// The prompt and the answer budget do not fit the generator's context.
+    #[cfg(feature = "rag")]
+    #[error(
+        "the RAG prompt has {prompt} tokens and the answer may take {answer}, over the model's context of {context}"
+    )]
+    RagPromptTooLong { prompt: usize, answer: usize, context: usize },
+    // -- rag (eval): add variants below this line --
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

@@ -89,17 +89,7 @@ impl Bm25Index {
     /// The distinct terms `query` is made of, after the index's tokenizer
     /// (lower-cased, punctuation dropped), in order of first appearance.
     pub fn query_terms(&self, query: &str) -> Vec<String> {
-        let mut analyzer = self.analyzer.clone();
-        let mut stream = analyzer.token_stream(query);
-        let mut seen = BTreeSet::new();
-        let mut terms = Vec::new();
-        while stream.advance() {
-            let text = &stream.token().text;
-            if seen.insert(text.clone()) {
-                terms.push(text.clone());
-            }
-        }
-        terms
+        distinct_terms(&self.analyzer, query)
     }
 
     /// The `k` best documents for `query` as `(id, BM25 score)`, best first
@@ -131,4 +121,20 @@ impl Bm25Index {
         hits.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(hits)
     }
+}
+
+/// The distinct terms of `text` after `analyzer`, in order of first appearance: the OR query both
+/// [`Bm25Index`] and `kernels::rag`'s index search with.
+pub(crate) fn distinct_terms(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+    let mut analyzer = analyzer.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut seen = BTreeSet::new();
+    let mut terms = Vec::new();
+    while stream.advance() {
+        let term = &stream.token().text;
+        if seen.insert(term.clone()) {
+            terms.push(term.clone());
+        }
+    }
+    terms
 }

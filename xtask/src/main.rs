@@ -6,6 +6,7 @@ mod bench_embed;
 mod bench_kernels;
 mod bench_llm;
 mod bench_ml;
+mod bench_rag;
 mod bench_registry;
 mod bench_score;
 mod bench_serve_model;
@@ -85,6 +86,7 @@ enum Command {
     /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
     /// `bench score` times batch scoring of a Parquet file (`kernels::score`) against pyarrow + LightGBM.
     /// `bench structured` runs SmolLM2 on 56 schema × prompt pairs with and without `kernels::constrain`.
+    /// `bench rag` evaluates `kernels::rag` retrieval on rust-docs-qa (nDCG, recall, MRR, latency) and BM25 against bm25s.
     Bench {
         week: String,
         #[arg(long)]
@@ -209,6 +211,9 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "score" => bench_score::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "structured" => bench_structured::run(&ws, quick, out),
+        Command::Bench { week, quick, out, render_only, .. } if week == "rag" => {
+            bench_rag::run(&ws, quick, out, render_only)
+        }
         Command::Bench { week, course, quick, out, render_only } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
             bench::run(&ws, &week, course, mode, out)

@@ -39,6 +39,8 @@ const PACKAGES: &[&str] = &[
     "llguidance==1.9.1",  // the Python wheel of kernels::constrain's engine: masks cross-checked bit for bit
     "jsonschema==4.26.0", // the independent validator of kernels::constrain's outputs
     "jinja2==3.1.6",      // renders the chat-template fixtures as transformers' apply_chat_template does
+    "pytrec-eval-terrier==0.5.11", // trec_eval as a Python module: the reference of kernels::rag::eval's metrics
+    "bm25s==0.3.16",      // a NumPy BM25: the speed peer of kernels::rag's sparse retrieval
 ];
 
 /// The pinned version of a peer named as in a benchmark record (`hnswlib`, `simsimd`, `mlflow-python`:

@@ -4,6 +4,7 @@
 //! ```text
 //! sovereign serve --demo                      # SmolLM2-135M-Instruct + all-MiniLM-L6-v2 on 127.0.0.1:8080
 //! sovereign serve --model m.gguf --port 9000  # any LLaMA-family GGUF with a ChatML template
+//! sovereign serve --demo --rag-index idx/     # … plus POST /v1/rag over a `sovereign rag index` folder
 //! sovereign gguf inspect m.gguf               # metadata and tensor table
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
 //! sovereign ml train|predict|eval …           # kernels::ml on Parquet (sovereign/ml.rs)
@@ -12,6 +13,7 @@
 //! sovereign serve-model --registry r --keyring k --model fraud   # kernels::serve_model (sovereign/serve_model.rs)
 //! sovereign score --model-dir m --input t.parquet --output s/   # kernels::score (sovereign/score.rs)
 //! sovereign gateway --config gateway.toml     # kernels::gateway (sovereign/gateway.rs)
+//! sovereign rag index|query|eval …            # kernels::rag (sovereign/rag.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -21,6 +23,8 @@
 mod gateway;
 #[path = "sovereign/ml.rs"]
 mod ml;
+#[path = "sovereign/rag.rs"]
+mod rag;
 #[path = "sovereign/registry.rs"]
 mod registry;
 #[path = "sovereign/score.rs"]
@@ -89,6 +93,11 @@ enum Command {
     Score(Box<score::ScoreArgs>),
     /// An OpenAI-compatible gateway: routing, failover, keys, limits, budgets, privacy tiers, a cache.
     Gateway(Box<gateway::GatewayArgs>),
+    /// Retrieval-augmented generation: index a folder, query it with a cited answer, evaluate retrieval.
+    Rag {
+        #[command(subcommand)]
+        command: rag::RagCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +138,10 @@ struct ServeArgs {
     /// KV-cache positions per sequence.
     #[arg(long, default_value_t = 2048)]
     context: usize,
+    /// A `sovereign rag index` folder to answer `POST /v1/rag` from (needs the chat and embedding models;
+    /// the index must have been built with this embedding model).
+    #[arg(long)]
+    rag_index: Option<PathBuf>,
 }
 
 /// Runs the command; an error is printed as one `error:` line with its causes (no backtrace) and exits 1.
@@ -153,6 +166,7 @@ fn run(command: Command) -> Result<()> {
         Command::ServeModel(args) => serve_model::run(*args),
         Command::Score(args) => score::run(*args),
         Command::Gateway(args) => gateway::run(*args),
+        Command::Rag { command } => rag::run(command),
     }
 }
 
@@ -210,7 +224,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         models.embedding = Some(EmbeddingModel::load(id, &dir).with_context(|| format!("loading {}", dir.display()))?);
     }
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
-    let config = ServerConfig { addr, max_batch: args.max_batch, context: args.context, ..ServerConfig::default() };
+    let mut config = ServerConfig { addr, max_batch: args.max_batch, context: args.context, ..ServerConfig::default() };
+    if let Some(dir) = &args.rag_index {
+        let (Some(embedding), Some(_)) = (&models.embedding, &models.chat) else {
+            bail!("--rag-index needs a chat model and an embedding model (--demo, or --model and --embedding-model)");
+        };
+        if !dir.is_dir() {
+            bail!("--rag-index {}: no such folder (build one with `sovereign rag index`)", dir.display());
+        }
+        let index = kernels::rag::index::RagIndex::open(dir, &*embedding.model)
+            .with_context(|| format!("opening the index {}", dir.display()))?;
+        eprintln!("serving /v1/rag over {} ({} chunks)", dir.display(), index.len());
+        config.rag = Some(std::sync::Arc::new(kernels::serve::rag::RagService::new(index, embedding.model.clone())));
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;

@@ -859,3 +859,22 @@ impl ChatPart {
         }
     }
 }
+
+/// The tokens that end an assistant turn and so stop generation: ChatML's `<|im_end|>` and
+/// `<|endoftext|>` and the tokenizer's end-of-sequence token, those the tokenizer has, sorted.
+pub fn end_of_turn_tokens(tokenizer: &crate::tokenize::Bpe) -> Vec<u32> {
+    let mut stop: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
+        .iter()
+        .filter_map(|t| tokenizer.token_id(t))
+        .chain(tokenizer.eos_id())
+        .collect();
+    stop.sort_unstable();
+    stop.dedup();
+    stop
+}
+
+/// The one token a grammar-constrained reply ends on: `<|im_end|>` when the tokenizer has it, else its
+/// end-of-sequence token.
+pub fn end_of_turn_token(tokenizer: &crate::tokenize::Bpe) -> Option<u32> {
+    tokenizer.token_id("<|im_end|>").or(tokenizer.eos_id())
+}

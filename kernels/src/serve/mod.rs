@@ -8,6 +8,7 @@
 //! | `GET /v1/models` | the models served |
 //! | `GET /health` | `200 {"status":"ok"}` once the models are loaded |
 //! | `GET /metrics` | counters in Prometheus' text format |
+//! | `POST /v1/rag` | (feature `rag`, [`ServerConfig::rag`]) retrieval, packing and a cited answer over an index ([`rag`]) |
 //!
 //! Both completions take OpenAI's `logprobs` / `top_logprobs`, `seed`, `stop`, `n` (1–8, each
 //! choice its own sequence in the batch), `presence_penalty` / `frequency_penalty`, `logit_bias`,
@@ -24,6 +25,8 @@ pub mod completion;
 pub mod engine;
 pub mod metrics;
 pub mod openai;
+#[cfg(feature = "rag")]
+pub mod rag;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,6 +65,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `max_tokens` when a chat request gives none.
     pub default_max_tokens: usize,
+    /// The index behind `POST /v1/rag` (without it the route answers 503).
+    #[cfg(feature = "rag")]
+    pub rag: Option<Arc<rag::RagService>>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +78,8 @@ impl Default for ServerConfig {
             context: 2048,
             max_body_bytes: 1 << 20,
             default_max_tokens: 256,
+            #[cfg(feature = "rag")]
+            rag: None,
         }
     }
 }
@@ -103,14 +111,8 @@ impl ChatModel {
         let model = LlamaModel::load(path)?;
         let tokenizer = Bpe::from_gguf(model.gguf())?;
         let template = ChatTemplate::from_gguf(model.gguf())?;
-        let mut stop_tokens: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
-            .iter()
-            .filter_map(|t| tokenizer.token_id(t))
-            .chain(tokenizer.eos_id())
-            .collect();
-        stop_tokens.sort_unstable();
-        stop_tokens.dedup();
-        let end_of_turn = tokenizer.token_id("<|im_end|>").or(tokenizer.eos_id());
+        let stop_tokens = crate::llm::chat::end_of_turn_tokens(&tokenizer);
+        let end_of_turn = crate::llm::chat::end_of_turn_token(&tokenizer);
         let vocabulary = end_of_turn.and_then(|eos| Vocabulary::from_bpe(&tokenizer, eos).ok());
         Ok(ChatModel {
             id: id.into(),
@@ -180,7 +182,10 @@ pub fn router(config: ServerConfig, models: Models) -> Router {
         started: unix_now(),
         config: config.clone(),
     });
-    Router::new()
+    let router = Router::new();
+    #[cfg(feature = "rag")]
+    let router = router.route("/v1/rag", post(rag::rag));
+    router
         .route("/v1/chat/completions", post(completion::chat_completions))
         .route("/v1/completions", post(completion::completions))
         .route("/v1/embeddings", post(embeddings))

@@ -563,6 +563,135 @@ impl WordPiece {
         out
     }
 
+    /// The word pieces of `text` (the ids of [`WordPiece::tokenize`]) with the byte range of `text` each comes
+    /// from: HF `tokenizers`' offsets, in bytes where HF counts characters. A piece spans its source characters
+    /// from the first to the last; characters the normaliser drops (control characters, combining accents) at
+    /// a piece's edge belong to no piece, and a character split across pieces (a Hangul syllable's jamo after
+    /// NFD) gives each of them the whole character; a special token spans its literal text.
+    pub fn tokenize_with_offsets(&self, text: &str) -> Vec<(u32, std::ops::Range<usize>)> {
+        let mut out = Vec::with_capacity(text.len() / 4 + 2);
+        let mut normalized = String::new();
+        let mut origin: Vec<(usize, usize)> = Vec::new();
+        let mut ids = Vec::new();
+        let base = text.as_ptr() as usize;
+        let mut pos = 0;
+        self.matcher.split(text, |segment| match segment {
+            Segment::Special(id) => {
+                let len = self.tokens.get(id as usize).map_or(0, String::len);
+                out.push((id, pos..pos + len));
+                pos += len;
+            }
+            Segment::Text(t) => {
+                let offset = t.as_ptr() as usize - base;
+                pos = offset + t.len();
+                normalized.clear();
+                origin.clear();
+                self.normalize_aligned(t, offset, &mut normalized, &mut origin);
+                let norm_base = normalized.as_ptr() as usize;
+                WordPiece::split_words(&normalized, |w| {
+                    let start = w.as_ptr() as usize - norm_base;
+                    ids.clear();
+                    self.word_pieces(w, &mut ids);
+                    let source = |a: usize, b: usize| origin[a].0..origin[b - 1].1;
+                    let prefix = self.config.continuing_subword_prefix.len();
+                    let lengths: Vec<usize> = ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &id)| {
+                            let len = self.tokens[id as usize].len();
+                            if i == 0 { len } else { len.saturating_sub(prefix) }
+                        })
+                        .collect();
+                    if lengths.iter().sum::<usize>() == w.len() && lengths.iter().all(|&l| l > 0) {
+                        let mut a = start;
+                        for (&id, len) in ids.iter().zip(lengths) {
+                            out.push((id, source(a, a + len)));
+                            a += len;
+                        }
+                    } else {
+                        // [UNK] (or a piece whose text is not the vocabulary's): the whole word.
+                        for &id in &ids {
+                            out.push((id, source(start, start + w.len())));
+                        }
+                    }
+                });
+            }
+        });
+        out
+    }
+
+    /// [`WordPiece::normalize`] of `text` into `out`, recording for each byte of the output the byte range (offset
+    /// by `offset`) of the source character it comes from.
+    fn normalize_aligned(&self, text: &str, offset: usize, out: &mut String, origin: &mut Vec<(usize, usize)>) {
+        let c = &self.config;
+        let strip = c.strip_accents.unwrap_or(c.lowercase);
+        let mut spaced: Vec<(char, usize, usize)> = Vec::with_capacity(text.len() + 8);
+        for (i, ch) in text.char_indices() {
+            let range = (offset + i, offset + i + ch.len_utf8());
+            let ch = if c.clean_text {
+                match bert_class(ch) {
+                    BertClass::Control => continue,
+                    BertClass::Whitespace => ' ',
+                    _ => ch,
+                }
+            } else {
+                ch
+            };
+            if c.handle_chinese_chars && is_cjk_ideograph(ch) {
+                spaced.extend([(' ', range.0, range.1), (ch, range.0, range.1), (' ', range.0, range.1)]);
+            } else {
+                spaced.push((ch, range.0, range.1));
+            }
+        }
+        let mut push = |ch: char, s: usize, e: usize| {
+            out.push(ch);
+            origin.extend(std::iter::repeat_n((s, e), ch.len_utf8()));
+        };
+        let ascii = spaced.iter().all(|(ch, _, _)| ch.is_ascii());
+        if ascii || !strip {
+            for &(ch, s, e) in &spaced {
+                if c.lowercase {
+                    ch.to_lowercase().for_each(|l| push(l, s, e));
+                } else {
+                    push(ch, s, e);
+                }
+            }
+            return;
+        }
+        // NFD (only what the reference decomposes), then canonical reordering of each run of marks.
+        let mut decomposed: Vec<(char, usize, usize)> = Vec::with_capacity(spaced.len() + 8);
+        for &(ch, s, e) in &spaced {
+            if !ch.is_ascii() && has_reference_decomposition(ch) {
+                decompose_canonical(ch, |d| decomposed.push((d, s, e)));
+            } else {
+                decomposed.push((ch, s, e));
+            }
+        }
+        let mut start = 0;
+        while start < decomposed.len() {
+            if canonical_combining_class(decomposed[start].0) == 0 {
+                start += 1;
+                continue;
+            }
+            let mut end = start + 1;
+            while end < decomposed.len() && canonical_combining_class(decomposed[end].0) != 0 {
+                end += 1;
+            }
+            decomposed[start..end].sort_by_key(|&(ch, _, _)| canonical_combining_class(ch));
+            start = end;
+        }
+        for (ch, s, e) in decomposed {
+            if bert_class(ch) == BertClass::NonSpacingMark {
+                continue;
+            }
+            if c.lowercase {
+                ch.to_lowercase().for_each(|l| push(l, s, e));
+            } else {
+                push(ch, s, e);
+            }
+        }
+    }
+
     /// Encodes one text: word pieces, truncated to `max_length`, framed by `[CLS]`/`[SEP]`, padded when the
     /// padding is [`Padding::Fixed`].
     pub fn encode(&self, text: &str) -> Encoding {

@@ -83,3 +83,14 @@ mod score;
 
 #[cfg(feature = "gateway")]
 mod gateway;
+
+#[cfg(feature = "rag")]
+mod rag_answer;
+#[cfg(feature = "rag")]
+mod rag_chunk;
+#[cfg(feature = "rag")]
+mod rag_eval;
+#[cfg(feature = "rag")]
+mod rag_index;
+#[cfg(feature = "rag")]
+mod rag_load;
