@@ -29,6 +29,9 @@
 //! | [`serve_model`] | `serve-model` | a server for the tabular models: registry-verified loading, micro-batching, hot reload, metrics, an open-loop load generator |
 //! | [`rag`] | `rag` | retrieval-augmented generation: Markdown/HTML/Parquet loading, four chunkers, a persisted hybrid index (BM25 + MiniLM/HNSW), fusion, MMR, reranking, context packing, cited answers, IR evaluation |
 //! | [`score`] | `score` | batch scoring: Parquet or Delta in row groups, rayon workers, partitioned Parquet or Delta out, resumable after a crash |
+//! | [`monitor`] | `monitor` | data validation (expectations on Arrow tables) and drift (PSI, KS, chi-squared, Jensen-Shannon, Wasserstein-1 equal to scipy), streaming over row groups |
+//! | [`pipeline`] | `pipeline` | a DAG pipeline runner: TOML steps, content-addressed caching, atomic outputs, resume, retries, timeouts, MLflow logging, privacy tiers |
+//! | [`quality`] | `quality` | quality gates: coverage (cargo llvm-cov), clippy, complexity (syn), duplication, docs, unsafe, todo!(); an A-F grade |
 
 pub mod cache;
 pub mod fusion;
@@ -95,6 +98,15 @@ pub mod gateway;
 
 #[cfg(feature = "rag")]
 pub mod rag;
+
+#[cfg(feature = "monitor")]
+pub mod monitor;
+
+#[cfg(feature = "pipeline")]
+pub mod pipeline;
+
+#[cfg(feature = "quality")]
+pub mod quality;
 
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
@@ -884,6 +896,190 @@ pub enum Error {
     )]
     RagPromptTooLong { prompt: usize, answer: usize, context: usize },
     // -- rag (eval): add variants below this line --
+    // -- monitor (drift): add variants below this line --
+    /// A sample with no values, or a histogram with no mass (no bins, or every count zero).
+    #[cfg(feature = "monitor")]
+    #[error("monitor: {what} is empty")]
+    MonitorEmptySample {
+        /// The input, as the caller would name it (`reference`, `current histogram`, …).
+        what: String,
+    },
+    /// A NaN or infinite value where only finite ones are allowed.
+    #[cfg(feature = "monitor")]
+    #[error("monitor: {what} holds a non-finite value at index {index} (drop missing values first)")]
+    MonitorNonFinite {
+        /// The input.
+        what: String,
+        /// The first such value's index.
+        index: usize,
+    },
+    /// Any other input a drift statistic cannot use: mismatched lengths, zero bins, a non-positive
+    /// epsilon, edges not strictly increasing, a negative histogram entry, fewer than two categories.
+    #[cfg(feature = "monitor")]
+    #[error("monitor: {0}")]
+    MonitorInvalid(String),
+    // -- monitor (expectations/stream): add variants below this line --
+    /// An expectation suite that does not parse (serde's message names the line and the key).
+    #[cfg(feature = "monitor")]
+    #[error("expectation suite: {reason}")]
+    MonitorSuite { reason: String },
+    /// Batches given as one table whose schemas differ.
+    #[cfg(feature = "monitor")]
+    #[error("batch {batch}: {reason}")]
+    MonitorSchemaMismatch { batch: usize, reason: String },
+    /// A file of the monitor (a table, a profile) could not be opened, read or written.
+    #[cfg(feature = "monitor")]
+    #[error("{path}: {source}")]
+    MonitorIo {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that is not Parquet, or a truncated or corrupt one (the reader's message says where).
+    #[cfg(feature = "monitor")]
+    #[error("{path}: not a readable Parquet file: {reason}")]
+    MonitorParquet { path: std::path::PathBuf, reason: String },
+    /// A column named by a profile, a configuration or a date column that the table lacks.
+    #[cfg(feature = "monitor")]
+    #[error("{table}: no column {column:?} (columns: {available})")]
+    MonitorUnknownColumn { table: String, column: String, available: String },
+    /// A column whose Arrow type the operation cannot use (e.g. a date column that is a string).
+    #[cfg(feature = "monitor")]
+    #[error("column {column:?} is {data_type}: {expected}")]
+    MonitorColumnType { column: String, data_type: String, expected: String },
+    /// A categorical reference column with more distinct values than the profile keeps.
+    #[cfg(feature = "monitor")]
+    #[error("column {column:?} has more than {limit} distinct values: too many to profile as categories")]
+    MonitorTooManyCategories { column: String, limit: usize },
+    /// A reference profile that does not parse or does not hold together (edges, counts, version).
+    #[cfg(feature = "monitor")]
+    #[error("drift profile {source_name}: {reason}")]
+    MonitorProfile { source_name: String, reason: String },
+    // -- pipeline: add pipeline-runner variants below this line --
+    /// A pipeline file is malformed: TOML syntax, an unknown key, a duplicate step, an unknown
+    /// dependency, an output produced twice, a missing input, a bad placeholder or setting.
+    #[cfg(feature = "pipeline")]
+    #[error("pipeline {file}: {reason}")]
+    PipelineConfig {
+        /// The file (or the name given to the text).
+        file: String,
+        /// What is wrong, naming the step and key.
+        reason: String,
+    },
+    /// The steps' dependencies form a cycle (its members in order, the first repeated at the end).
+    #[cfg(feature = "pipeline")]
+    #[error("pipeline {file}: dependency cycle: {}", steps.join(" -> "))]
+    PipelineCycle {
+        /// The file.
+        file: String,
+        /// The steps of the cycle, in dependency order, the first repeated last.
+        steps: Vec<String>,
+    },
+    /// A file or folder of a pipeline run could not be read or written.
+    #[cfg(feature = "pipeline")]
+    #[error("pipeline step {step}: {path}: {source}")]
+    PipelineIo {
+        /// The step (or `(state)` for the runner's own files).
+        step: String,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runner's state folder is unusable: a damaged state file, or another run holds its lock.
+    #[cfg(feature = "pipeline")]
+    #[error("pipeline state {path}: {reason}")]
+    PipelineState {
+        /// The state file or folder.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A step failed on its last attempt (non-zero exit, a missing output, a function's error).
+    #[cfg(feature = "pipeline")]
+    #[error("step {step} failed after {attempts} attempt(s): {reason}{}", if stderr_tail.is_empty() { String::new() } else { format!("; stderr: {stderr_tail}") })]
+    PipelineStepFailed {
+        /// The step.
+        step: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last attempt failed (`exit code 1`, …).
+        reason: String,
+        /// The last lines of its stderr, joined with ` | ` (empty for a function step).
+        stderr_tail: String,
+    },
+    /// A step's last attempt ran past its timeout and was killed (its whole process group).
+    #[cfg(feature = "pipeline")]
+    #[error("step {step} timed out after {timeout_s} s (attempt {attempts}); its process group was killed")]
+    PipelineStepTimeout {
+        /// The step.
+        step: String,
+        /// The timeout, seconds.
+        timeout_s: f64,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A step of the sovereign tier tried to reach a non-loopback address; the call was denied by
+    /// `kernels::audit`, and nothing of the step's outputs was committed.
+    #[cfg(feature = "pipeline")]
+    #[error("step {step} (tier sovereign): {call} to {addr} denied: not loopback; no output committed")]
+    PipelineNetworkDenied {
+        /// The step.
+        step: String,
+        /// The system call (`connect`, `sendto`, `sendmsg`).
+        call: String,
+        /// The address it tried to reach, e.g. `192.0.2.1:80`.
+        addr: String,
+    },
+    /// A privacy tier cannot be honoured: a sovereign function step, a step looser than its pipeline,
+    /// a non-loopback tracking server for a sovereign step, or no tracer to enforce the tier.
+    #[cfg(feature = "pipeline")]
+    #[error("step {step}: privacy tier: {reason}")]
+    PipelineTier {
+        /// The step (or `(pipeline)`).
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// A step was not run because a step it depends on failed.
+    #[cfg(feature = "pipeline")]
+    #[error("step {step} not run: it depends on {failed}, which failed")]
+    PipelineUpstreamFailed {
+        /// The step not run.
+        step: String,
+        /// The failed (or not run) step it depends on.
+        failed: String,
+    },
+    // -- quality: add quality-gate variants below this line --
+    /// A Rust file of the crate under a quality gate does not parse (`syn`'s first error).
+    #[cfg(feature = "quality")]
+    #[error("{file}:{line}:{column}: does not parse: {message}")]
+    QualityParse { file: String, line: usize, column: usize, message: String },
+    /// The folder given to the quality gate is not a crate (no `Cargo.toml` with a `[package]`).
+    #[cfg(feature = "quality")]
+    #[error("{path} is not a Rust crate: {reason}")]
+    QualityNotACrate { path: std::path::PathBuf, reason: String },
+    /// A tool the quality gate runs is not installed (`install` is the command that installs it).
+    #[cfg(feature = "quality")]
+    #[error("{tool} is not installed (looked in {looked}); install it with `{install}`")]
+    QualityToolMissing { tool: String, looked: String, install: String },
+    /// A tool the quality gate runs failed or printed what it does not understand.
+    #[cfg(feature = "quality")]
+    #[error("`{command}` in {dir}: {reason}")]
+    QualityTool { command: String, dir: std::path::PathBuf, reason: String },
+    /// The quality gate's TOML configuration has an unknown key or a bad value.
+    #[cfg(feature = "quality")]
+    #[error("{path}: key `{key}`: {reason}")]
+    QualityConfig { path: String, key: String, reason: String },
+    /// A file the quality gate reads or writes.
+    #[cfg(feature = "quality")]
+    #[error("{path}: {source}")]
+    QualityIo {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

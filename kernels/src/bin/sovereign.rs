@@ -14,6 +14,9 @@
 //! sovereign score --model-dir m --input t.parquet --output s/   # kernels::score (sovereign/score.rs)
 //! sovereign gateway --config gateway.toml     # kernels::gateway (sovereign/gateway.rs)
 //! sovereign rag index|query|eval …            # kernels::rag (sovereign/rag.rs)
+//! sovereign monitor validate|drift …          # kernels::monitor (sovereign/monitor.rs)
+//! sovereign pipeline run FILE.toml            # kernels::pipeline (sovereign/pipeline.rs)
+//! sovereign quality --path CRATE --fail-under B  # kernels::quality (sovereign/quality.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -23,6 +26,12 @@
 mod gateway;
 #[path = "sovereign/ml.rs"]
 mod ml;
+#[path = "sovereign/monitor.rs"]
+mod monitor;
+#[path = "sovereign/pipeline.rs"]
+mod pipeline;
+#[path = "sovereign/quality.rs"]
+mod quality;
 #[path = "sovereign/rag.rs"]
 mod rag;
 #[path = "sovereign/registry.rs"]
@@ -98,6 +107,18 @@ enum Command {
         #[command(subcommand)]
         command: rag::RagCommand,
     },
+    /// Data validation and drift: check expectations on a table, compare a current table with a reference.
+    Monitor {
+        #[command(subcommand)]
+        command: monitor::MonitorCommand,
+    },
+    /// Run a pipeline of steps declared in TOML (cached by content, resumable, logged to MLflow).
+    Pipeline {
+        #[command(subcommand)]
+        command: pipeline::PipelineCommand,
+    },
+    /// Grade a Rust crate: coverage, clippy, complexity, duplication, docs, unsafe, todo!() (a CI gate).
+    Quality(Box<quality::QualityArgs>),
 }
 
 #[derive(Subcommand)]
@@ -167,6 +188,9 @@ fn run(command: Command) -> Result<()> {
         Command::Score(args) => score::run(*args),
         Command::Gateway(args) => gateway::run(*args),
         Command::Rag { command } => rag::run(command),
+        Command::Monitor { command } => monitor::run(command),
+        Command::Pipeline { command } => pipeline::run(command),
+        Command::Quality(args) => quality::run(*args),
     }
 }
 

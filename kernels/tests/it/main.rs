@@ -94,3 +94,14 @@ mod rag_eval;
 mod rag_index;
 #[cfg(feature = "rag")]
 mod rag_load;
+
+#[cfg(feature = "monitor")]
+mod monitor_drift;
+#[cfg(feature = "monitor")]
+mod monitor_expect;
+
+#[cfg(feature = "pipeline")]
+mod pipeline;
+
+#[cfg(feature = "quality")]
+mod quality;
