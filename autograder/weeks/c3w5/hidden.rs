@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use c3w5_quality as lab;
 use lab::Error;
+use lab::journal::Fs;
 use serde_json::Value;
 
 const DRIFT: &str = include_str!("fixtures/drift_cases.json");
@@ -411,13 +412,17 @@ graded! {
             ],
         };
         let failing = Expectation::NotNull { column: "x".into() };
-        let cases: Vec<(&str, Expectation, fn(&lab::Result<lab::expect::Report>) -> bool)> = vec![
-            ("unknown column", Expectation::Unique { column: "nope".into() }, |r| matches!(r, Err(Error::Unknown { kind: "column", name }) if name == "nope")),
-            ("Between on text", Expectation::Between { column: "s".into(), min: 0.0, max: 1.0 }, |r| matches!(r, Err(Error::InvalidInput(_)))),
-            ("AllowedValues on floats", Expectation::AllowedValues { column: "x".into(), allowed: vec![] }, |r| matches!(r, Err(Error::InvalidInput(_)))),
-            ("min > max", Expectation::Between { column: "x".into(), min: 2.0, max: 1.0 }, |r| matches!(r, Err(Error::InvalidConfig(_)))),
-            ("NaN bound", Expectation::Between { column: "x".into(), min: f64::NAN, max: 1.0 }, |r| matches!(r, Err(Error::InvalidConfig(_)))),
-            ("row count min > max", Expectation::RowCount { min: 3, max: 2 }, |r| matches!(r, Err(Error::InvalidConfig(_)))),
+        type Outcome = lab::Result<lab::expect::Report>;
+        let unknown = |r: &Outcome| matches!(r, Err(Error::Unknown { kind: "column", name }) if name == "nope");
+        let input = |r: &Outcome| matches!(r, Err(Error::InvalidInput(_)));
+        let config = |r: &Outcome| matches!(r, Err(Error::InvalidConfig(_)));
+        let cases: Vec<(&str, Expectation, &dyn Fn(&Outcome) -> bool)> = vec![
+            ("unknown column", Expectation::Unique { column: "nope".into() }, &unknown),
+            ("Between on text", Expectation::Between { column: "s".into(), min: 0.0, max: 1.0 }, &input),
+            ("AllowedValues on floats", Expectation::AllowedValues { column: "x".into(), allowed: vec![] }, &input),
+            ("min > max", Expectation::Between { column: "x".into(), min: 2.0, max: 1.0 }, &config),
+            ("NaN bound", Expectation::Between { column: "x".into(), min: f64::NAN, max: 1.0 }, &config),
+            ("row count min > max", Expectation::RowCount { min: 3, max: 2 }, &config),
         ];
         for (what, bad, ok) in cases {
             let got = check(&table, &[failing.clone(), bad], 3);
