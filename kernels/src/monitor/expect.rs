@@ -285,9 +285,14 @@ fn md_escape(s: &str) -> String {
 /// their schema ([`Error::MonitorSchemaMismatch`]).
 pub fn validate(batches: &[RecordBatch], suite: &Suite, config: &ValidateConfig) -> Result<ValidationReport> {
     let schema = batches.first().map(|b| b.schema());
+    // Names and types must agree; nullability may differ (a batch without nulls is often built
+    // with non-nullable fields).
+    let shape = |s: &SchemaRef| -> Vec<(String, DataType)> {
+        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
+    };
+    let first = schema.as_ref().map(shape).unwrap_or_default();
     for (i, b) in batches.iter().enumerate().skip(1) {
-        let first = schema.as_ref().map(|s| s.fields().clone()).unwrap_or_default();
-        if b.schema().fields() != &first {
+        if shape(&b.schema()) != first {
             return Err(Error::MonitorSchemaMismatch {
                 batch: i,
                 reason: format!("its schema {:?} differs from the first batch's", column_list(&b.schema())),
