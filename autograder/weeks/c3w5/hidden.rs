@@ -87,179 +87,7 @@ fn column(rng: &mut Rng, n: usize, shape: usize, shift: f64) -> Vec<f64> {
 
 // ------------------------------------------------------------------------------------------ PSI
 
-graded! {
-    /// Every fixture: the edges equal numpy.quantile's (bit for bit, duplicates dropped), the
-    /// counts np.digitize + bincount's, the PSI numpy's to 1e-9.
-    fn psi_edges_and_counts_match_numpy() {
-        let f = fixtures();
-        for case in f["psi"].as_array().expect("psi cases") {
-            let name = case["name"].as_str().expect("name");
-            let (reference, current) = (floats(&case["reference"]), floats(&case["current"]));
-            let bins = case["bins"].as_u64().expect("bins") as usize;
-            let epsilon = case["epsilon"].as_f64().expect("epsilon");
-            let want_edges = floats(&case["edges"]);
-            let edges = lab::drift::quantile_edges(&reference, bins).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(edges.len(), want_edges.len(), "{name}: edges {edges:?}, numpy {want_edges:?}");
-            for (g, w) in edges.iter().zip(&want_edges) {
-                assert!(g == w, "{name}: edge {g:e} differs from numpy's {w:e} (edges {edges:?})");
-            }
-            let r = lab::drift::bin_counts(&reference, &want_edges).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(r, counts(&case["reference_counts"]), "{name}: reference counts");
-            let c = lab::drift::bin_counts(&current, &want_edges).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(c, counts(&case["current_counts"]), "{name}: current counts");
-            let got = lab::drift::psi(&reference, &current, bins, epsilon).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let want = case["psi"].as_f64().expect("psi");
-            assert!(close(got, want, 1e-9), "{name}: psi {got}, numpy {want}");
-        }
-    }
-
-    /// Random columns of six shapes, 1 to 3,000 values, 1 to 25 bins: edges and counts equal
-    /// kernels::monitor::drift's exactly, the PSI to 1e-9.
-    fn psi_matches_kernels_on_random_columns() {
-        use kernels::monitor::drift::{Binning, PsiConfig};
-        let mut rng = Rng(0xC3_05);
-        for round in 0..120 {
-            let shape = round % 6;
-            let n = 1 + rng.below(if round % 4 == 0 { 20 } else { 3000 });
-            let m = 1 + rng.below(2000);
-            let reference = column(&mut rng, n, shape, 0.0);
-            let shift = [0.0, 0.1, 0.5, 2.0][rng.below(4)];
-            let current = column(&mut rng, m, shape, shift);
-            let bins = 1 + rng.below(25);
-            let epsilon = [1e-4, 1e-6, 1e-3][rng.below(3)];
-            let what = format!("round {round}: shape {shape}, {n} and {m} values, {bins} bins");
-            let want_edges = kernels::monitor::drift::bin_edges(&reference, &Binning::Quantile { bins }).expect("kernels bins");
-            let edges = lab::drift::quantile_edges(&reference, bins).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(edges, want_edges, "{what}: edges");
-            let got = lab::drift::bin_counts(&current, &edges).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(got, kernels::monitor::drift::bin_counts(&current, &edges).expect("kernels counts"), "{what}: counts");
-            let got = lab::drift::psi(&reference, &current, bins, epsilon).unwrap_or_else(|e| panic!("{what}: {e}"));
-            let config = PsiConfig { binning: Binning::Quantile { bins }, epsilon };
-            let want = kernels::monitor::drift::psi(&reference, &current, &config).expect("kernels psi");
-            assert!(close(got, want, 1e-9), "{what}: psi {got}, kernels {want}");
-            assert!(got >= 0.0, "{what}: a PSI is a sum of non-negative terms, got {got}");
-        }
-    }
-
-    /// Values on edges, constant columns, extreme magnitudes, identical samples; every bad input a
-    /// typed error.
-    fn psi_handles_ties_outliers_and_bad_input() {
-        use lab::drift::{bin_counts, psi, quantile_edges};
-        // Identical samples: 0 exactly.
-        let x: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 10.0).collect();
-        assert_eq!(psi(&x, &x, 10, 1e-4).unwrap(), 0.0, "identical samples");
-        // A constant reference: one edge, at the constant; values equal to it go above it.
-        assert_eq!(quantile_edges(&[2.5; 40], 10).unwrap(), [2.5]);
-        assert_eq!(bin_counts(&[2.5, 2.4999, 2.5, 1e300, -1e300], &[2.5]).unwrap(), [2, 3]);
-        // Extreme magnitudes do not overflow the interpolation.
-        let wide = [-1e308, 1e308, -1e308, 1e308];
-        let edges = quantile_edges(&wide, 2).unwrap();
-        assert!(edges.iter().all(|e| e.is_finite()), "edges of ±1e308: {edges:?}");
-        // Every value of a new range lands in the outer bins: a large, finite PSI.
-        let far = psi(&[0.0, 1.0, 2.0, 3.0], &[100.0, 200.0], 4, 1e-4).unwrap();
-        assert!(far.is_finite() && far > 1.0, "psi of disjoint samples {far}");
-        // Bad input.
-        let cases: Vec<(&str, lab::Result<f64>)> = vec![
-            ("empty reference", psi(&[], &[1.0], 10, 1e-4)),
-            ("empty current", psi(&[1.0], &[], 10, 1e-4)),
-            ("NaN in the reference", psi(&[1.0, f64::NAN], &[1.0], 10, 1e-4)),
-            ("+inf in the current", psi(&[1.0], &[f64::INFINITY], 10, 1e-4)),
-            ("-inf in the reference", psi(&[f64::NEG_INFINITY, 0.0], &[1.0], 10, 1e-4)),
-        ];
-        for (what, got) in cases {
-            assert!(matches!(got, Err(Error::InvalidInput(_))), "{what}: expected InvalidInput, got {got:?}");
-        }
-        for (what, got) in [
-            ("0 bins", psi(&[1.0], &[1.0], 0, 1e-4)),
-            ("epsilon 0", psi(&[1.0], &[1.0], 4, 0.0)),
-            ("epsilon NaN", psi(&[1.0], &[1.0], 4, f64::NAN)),
-            ("epsilon -1", psi(&[1.0], &[1.0], 4, -1.0)),
-        ] {
-            assert!(matches!(got, Err(Error::InvalidConfig(_))), "{what}: expected InvalidConfig, got {got:?}");
-        }
-        assert!(matches!(quantile_edges(&[1.0], 0), Err(Error::InvalidConfig(_))));
-        assert!(matches!(quantile_edges(&[], 3), Err(Error::InvalidInput(_))));
-        for edges in [&[1.0, 1.0][..], &[2.0, 1.0], &[f64::NAN], &[0.0, f64::INFINITY]] {
-            let got = bin_counts(&[1.0], edges);
-            assert!(matches!(got, Err(Error::InvalidInput(_))), "edges {edges:?}: got {got:?}");
-        }
-        assert!(matches!(bin_counts(&[f64::NAN], &[1.0]), Err(Error::InvalidInput(_))));
-        assert_eq!(bin_counts(&[5.0, -5.0], &[]).unwrap(), [2], "no edges: one bin");
-    }
-}
-
 // ------------------------------------------------------------------------------------------- KS
-
-graded! {
-    /// Every fixture: the statistic equals scipy's ks_2samp, the p-value Kolmogorov's limit
-    /// (scipy.special.kolmogorov(√en · D)) to 1e-9.
-    fn ks_matches_scipy_fixtures() {
-        let f = fixtures();
-        for case in f["ks"].as_array().expect("ks cases") {
-            let name = case["name"].as_str().expect("name");
-            let (a, b) = (floats(&case["a"]), floats(&case["b"]));
-            let got = lab::drift::ks_2samp_asymp(&a, &b).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let want_d = case["statistic"].as_f64().expect("statistic");
-            assert!((got.statistic - want_d).abs() <= 1e-12, "{name}: D {}, scipy {want_d}", got.statistic);
-            let want_p = case["p_value"].as_f64().expect("p");
-            assert!(close(got.p_value, want_p, 1e-9), "{name}: p {:e}, scipy.special.kolmogorov {want_p:e}", got.p_value);
-            let d = lab::drift::ks_statistic(&b, &a).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!((d - want_d).abs() <= 1e-12, "{name}: D is symmetric, got {d} with the samples swapped");
-        }
-    }
-
-    /// Random samples (ties within and across samples, 1 to 4,000 values): D equals
-    /// kernels::monitor::drift::ks_2samp's to 1e-12; the p-value follows from D.
-    fn ks_statistic_matches_kernels_on_random_samples() {
-        let mut rng = Rng(0x4B53);
-        for round in 0..150 {
-            let shape = round % 6;
-            let n = 1 + rng.below(if round % 3 == 0 { 15 } else { 4000 });
-            let m = 1 + rng.below(if round % 5 == 0 { 10 } else { 3000 });
-            let a = column(&mut rng, n, shape, 0.0);
-            let b = column(&mut rng, m, shape, [0.0, 0.05, 0.5][rng.below(3)]);
-            let what = format!("round {round}: shape {shape}, {n} and {m} values");
-            let got = lab::drift::ks_2samp_asymp(&a, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
-            let want = kernels::monitor::drift::ks_2samp(&a, &b).expect("kernels ks");
-            assert!((got.statistic - want.statistic).abs() <= 1e-12, "{what}: D {}, kernels {}", got.statistic, want.statistic);
-            let (big, small) = (n.max(m) as f64, n.min(m) as f64);
-            let p = lab::drift::kolmogorov_sf((big * small / (big + small)).sqrt() * got.statistic);
-            assert!(close(got.p_value, p, 1e-12), "{what}: p {} is not kolmogorov_sf(√en · D) = {p}", got.p_value);
-            assert!((0.0..=1.0).contains(&got.p_value), "{what}: p {}", got.p_value);
-        }
-        for (what, got) in [
-            ("empty a", lab::drift::ks_2samp_asymp(&[], &[1.0])),
-            ("empty b", lab::drift::ks_2samp_asymp(&[1.0], &[])),
-            ("NaN", lab::drift::ks_2samp_asymp(&[f64::NAN], &[1.0])),
-            ("inf", lab::drift::ks_2samp_asymp(&[1.0], &[2.0, f64::INFINITY])),
-        ] {
-            assert!(matches!(got, Err(Error::InvalidInput(_))), "{what}: expected InvalidInput, got {got:?}");
-        }
-    }
-
-    /// Kolmogorov's survival function against scipy.special.kolmogorov on 70 points of (0, 20]
-    /// (both series and their cut-over at 0.82) to 1e-9, decreasing, 1 at 0, NaN for NaN.
-    fn kolmogorov_sf_matches_scipy_across_its_range() {
-        let f = fixtures();
-        for point in f["kolmogorov"].as_array().expect("grid") {
-            let (x, want) = (point["lambda"].as_f64().expect("lambda"), point["sf"].as_f64().expect("sf"));
-            let got = lab::drift::kolmogorov_sf(x);
-            if want < 1e-290 {
-                assert!(got.abs() < 1e-290, "Q({x}) = {got:e}, scipy {want:e}");
-            } else {
-                assert!(close(got, want, 1e-9), "Q({x}) = {got:e}, scipy {want:e}");
-            }
-        }
-        let mut last = 1.0;
-        for i in 1..2000 {
-            let q = lab::drift::kolmogorov_sf(i as f64 * 0.002);
-            assert!(q <= last + 1e-15 && (0.0..=1.0).contains(&q), "Q is not decreasing in [0, 1] at {}", i as f64 * 0.002);
-            last = q;
-        }
-        assert_eq!(lab::drift::kolmogorov_sf(-1.0), 1.0);
-        assert!(lab::drift::kolmogorov_sf(f64::NAN).is_nan());
-    }
-}
 
 // ------------------------------------------------------------------------------- expectations
 
@@ -382,68 +210,6 @@ fn random_expectations(rng: &mut Rng, table: &lab::expect::Table) -> Vec<lab::ex
     out
 }
 
-graded! {
-    /// 400 random tables (missing values, NaN, ±0.0, duplicates, non-ASCII text) and random
-    /// expectations: the report equals an independent checker's, field by field.
-    fn expectations_match_a_reference_on_random_tables() {
-        let mut rng = Rng(0xE7_9E);
-        for round in 0..400 {
-            let rows = rng.below(if round % 10 == 0 { 3 } else { 60 });
-            let table = random_table(&mut rng, rows);
-            let expectations = random_expectations(&mut rng, &table);
-            let sample = rng.below(6);
-            let report = lab::expect::check(&table, &expectations, sample)
-                .unwrap_or_else(|e| panic!("round {round}: {e} on valid expectations {expectations:?}"));
-            assert_eq!(report.evaluated, expectations.len(), "round {round}: evaluated");
-            let got: Vec<_> = report.failures.iter().map(|f| (f.expectation, f.column.clone(), f.failing_rows, f.sample_rows.clone())).collect();
-            let want = reference_check(&table, &expectations, sample);
-            assert_eq!(got, want, "round {round}: {expectations:?} on {table:?} (sample {sample})");
-        }
-    }
-
-    /// Every invalid table or expectation is its typed error, even after expectations that fail:
-    /// nothing is evaluated before everything is validated.
-    fn expectations_validate_before_evaluating() {
-        use lab::expect::{Column, Expectation, Table, check};
-        let table = Table {
-            columns: vec![
-                ("x".into(), Column::Float(vec![None, Some(1.0)])),
-                ("s".into(), Column::Text(vec![Some("a".into()), None])),
-            ],
-        };
-        let failing = Expectation::NotNull { column: "x".into() };
-        type Outcome = lab::Result<lab::expect::Report>;
-        let unknown = |r: &Outcome| matches!(r, Err(Error::Unknown { kind: "column", name }) if name == "nope");
-        let input = |r: &Outcome| matches!(r, Err(Error::InvalidInput(_)));
-        let config = |r: &Outcome| matches!(r, Err(Error::InvalidConfig(_)));
-        let cases: Vec<(&str, Expectation, &dyn Fn(&Outcome) -> bool)> = vec![
-            ("unknown column", Expectation::Unique { column: "nope".into() }, &unknown),
-            ("Between on text", Expectation::Between { column: "s".into(), min: 0.0, max: 1.0 }, &input),
-            ("AllowedValues on floats", Expectation::AllowedValues { column: "x".into(), allowed: vec![] }, &input),
-            ("min > max", Expectation::Between { column: "x".into(), min: 2.0, max: 1.0 }, &config),
-            ("NaN bound", Expectation::Between { column: "x".into(), min: f64::NAN, max: 1.0 }, &config),
-            ("row count min > max", Expectation::RowCount { min: 3, max: 2 }, &config),
-        ];
-        for (what, bad, ok) in cases {
-            let got = check(&table, &[failing.clone(), bad], 3);
-            assert!(ok(&got), "{what}: got {got:?}");
-        }
-        let dup = Table { columns: vec![("x".into(), Column::Float(vec![])), ("x".into(), Column::Float(vec![]))] };
-        assert!(matches!(check(&dup, &[], 3), Err(Error::InvalidInput(_))), "two columns named x");
-        let ragged = Table { columns: vec![("x".into(), Column::Float(vec![None])), ("y".into(), Column::Float(vec![]))] };
-        assert!(matches!(check(&ragged, &[], 3), Err(Error::InvalidInput(_))), "columns of different lengths");
-        // No columns at all: 0 rows; only RowCount can fail.
-        let empty = Table::default();
-        let report = check(&empty, &[Expectation::RowCount { min: 1, max: 5 }], 3).unwrap();
-        assert_eq!(report.failures.len(), 1);
-        assert_eq!((report.failures[0].column.clone(), report.failures[0].failing_rows), (None, 0));
-        // Sample 0: counts without rows.
-        let report = check(&table, &[failing], 0).unwrap();
-        assert_eq!((report.failures[0].failing_rows, report.failures[0].sample_rows.len()), (1, 0));
-        assert!(!report.passed());
-    }
-}
-
 // --------------------------------------------------------------------------- topological order
 
 /// The smallest order by index, by brute force: repeatedly the smallest step whose dependencies
@@ -469,83 +235,6 @@ fn steps_of(deps: &[Vec<usize>]) -> Vec<lab::dag::Step> {
         .enumerate()
         .map(|(i, d)| lab::dag::Step { name: format!("s{i}"), after: d.iter().map(|j| format!("s{j}")).collect() })
         .collect()
-}
-
-graded! {
-    /// 300 random DAGs (up to 40 steps, repeated dependencies, declared in random order): the order
-    /// equals the brute-force smallest order, and every step runs after its dependencies.
-    fn topo_order_matches_brute_force_on_random_dags() {
-        let mut rng = Rng(0x70_90);
-        for round in 0..300 {
-            let n = rng.below(41);
-            // A hidden order `rank`; edges only from a higher rank to a lower one: a DAG.
-            let mut rank: Vec<usize> = (0..n).collect();
-            for i in (1..n).rev() {
-                rank.swap(i, rng.below(i + 1));
-            }
-            let p = [0.05, 0.15, 0.4][rng.below(3)];
-            let deps: Vec<Vec<usize>> = (0..n)
-                .map(|i| {
-                    let mut d: Vec<usize> = (0..n).filter(|&j| rank[j] < rank[i] && rng.chance(p)).collect();
-                    if !d.is_empty() && rng.chance(0.2) {
-                        let again = d[rng.below(d.len())];
-                        d.push(again);
-                    }
-                    for k in (1..d.len()).rev() {
-                        d.swap(k, rng.below(k + 1));
-                    }
-                    d
-                })
-                .collect();
-            let steps = steps_of(&deps);
-            let got = lab::dag::topo_order(&steps).unwrap_or_else(|e| panic!("round {round}: {e} on a DAG {deps:?}"));
-            let want = brute_force_order(&deps).expect("a DAG");
-            assert_eq!(got, want, "round {round}: deps {deps:?}");
-        }
-    }
-
-    /// Graphs with cycles: the error is the documented walk's cycle, which is a real cycle; self
-    /// loops, unknown and duplicate names.
-    fn topo_order_reports_one_true_cycle() {
-        let mut rng = Rng(0xC1C1E);
-        let mut seen_long = false;
-        for round in 0..300 {
-            let n = 1 + rng.below(25);
-            let p = [0.05, 0.1, 0.25][rng.below(3)];
-            let deps: Vec<Vec<usize>> = (0..n).map(|_| (0..n).filter(|_| rng.chance(p)).collect()).collect();
-            let steps = steps_of(&deps);
-            let got = lab::dag::topo_order(&steps);
-            match brute_force_order(&deps) {
-                Ok(want) => assert_eq!(got, Ok(want), "round {round}: acyclic deps {deps:?}"),
-                Err(done) => {
-                    // The documented walk.
-                    let mut at = (0..n).find(|&i| !done[i]).expect("a remaining step");
-                    let mut walk: Vec<usize> = Vec::new();
-                    while !walk.contains(&at) {
-                        walk.push(at);
-                        at = *deps[at].iter().find(|&&j| !done[j]).expect("a remaining dependency");
-                    }
-                    let first = walk.iter().position(|&s| s == at).expect("repeat");
-                    let cycle: Vec<String> = walk[first..].iter().map(|i| format!("s{i}")).collect();
-                    seen_long |= cycle.len() > 2;
-                    let Err(Error::Cycle(names)) = &got else { panic!("round {round}: expected a cycle, got {got:?} for {deps:?}") };
-                    assert_eq!(names, &cycle, "round {round}: deps {deps:?}");
-                    let idx: Vec<usize> = names.iter().map(|s| s[1..].parse().expect("sN")).collect();
-                    for k in 0..idx.len() {
-                        assert!(deps[idx[k]].contains(&idx[(k + 1) % idx.len()]), "round {round}: {names:?} is not a cycle");
-                    }
-                }
-            }
-        }
-        assert!(seen_long, "the random graphs should include cycles longer than 2");
-        use lab::dag::{Step, topo_order};
-        assert_eq!(topo_order(&[Step::new("a", &[]), Step::new("b", &["b"])]), Err(Error::Cycle(vec!["b".into()])));
-        assert_eq!(topo_order(&[]), Ok(vec![]));
-        let got = topo_order(&[Step::new("a", &["x"]), Step::new("b", &["y"])]);
-        assert_eq!(got, Err(Error::Unknown { kind: "step", name: "x".into() }), "the first unknown name");
-        let got = topo_order(&[Step::new("a", &[]), Step::new("a", &[])]);
-        assert!(matches!(got, Err(Error::InvalidInput(_))), "duplicate names: {got:?}");
-    }
 }
 
 // ------------------------------------------------------------------------------------- BLAKE3
@@ -738,99 +427,6 @@ fn random_spec(rng: &mut Rng) -> lab::cache::StepSpec {
     lab::cache::StepSpec { argv, config, inputs }
 }
 
-graded! {
-    /// 300 random steps (empty and non-ASCII strings, NUL bytes, up to 3 inputs): the encoding
-    /// equals an independent one byte for byte, and the key its BLAKE3 (a BLAKE3 written here,
-    /// checked first on vectors of the `blake3` crate).
-    fn cache_key_matches_an_independent_encoding_and_blake3() {
-        for (len, want) in BLAKE3_VECTORS {
-            let input: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
-            assert_eq!(hex(&blake3_ref::hash(&input)), *want, "the test's own BLAKE3 on {len} bytes");
-        }
-        let mut rng = Rng(0xB1A4E3);
-        for round in 0..300 {
-            let mut spec = random_spec(&mut rng);
-            for k in (1..spec.config.len()).rev() {
-                spec.config.swap(k, rng.below(k + 1));
-            }
-            let inputs: Vec<(String, [u8; 32])> = spec.inputs.iter().map(|i| (i.path.clone(), i.digest)).collect();
-            let want = reference_encoding(&spec.argv, &spec.config, &inputs);
-            let got = lab::cache::encode(&spec).unwrap_or_else(|e| panic!("round {round}: {e} on {spec:?}"));
-            assert_eq!(hex(&got), hex(&want), "round {round}: encoding of {spec:?}");
-            let key = lab::cache::cache_key(&spec).unwrap_or_else(|e| panic!("round {round}: {e}"));
-            assert_eq!(key.to_hex(), hex(&blake3_ref::hash(&want)), "round {round}: key of {spec:?}");
-        }
-    }
-
-    /// The key ignores the order of configuration pairs and inputs, and changes with every argv
-    /// boundary, every key/value boundary, every path and every byte of every input; the cache
-    /// skips exactly the unchanged steps; duplicates and an empty argv are errors.
-    fn cache_key_changes_exactly_when_an_input_changes() {
-        use lab::cache::{Input, StepCache, StepSpec, cache_key};
-        let s = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let content: Vec<u8> = (0..700u32).map(|i| (i * 31 % 256) as u8).collect();
-        let base = StepSpec {
-            argv: s(&["python", "train.py", "--lr", "0.1"]),
-            config: vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbm")],
-            inputs: vec![Input::new("features.parquet", &content), Input::new("labels.csv", b"id,y\n1,0\n")],
-        };
-        let key = cache_key(&base).unwrap();
-        let mut shuffled = base.clone();
-        shuffled.config.reverse();
-        shuffled.inputs.reverse();
-        assert_eq!(cache_key(&shuffled).unwrap(), key, "order of config pairs and inputs");
-        let mut keys = HashSet::new();
-        keys.insert(key);
-        let mut variants: Vec<(String, StepSpec)> = Vec::new();
-        for argv in [s(&["python", "train.py", "--lr0.1"]), s(&["python", "train.py", "--lr", "0.1", ""]), s(&["pythontrain.py", "--lr", "0.1"]), s(&["python", "train.py", "--l", "r0.1"])] {
-            variants.push((format!("argv {argv:?}"), StepSpec { argv, ..base.clone() }));
-        }
-        for config in [
-            vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbmx")],
-            vec![pair("seed", "7"), pair("epochs", "3"), pair("mode", "lgbm")],
-            vec![pair("seed", "3"), pair("epochs", "7"), pair("model", "gbm")],
-            vec![pair("seed", "7"), pair("epochs", "3")],
-            vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbm"), pair("", "")],
-        ] {
-            variants.push((format!("config {config:?}"), StepSpec { config, ..base.clone() }));
-        }
-        let mut renamed = base.clone();
-        renamed.inputs[1].path = "labels.csv ".into();
-        variants.push(("renamed input".into(), renamed));
-        let mut dropped = base.clone();
-        dropped.inputs.pop();
-        variants.push(("dropped input".into(), dropped));
-        for (what, spec) in &variants {
-            let k = cache_key(spec).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert!(keys.insert(k), "{what}: same key as another variant");
-        }
-        for i in 0..content.len() {
-            let mut changed = content.clone();
-            changed[i] ^= 1 << (i % 8);
-            let mut spec = base.clone();
-            spec.inputs[0] = Input::new("features.parquet", &changed);
-            assert!(keys.insert(cache_key(&spec).unwrap()), "flipping bit {} of byte {i} of an input did not change the key", i % 8);
-        }
-        let mut cache = StepCache::default();
-        assert!(cache.needs_run("train", &key), "an empty cache runs everything");
-        cache.record("train", key);
-        assert!(!cache.needs_run("train", &cache_key(&shuffled).unwrap()), "unchanged: skipped");
-        assert!(cache.needs_run("eval", &key), "another step with the same key still runs");
-        let newer = cache_key(&variants[0].1).unwrap();
-        assert!(cache.needs_run("train", &newer), "changed: runs");
-        cache.record("train", newer);
-        assert!(!cache.needs_run("train", &newer) && cache.needs_run("train", &key), "record replaces the old key");
-        let mut dup = base.clone();
-        dup.config.push(pair("seed", "8"));
-        assert!(matches!(cache_key(&dup), Err(Error::InvalidInput(_))), "duplicate config key");
-        let mut dup = base.clone();
-        dup.inputs.push(Input::new("labels.csv", b"other"));
-        assert!(matches!(cache_key(&dup), Err(Error::InvalidInput(_))), "duplicate input path");
-        assert!(matches!(cache_key(&StepSpec { argv: vec![], ..base.clone() }), Err(Error::InvalidInput(_))), "empty argv");
-    }
-}
-
 /// BLAKE3 of `i % 251` for i in 0..len, computed with the `blake3` crate (1.8).
 const BLAKE3_VECTORS: &[(usize, &str)] = &[
     (0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"),
@@ -876,73 +472,6 @@ fn random_payloads(rng: &mut Rng) -> Vec<Vec<u8>> {
             (0..len).map(|_| rng.next() as u8).collect()
         })
         .collect()
-}
-
-graded! {
-    /// Records equal an independent encoding (CRC-32 as zlib's); a journal decodes to its
-    /// payloads; cut at every byte, it decodes to the whole records before the cut; a last record
-    /// with a bad checksum is a torn one.
-    fn journal_round_trips_and_survives_every_tear() {
-        assert_eq!(lab::journal::crc32(b"123456789"), 0xCBF4_3926, "the given CRC");
-        let mut rng = Rng(0x10_42);
-        for round in 0..60 {
-            let payloads = random_payloads(&mut rng);
-            let mut bytes = Vec::new();
-            let mut ends = vec![0];
-            for p in &payloads {
-                let rec = lab::journal::encode_record(p).unwrap_or_else(|e| panic!("round {round}: {e}"));
-                assert_eq!(rec, record_ref(p), "round {round}: record of a {}-byte payload", p.len());
-                bytes.extend(rec);
-                ends.push(bytes.len());
-            }
-            let whole = lab::journal::decode(&bytes).unwrap_or_else(|e| panic!("round {round}: {e}"));
-            assert_eq!(whole.records, payloads, "round {round}: payloads");
-            assert_eq!(whole.valid_len, bytes.len(), "round {round}: nothing torn");
-            for cut in 0..=bytes.len() {
-                let got = lab::journal::decode(&bytes[..cut]).unwrap_or_else(|e| panic!("round {round}, cut at {cut}: {e}"));
-                let k = ends.iter().rposition(|&e| e <= cut).expect("0 is an end");
-                assert_eq!(got.valid_len, ends[k], "round {round}: journal cut at byte {cut} of {}", bytes.len());
-                assert_eq!(got.records, payloads[..k], "round {round}: records of the journal cut at byte {cut}");
-            }
-            if let Some(last) = payloads.len().checked_sub(1) {
-                for at in ends[last]..ends[last + 1] {
-                    let mut torn = bytes.clone();
-                    torn[at] ^= 0x20;
-                    let got = lab::journal::decode(&torn).unwrap_or_else(|e| panic!("round {round}: damaged last record (byte {at}): {e}"));
-                    assert_eq!(got.records, payloads[..last], "round {round}: a damaged last record is torn, not data");
-                    assert_eq!(got.valid_len, ends[last]);
-                }
-            }
-        }
-        let empty = lab::journal::decode(&[]).unwrap();
-        assert_eq!((empty.records.len(), empty.valid_len), (0, 0));
-    }
-
-    /// A damaged payload or checksum in any record but the last is CorruptJournal at that record's
-    /// offset, never a silent skip.
-    fn journal_refuses_corruption_before_the_end() {
-        let payloads: Vec<Vec<u8>> = vec![b"features".to_vec(), vec![], b"train \xF0\x9F\xA6\x80".to_vec(), b"eval".to_vec()];
-        let mut bytes = Vec::new();
-        let mut starts = Vec::new();
-        for p in &payloads {
-            starts.push(bytes.len());
-            bytes.extend(record_ref(p));
-        }
-        for r in 0..payloads.len() - 1 {
-            let end = starts[r + 1];
-            for at in starts[r] + 4..end {
-                let mut bad = bytes.clone();
-                bad[at] ^= 0x01;
-                let got = lab::journal::decode(&bad);
-                match &got {
-                    Err(Error::CorruptJournal { offset, .. }) => assert_eq!(*offset, starts[r], "record {r}, byte {at}: offset"),
-                    other => panic!("record {r} damaged at byte {at} (not the last record): expected CorruptJournal, got {other:?}"),
-                }
-            }
-        }
-        let record = lab::journal::encode_record(b"").unwrap();
-        assert_eq!(record, record_ref(b""), "an empty payload");
-    }
 }
 
 // ------------------------------------------------------------------------------------- resume
@@ -1085,107 +614,6 @@ fn expected_ops(jobs: &[lab::resume::Job]) -> Vec<Op> {
         ]);
     }
     ops
-}
-
-graded! {
-    /// A run of 5 steps crashes at each of its 25 file operations in turn (writes and appends torn
-    /// at 0, 1, half and all-but-one bytes); the restart ends with exactly the files of a run
-    /// without a crash, and runs no step whose record was in the journal.
-    fn resume_after_a_crash_at_every_operation() {
-        let jobs = jobs(5);
-        let mut clean = lab::journal::MemFs::default();
-        let (result, called, ops) = run_once(&mut clean, &jobs, None, 0, None);
-        let summary = result.unwrap_or_else(|e| panic!("a run without a crash: {e}"));
-        assert_eq!(summary.ran.len(), 5);
-        assert_eq!(called.len(), 5);
-        assert_eq!(ops, expected_ops(&jobs), "the operations of a run without a crash");
-        for crash_at in 0..ops.len() {
-            for tear in [0usize, 1, 6, 1000] {
-                let mut fs = lab::journal::MemFs::default();
-                let (result, _, _) = run_once(&mut fs, &jobs, Some(crash_at), tear, None);
-                assert!(result.is_err(), "crash at operation {crash_at}: the run must return the error");
-                let finished = durable(&fs);
-                let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
-                let summary = result.unwrap_or_else(|e| panic!("restart after a crash at operation {crash_at} ({:?}, tear {tear}): {e}", ops[crash_at]));
-                for name in &called {
-                    assert!(!finished.contains(name), "crash at {crash_at} ({:?}): {name} had its record in the journal but ran again", ops[crash_at]);
-                }
-                let expected_called: Vec<String> = jobs.iter().map(|j| j.name.clone()).filter(|n| !finished.contains(n)).collect();
-                assert_eq!(called, expected_called, "crash at {crash_at}: the restart must run exactly the unfinished steps");
-                assert_eq!(summary.skipped.len(), finished.len());
-                assert_eq!(fs.files, clean.files, "crash at operation {crash_at} ({:?}, tear {tear}): files after the restart", ops[crash_at]);
-            }
-        }
-    }
-
-    /// Two crashes in a row (the second during the restart, including its journal repair), a step
-    /// that fails, an existing torn journal, a corrupt one, duplicate job names.
-    fn resume_after_two_crashes_failures_and_a_corrupt_journal() {
-        let jobs = jobs(4);
-        let mut clean = lab::journal::MemFs::default();
-        run_once(&mut clean, &jobs, None, 0, None).0.expect("a clean run");
-        for first in 0..20 {
-            for second in 0..8 {
-                let mut fs = lab::journal::MemFs::default();
-                let _ = run_once(&mut fs, &jobs, Some(first), 5, None);
-                let before = durable(&fs);
-                let _ = run_once(&mut fs, &jobs, Some(second), 3, None);
-                let after = durable(&fs);
-                assert!(before.is_subset(&after), "crashes at {first} then {second}: a record was lost ({before:?} → {after:?})");
-                let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
-                result.unwrap_or_else(|e| panic!("crashes at {first} then {second}: the third run failed: {e}"));
-                assert!(called.iter().all(|n| !after.contains(n)), "crashes at {first} then {second}: a finished step ran again");
-                assert_eq!(fs.files, clean.files, "crashes at {first} then {second}: final files");
-            }
-        }
-        // A torn journal on disk before the first run: repaired with write, sync, rename first.
-        let mut fs = lab::journal::MemFs::default();
-        let mut journal = record_ref(b"step-0");
-        journal.extend(&record_ref(b"step-1")[..7]);
-        fs.files.insert("journal".into(), journal);
-        fs.files.insert("out/0.bin".into(), output_of("step-0"));
-        let (result, called, ops) = run_once(&mut fs, &jobs, None, 0, None);
-        let summary = result.expect("a run over a torn journal");
-        assert_eq!(&ops[..3], &[Op::Write("journal.tmp".into()), Op::Sync("journal.tmp".into()), Op::Rename("journal.tmp".into(), "journal".into())], "the repair");
-        assert_eq!(summary.skipped, ["step-0"]);
-        assert_eq!(called, ["step-1", "step-2", "step-3"]);
-        assert_eq!(fs.files, clean.files, "after a run over a torn journal");
-        // A failing step stops the run; the next run resumes at it.
-        let mut fs = lab::journal::MemFs::default();
-        let (result, _, _) = run_once(&mut fs, &jobs, None, 0, Some("step-2"));
-        match result {
-            Err(Error::StepFailed { step, message }) => assert_eq!((step.as_str(), message.as_str()), ("step-2", "out of memory")),
-            other => panic!("a failing step: expected StepFailed, got {other:?}"),
-        }
-        assert_eq!(durable(&fs), BTreeSet::from(["step-0".to_string(), "step-1".to_string()]));
-        let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
-        assert_eq!(result.expect("resumed").skipped, ["step-0", "step-1"]);
-        assert_eq!(called, ["step-2", "step-3"]);
-        assert_eq!(fs.files, clean.files);
-        // A damaged record before the last: an error, and nothing is written.
-        let mut fs = lab::journal::MemFs::default();
-        let mut journal = record_ref(b"step-0");
-        journal[5] ^= 1;
-        journal.extend(record_ref(b"step-1"));
-        fs.files.insert("journal".into(), journal);
-        let snapshot = fs.clone();
-        let (result, called, ops) = run_once(&mut fs, &jobs, None, 0, None);
-        assert!(matches!(result, Err(Error::CorruptJournal { offset: 0, .. })), "corrupt journal: got {result:?}");
-        assert!(called.is_empty() && ops.is_empty() && fs == snapshot, "a corrupt journal must stop the run before anything runs or is written");
-        // A record that is not UTF-8.
-        let mut fs = lab::journal::MemFs::default();
-        let mut journal = record_ref(b"step-0");
-        journal.extend(record_ref(b"\xFF\xFE"));
-        fs.files.insert("journal".into(), journal);
-        let (result, _, _) = run_once(&mut fs, &jobs, None, 0, None);
-        assert!(matches!(result, Err(Error::CorruptJournal { offset: 14, .. })), "a name that is not UTF-8: got {result:?}");
-        // Duplicate names: refused before any operation.
-        let mut dup = jobs.clone();
-        dup.push(jobs[1].clone());
-        let mut fs = lab::journal::MemFs::default();
-        let (result, called, ops) = run_once(&mut fs, &dup, None, 0, None);
-        assert!(matches!(result, Err(Error::InvalidInput(_))) && called.is_empty() && ops.is_empty(), "duplicate job names: {result:?}, ops {ops:?}");
-    }
 }
 
 // --------------------------------------------------------------------------------- complexity
@@ -1564,7 +992,567 @@ fn kernels_summary(found: &[kernels::quality::complexity::FunctionComplexity]) -
     found.iter().map(|f| (f.name.clone(), f.line, f.cyclomatic, f.cognitive)).collect()
 }
 
+// ------------------------------------------------------------------------------ the tests
+
 graded! {
+    /// Every fixture: the edges equal numpy.quantile's (bit for bit, duplicates dropped), the
+    /// counts np.digitize + bincount's, the PSI numpy's to 1e-9.
+    fn psi_edges_and_counts_match_numpy() {
+        let f = fixtures();
+        for case in f["psi"].as_array().expect("psi cases") {
+            let name = case["name"].as_str().expect("name");
+            let (reference, current) = (floats(&case["reference"]), floats(&case["current"]));
+            let bins = case["bins"].as_u64().expect("bins") as usize;
+            let epsilon = case["epsilon"].as_f64().expect("epsilon");
+            let want_edges = floats(&case["edges"]);
+            let edges = lab::drift::quantile_edges(&reference, bins).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(edges.len(), want_edges.len(), "{name}: edges {edges:?}, numpy {want_edges:?}");
+            for (g, w) in edges.iter().zip(&want_edges) {
+                assert!(g == w, "{name}: edge {g:e} differs from numpy's {w:e} (edges {edges:?})");
+            }
+            let r = lab::drift::bin_counts(&reference, &want_edges).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r, counts(&case["reference_counts"]), "{name}: reference counts");
+            let c = lab::drift::bin_counts(&current, &want_edges).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c, counts(&case["current_counts"]), "{name}: current counts");
+            let got = lab::drift::psi(&reference, &current, bins, epsilon).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let want = case["psi"].as_f64().expect("psi");
+            assert!(close(got, want, 1e-9), "{name}: psi {got}, numpy {want}");
+        }
+    }
+
+    /// Random columns of six shapes, 1 to 3,000 values, 1 to 25 bins: edges and counts equal
+    /// kernels::monitor::drift's exactly, the PSI to 1e-9.
+    fn psi_matches_kernels_on_random_columns() {
+        use kernels::monitor::drift::{Binning, PsiConfig};
+        let mut rng = Rng(0xC3_05);
+        for round in 0..120 {
+            let shape = round % 6;
+            let n = 1 + rng.below(if round % 4 == 0 { 20 } else { 3000 });
+            let m = 1 + rng.below(2000);
+            let reference = column(&mut rng, n, shape, 0.0);
+            let shift = [0.0, 0.1, 0.5, 2.0][rng.below(4)];
+            let current = column(&mut rng, m, shape, shift);
+            let bins = 1 + rng.below(25);
+            let epsilon = [1e-4, 1e-6, 1e-3][rng.below(3)];
+            let what = format!("round {round}: shape {shape}, {n} and {m} values, {bins} bins");
+            let want_edges = kernels::monitor::drift::bin_edges(&reference, &Binning::Quantile { bins }).expect("kernels bins");
+            let edges = lab::drift::quantile_edges(&reference, bins).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(edges, want_edges, "{what}: edges");
+            let got = lab::drift::bin_counts(&current, &edges).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(got, kernels::monitor::drift::bin_counts(&current, &edges).expect("kernels counts"), "{what}: counts");
+            let got = lab::drift::psi(&reference, &current, bins, epsilon).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let config = PsiConfig { binning: Binning::Quantile { bins }, epsilon };
+            let want = kernels::monitor::drift::psi(&reference, &current, &config).expect("kernels psi");
+            assert!(close(got, want, 1e-9), "{what}: psi {got}, kernels {want}");
+            assert!(got >= 0.0, "{what}: a PSI is a sum of non-negative terms, got {got}");
+        }
+    }
+
+    /// Values on edges, constant columns, extreme magnitudes, identical samples; every bad input a
+    /// typed error.
+    fn psi_handles_ties_outliers_and_bad_input() {
+        use lab::drift::{bin_counts, psi, quantile_edges};
+        // Identical samples: 0 exactly.
+        let x: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 10.0).collect();
+        assert_eq!(psi(&x, &x, 10, 1e-4).unwrap(), 0.0, "identical samples");
+        // A constant reference: one edge, at the constant; values equal to it go above it.
+        assert_eq!(quantile_edges(&[2.5; 40], 10).unwrap(), [2.5]);
+        assert_eq!(bin_counts(&[2.5, 2.4999, 2.5, 1e300, -1e300], &[2.5]).unwrap(), [2, 3]);
+        // Extreme magnitudes do not overflow the interpolation.
+        let wide = [-1e308, 1e308, -1e308, 1e308];
+        let edges = quantile_edges(&wide, 2).unwrap();
+        assert!(edges.iter().all(|e| e.is_finite()), "edges of ±1e308: {edges:?}");
+        // Every value of a new range lands in the outer bins: a large, finite PSI.
+        let far = psi(&[0.0, 1.0, 2.0, 3.0], &[100.0, 200.0], 4, 1e-4).unwrap();
+        assert!(far.is_finite() && far > 1.0, "psi of disjoint samples {far}");
+        // Bad input.
+        let cases: Vec<(&str, lab::Result<f64>)> = vec![
+            ("empty reference", psi(&[], &[1.0], 10, 1e-4)),
+            ("empty current", psi(&[1.0], &[], 10, 1e-4)),
+            ("NaN in the reference", psi(&[1.0, f64::NAN], &[1.0], 10, 1e-4)),
+            ("+inf in the current", psi(&[1.0], &[f64::INFINITY], 10, 1e-4)),
+            ("-inf in the reference", psi(&[f64::NEG_INFINITY, 0.0], &[1.0], 10, 1e-4)),
+        ];
+        for (what, got) in cases {
+            assert!(matches!(got, Err(Error::InvalidInput(_))), "{what}: expected InvalidInput, got {got:?}");
+        }
+        for (what, got) in [
+            ("0 bins", psi(&[1.0], &[1.0], 0, 1e-4)),
+            ("epsilon 0", psi(&[1.0], &[1.0], 4, 0.0)),
+            ("epsilon NaN", psi(&[1.0], &[1.0], 4, f64::NAN)),
+            ("epsilon -1", psi(&[1.0], &[1.0], 4, -1.0)),
+        ] {
+            assert!(matches!(got, Err(Error::InvalidConfig(_))), "{what}: expected InvalidConfig, got {got:?}");
+        }
+        assert!(matches!(quantile_edges(&[1.0], 0), Err(Error::InvalidConfig(_))));
+        assert!(matches!(quantile_edges(&[], 3), Err(Error::InvalidInput(_))));
+        for edges in [&[1.0, 1.0][..], &[2.0, 1.0], &[f64::NAN], &[0.0, f64::INFINITY]] {
+            let got = bin_counts(&[1.0], edges);
+            assert!(matches!(got, Err(Error::InvalidInput(_))), "edges {edges:?}: got {got:?}");
+        }
+        assert!(matches!(bin_counts(&[f64::NAN], &[1.0]), Err(Error::InvalidInput(_))));
+        assert_eq!(bin_counts(&[5.0, -5.0], &[]).unwrap(), [2], "no edges: one bin");
+    }
+
+    /// Every fixture: the statistic equals scipy's ks_2samp, the p-value Kolmogorov's limit
+    /// (scipy.special.kolmogorov(√en · D)) to 1e-9.
+    fn ks_matches_scipy_fixtures() {
+        let f = fixtures();
+        for case in f["ks"].as_array().expect("ks cases") {
+            let name = case["name"].as_str().expect("name");
+            let (a, b) = (floats(&case["a"]), floats(&case["b"]));
+            let got = lab::drift::ks_2samp_asymp(&a, &b).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let want_d = case["statistic"].as_f64().expect("statistic");
+            assert!((got.statistic - want_d).abs() <= 1e-12, "{name}: D {}, scipy {want_d}", got.statistic);
+            let want_p = case["p_value"].as_f64().expect("p");
+            assert!(close(got.p_value, want_p, 1e-9), "{name}: p {:e}, scipy.special.kolmogorov {want_p:e}", got.p_value);
+            let d = lab::drift::ks_statistic(&b, &a).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!((d - want_d).abs() <= 1e-12, "{name}: D is symmetric, got {d} with the samples swapped");
+        }
+    }
+
+    /// Random samples (ties within and across samples, 1 to 4,000 values): D equals
+    /// kernels::monitor::drift::ks_2samp's to 1e-12; the p-value follows from D.
+    fn ks_statistic_matches_kernels_on_random_samples() {
+        let mut rng = Rng(0x4B53);
+        for round in 0..150 {
+            let shape = round % 6;
+            let n = 1 + rng.below(if round % 3 == 0 { 15 } else { 4000 });
+            let m = 1 + rng.below(if round % 5 == 0 { 10 } else { 3000 });
+            let a = column(&mut rng, n, shape, 0.0);
+            let b = column(&mut rng, m, shape, [0.0, 0.05, 0.5][rng.below(3)]);
+            let what = format!("round {round}: shape {shape}, {n} and {m} values");
+            let got = lab::drift::ks_2samp_asymp(&a, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let want = kernels::monitor::drift::ks_2samp(&a, &b).expect("kernels ks");
+            assert!((got.statistic - want.statistic).abs() <= 1e-12, "{what}: D {}, kernels {}", got.statistic, want.statistic);
+            let (big, small) = (n.max(m) as f64, n.min(m) as f64);
+            let p = lab::drift::kolmogorov_sf((big * small / (big + small)).sqrt() * got.statistic);
+            assert!(close(got.p_value, p, 1e-12), "{what}: p {} is not kolmogorov_sf(√en · D) = {p}", got.p_value);
+            assert!((0.0..=1.0).contains(&got.p_value), "{what}: p {}", got.p_value);
+        }
+        for (what, got) in [
+            ("empty a", lab::drift::ks_2samp_asymp(&[], &[1.0])),
+            ("empty b", lab::drift::ks_2samp_asymp(&[1.0], &[])),
+            ("NaN", lab::drift::ks_2samp_asymp(&[f64::NAN], &[1.0])),
+            ("inf", lab::drift::ks_2samp_asymp(&[1.0], &[2.0, f64::INFINITY])),
+        ] {
+            assert!(matches!(got, Err(Error::InvalidInput(_))), "{what}: expected InvalidInput, got {got:?}");
+        }
+    }
+
+    /// Kolmogorov's survival function against scipy.special.kolmogorov on 70 points of (0, 20]
+    /// (both series and their cut-over at 0.82) to 1e-9, decreasing, 1 at 0, NaN for NaN.
+    fn kolmogorov_sf_matches_scipy_across_its_range() {
+        let f = fixtures();
+        for point in f["kolmogorov"].as_array().expect("grid") {
+            let (x, want) = (point["lambda"].as_f64().expect("lambda"), point["sf"].as_f64().expect("sf"));
+            let got = lab::drift::kolmogorov_sf(x);
+            if want < 1e-290 {
+                assert!(got.abs() < 1e-290, "Q({x}) = {got:e}, scipy {want:e}");
+            } else {
+                assert!(close(got, want, 1e-9), "Q({x}) = {got:e}, scipy {want:e}");
+            }
+        }
+        let mut last = 1.0;
+        for i in 1..2000 {
+            let q = lab::drift::kolmogorov_sf(i as f64 * 0.002);
+            assert!(q <= last + 1e-15 && (0.0..=1.0).contains(&q), "Q is not decreasing in [0, 1] at {}", i as f64 * 0.002);
+            last = q;
+        }
+        assert_eq!(lab::drift::kolmogorov_sf(-1.0), 1.0);
+        assert!(lab::drift::kolmogorov_sf(f64::NAN).is_nan());
+    }
+
+    /// 400 random tables (missing values, NaN, ±0.0, duplicates, non-ASCII text) and random
+    /// expectations: the report equals an independent checker's, field by field.
+    fn expectations_match_a_reference_on_random_tables() {
+        let mut rng = Rng(0xE7_9E);
+        for round in 0..400 {
+            let rows = rng.below(if round % 10 == 0 { 3 } else { 60 });
+            let table = random_table(&mut rng, rows);
+            let expectations = random_expectations(&mut rng, &table);
+            let sample = rng.below(6);
+            let report = lab::expect::check(&table, &expectations, sample)
+                .unwrap_or_else(|e| panic!("round {round}: {e} on valid expectations {expectations:?}"));
+            assert_eq!(report.evaluated, expectations.len(), "round {round}: evaluated");
+            let got: Vec<_> = report.failures.iter().map(|f| (f.expectation, f.column.clone(), f.failing_rows, f.sample_rows.clone())).collect();
+            let want = reference_check(&table, &expectations, sample);
+            assert_eq!(got, want, "round {round}: {expectations:?} on {table:?} (sample {sample})");
+        }
+    }
+
+    /// Every invalid table or expectation is its typed error, even after expectations that fail:
+    /// nothing is evaluated before everything is validated.
+    fn expectations_validate_before_evaluating() {
+        use lab::expect::{Column, Expectation, Table, check};
+        let table = Table {
+            columns: vec![
+                ("x".into(), Column::Float(vec![None, Some(1.0)])),
+                ("s".into(), Column::Text(vec![Some("a".into()), None])),
+            ],
+        };
+        let failing = Expectation::NotNull { column: "x".into() };
+        type Outcome = lab::Result<lab::expect::Report>;
+        let unknown = |r: &Outcome| matches!(r, Err(Error::Unknown { kind: "column", name }) if name == "nope");
+        let input = |r: &Outcome| matches!(r, Err(Error::InvalidInput(_)));
+        let config = |r: &Outcome| matches!(r, Err(Error::InvalidConfig(_)));
+        let cases: Vec<(&str, Expectation, &dyn Fn(&Outcome) -> bool)> = vec![
+            ("unknown column", Expectation::Unique { column: "nope".into() }, &unknown),
+            ("Between on text", Expectation::Between { column: "s".into(), min: 0.0, max: 1.0 }, &input),
+            ("AllowedValues on floats", Expectation::AllowedValues { column: "x".into(), allowed: vec![] }, &input),
+            ("min > max", Expectation::Between { column: "x".into(), min: 2.0, max: 1.0 }, &config),
+            ("NaN bound", Expectation::Between { column: "x".into(), min: f64::NAN, max: 1.0 }, &config),
+            ("row count min > max", Expectation::RowCount { min: 3, max: 2 }, &config),
+        ];
+        for (what, bad, ok) in cases {
+            let got = check(&table, &[failing.clone(), bad], 3);
+            assert!(ok(&got), "{what}: got {got:?}");
+        }
+        let dup = Table { columns: vec![("x".into(), Column::Float(vec![])), ("x".into(), Column::Float(vec![]))] };
+        assert!(matches!(check(&dup, &[], 3), Err(Error::InvalidInput(_))), "two columns named x");
+        let ragged = Table { columns: vec![("x".into(), Column::Float(vec![None])), ("y".into(), Column::Float(vec![]))] };
+        assert!(matches!(check(&ragged, &[], 3), Err(Error::InvalidInput(_))), "columns of different lengths");
+        // No columns at all: 0 rows; only RowCount can fail.
+        let empty = Table::default();
+        let report = check(&empty, &[Expectation::RowCount { min: 1, max: 5 }], 3).unwrap();
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!((report.failures[0].column.clone(), report.failures[0].failing_rows), (None, 0));
+        // Sample 0: counts without rows.
+        let report = check(&table, &[failing], 0).unwrap();
+        assert_eq!((report.failures[0].failing_rows, report.failures[0].sample_rows.len()), (1, 0));
+        assert!(!report.passed());
+    }
+
+    /// 300 random DAGs (up to 40 steps, repeated dependencies, declared in random order): the order
+    /// equals the brute-force smallest order, and every step runs after its dependencies.
+    fn topo_order_matches_brute_force_on_random_dags() {
+        let mut rng = Rng(0x70_90);
+        for round in 0..300 {
+            let n = rng.below(41);
+            // A hidden order `rank`; edges only from a higher rank to a lower one: a DAG.
+            let mut rank: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                rank.swap(i, rng.below(i + 1));
+            }
+            let p = [0.05, 0.15, 0.4][rng.below(3)];
+            let deps: Vec<Vec<usize>> = (0..n)
+                .map(|i| {
+                    let mut d: Vec<usize> = (0..n).filter(|&j| rank[j] < rank[i] && rng.chance(p)).collect();
+                    if !d.is_empty() && rng.chance(0.2) {
+                        let again = d[rng.below(d.len())];
+                        d.push(again);
+                    }
+                    for k in (1..d.len()).rev() {
+                        d.swap(k, rng.below(k + 1));
+                    }
+                    d
+                })
+                .collect();
+            let steps = steps_of(&deps);
+            let got = lab::dag::topo_order(&steps).unwrap_or_else(|e| panic!("round {round}: {e} on a DAG {deps:?}"));
+            let want = brute_force_order(&deps).expect("a DAG");
+            assert_eq!(got, want, "round {round}: deps {deps:?}");
+        }
+    }
+
+    /// Graphs with cycles: the error is the documented walk's cycle, which is a real cycle; self
+    /// loops, unknown and duplicate names.
+    fn topo_order_reports_one_true_cycle() {
+        let mut rng = Rng(0xC1C1E);
+        let mut seen_long = false;
+        for round in 0..300 {
+            let n = 1 + rng.below(25);
+            let p = [0.05, 0.1, 0.25][rng.below(3)];
+            let deps: Vec<Vec<usize>> = (0..n).map(|_| (0..n).filter(|_| rng.chance(p)).collect()).collect();
+            let steps = steps_of(&deps);
+            let got = lab::dag::topo_order(&steps);
+            match brute_force_order(&deps) {
+                Ok(want) => assert_eq!(got, Ok(want), "round {round}: acyclic deps {deps:?}"),
+                Err(done) => {
+                    // The documented walk.
+                    let mut at = (0..n).find(|&i| !done[i]).expect("a remaining step");
+                    let mut walk: Vec<usize> = Vec::new();
+                    while !walk.contains(&at) {
+                        walk.push(at);
+                        at = *deps[at].iter().find(|&&j| !done[j]).expect("a remaining dependency");
+                    }
+                    let first = walk.iter().position(|&s| s == at).expect("repeat");
+                    let cycle: Vec<String> = walk[first..].iter().map(|i| format!("s{i}")).collect();
+                    seen_long |= cycle.len() > 2;
+                    let Err(Error::Cycle(names)) = &got else { panic!("round {round}: expected a cycle, got {got:?} for {deps:?}") };
+                    assert_eq!(names, &cycle, "round {round}: deps {deps:?}");
+                    let idx: Vec<usize> = names.iter().map(|s| s[1..].parse().expect("sN")).collect();
+                    for k in 0..idx.len() {
+                        assert!(deps[idx[k]].contains(&idx[(k + 1) % idx.len()]), "round {round}: {names:?} is not a cycle");
+                    }
+                }
+            }
+        }
+        assert!(seen_long, "the random graphs should include cycles longer than 2");
+        use lab::dag::{Step, topo_order};
+        assert_eq!(topo_order(&[Step::new("a", &[]), Step::new("b", &["b"])]), Err(Error::Cycle(vec!["b".into()])));
+        assert_eq!(topo_order(&[]), Ok(vec![]));
+        let got = topo_order(&[Step::new("a", &["x"]), Step::new("b", &["y"])]);
+        assert_eq!(got, Err(Error::Unknown { kind: "step", name: "x".into() }), "the first unknown name");
+        let got = topo_order(&[Step::new("a", &[]), Step::new("a", &[])]);
+        assert!(matches!(got, Err(Error::InvalidInput(_))), "duplicate names: {got:?}");
+    }
+
+    /// 300 random steps (empty and non-ASCII strings, NUL bytes, up to 3 inputs): the encoding
+    /// equals an independent one byte for byte, and the key its BLAKE3 (a BLAKE3 written here,
+    /// checked first on vectors of the `blake3` crate).
+    fn cache_key_matches_an_independent_encoding_and_blake3() {
+        for (len, want) in BLAKE3_VECTORS {
+            let input: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
+            assert_eq!(hex(&blake3_ref::hash(&input)), *want, "the test's own BLAKE3 on {len} bytes");
+        }
+        let mut rng = Rng(0xB1A4E3);
+        for round in 0..300 {
+            let mut spec = random_spec(&mut rng);
+            for k in (1..spec.config.len()).rev() {
+                spec.config.swap(k, rng.below(k + 1));
+            }
+            let inputs: Vec<(String, [u8; 32])> = spec.inputs.iter().map(|i| (i.path.clone(), i.digest)).collect();
+            let want = reference_encoding(&spec.argv, &spec.config, &inputs);
+            let got = lab::cache::encode(&spec).unwrap_or_else(|e| panic!("round {round}: {e} on {spec:?}"));
+            assert_eq!(hex(&got), hex(&want), "round {round}: encoding of {spec:?}");
+            let key = lab::cache::cache_key(&spec).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(key.to_hex(), hex(&blake3_ref::hash(&want)), "round {round}: key of {spec:?}");
+        }
+    }
+
+    /// The key ignores the order of configuration pairs and inputs, and changes with every argv
+    /// boundary, every key/value boundary, every path and every byte of every input; the cache
+    /// skips exactly the unchanged steps; duplicates and an empty argv are errors.
+    fn cache_key_changes_exactly_when_an_input_changes() {
+        use lab::cache::{Input, StepCache, StepSpec, cache_key};
+        let s = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let content: Vec<u8> = (0..700u32).map(|i| (i * 31 % 256) as u8).collect();
+        let base = StepSpec {
+            argv: s(&["python", "train.py", "--lr", "0.1"]),
+            config: vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbm")],
+            inputs: vec![Input::new("features.parquet", &content), Input::new("labels.csv", b"id,y\n1,0\n")],
+        };
+        let key = cache_key(&base).unwrap();
+        let mut shuffled = base.clone();
+        shuffled.config.reverse();
+        shuffled.inputs.reverse();
+        assert_eq!(cache_key(&shuffled).unwrap(), key, "order of config pairs and inputs");
+        let mut keys = HashSet::new();
+        keys.insert(key);
+        let mut variants: Vec<(String, StepSpec)> = Vec::new();
+        for argv in [s(&["python", "train.py", "--lr0.1"]), s(&["python", "train.py", "--lr", "0.1", ""]), s(&["pythontrain.py", "--lr", "0.1"]), s(&["python", "train.py", "--l", "r0.1"])] {
+            variants.push((format!("argv {argv:?}"), StepSpec { argv, ..base.clone() }));
+        }
+        for config in [
+            vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbmx")],
+            vec![pair("seed", "7"), pair("epochs", "3"), pair("mode", "lgbm")],
+            vec![pair("seed", "3"), pair("epochs", "7"), pair("model", "gbm")],
+            vec![pair("seed", "7"), pair("epochs", "3")],
+            vec![pair("seed", "7"), pair("epochs", "3"), pair("model", "gbm"), pair("", "")],
+        ] {
+            variants.push((format!("config {config:?}"), StepSpec { config, ..base.clone() }));
+        }
+        let mut renamed = base.clone();
+        renamed.inputs[1].path = "labels.csv ".into();
+        variants.push(("renamed input".into(), renamed));
+        let mut dropped = base.clone();
+        dropped.inputs.pop();
+        variants.push(("dropped input".into(), dropped));
+        for (what, spec) in &variants {
+            let k = cache_key(spec).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(keys.insert(k), "{what}: same key as another variant");
+        }
+        for i in 0..content.len() {
+            let mut changed = content.clone();
+            changed[i] ^= 1 << (i % 8);
+            let mut spec = base.clone();
+            spec.inputs[0] = Input::new("features.parquet", &changed);
+            assert!(keys.insert(cache_key(&spec).unwrap()), "flipping bit {} of byte {i} of an input did not change the key", i % 8);
+        }
+        let mut cache = StepCache::default();
+        assert!(cache.needs_run("train", &key), "an empty cache runs everything");
+        cache.record("train", key);
+        assert!(!cache.needs_run("train", &cache_key(&shuffled).unwrap()), "unchanged: skipped");
+        assert!(cache.needs_run("eval", &key), "another step with the same key still runs");
+        let newer = cache_key(&variants[0].1).unwrap();
+        assert!(cache.needs_run("train", &newer), "changed: runs");
+        cache.record("train", newer);
+        assert!(!cache.needs_run("train", &newer) && cache.needs_run("train", &key), "record replaces the old key");
+        let mut dup = base.clone();
+        dup.config.push(pair("seed", "8"));
+        assert!(matches!(cache_key(&dup), Err(Error::InvalidInput(_))), "duplicate config key");
+        let mut dup = base.clone();
+        dup.inputs.push(Input::new("labels.csv", b"other"));
+        assert!(matches!(cache_key(&dup), Err(Error::InvalidInput(_))), "duplicate input path");
+        assert!(matches!(cache_key(&StepSpec { argv: vec![], ..base.clone() }), Err(Error::InvalidInput(_))), "empty argv");
+    }
+
+    /// Records equal an independent encoding (CRC-32 as zlib's); a journal decodes to its
+    /// payloads; cut at every byte, it decodes to the whole records before the cut; a last record
+    /// with a bad checksum is a torn one.
+    fn journal_round_trips_and_survives_every_tear() {
+        assert_eq!(lab::journal::crc32(b"123456789"), 0xCBF4_3926, "the given CRC");
+        let mut rng = Rng(0x10_42);
+        for round in 0..60 {
+            let payloads = random_payloads(&mut rng);
+            let mut bytes = Vec::new();
+            let mut ends = vec![0];
+            for p in &payloads {
+                let rec = lab::journal::encode_record(p).unwrap_or_else(|e| panic!("round {round}: {e}"));
+                assert_eq!(rec, record_ref(p), "round {round}: record of a {}-byte payload", p.len());
+                bytes.extend(rec);
+                ends.push(bytes.len());
+            }
+            let whole = lab::journal::decode(&bytes).unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(whole.records, payloads, "round {round}: payloads");
+            assert_eq!(whole.valid_len, bytes.len(), "round {round}: nothing torn");
+            for cut in 0..=bytes.len() {
+                let got = lab::journal::decode(&bytes[..cut]).unwrap_or_else(|e| panic!("round {round}, cut at {cut}: {e}"));
+                let k = ends.iter().rposition(|&e| e <= cut).expect("0 is an end");
+                assert_eq!(got.valid_len, ends[k], "round {round}: journal cut at byte {cut} of {}", bytes.len());
+                assert_eq!(got.records, payloads[..k], "round {round}: records of the journal cut at byte {cut}");
+            }
+            if let Some(last) = payloads.len().checked_sub(1) {
+                for at in ends[last]..ends[last + 1] {
+                    let mut torn = bytes.clone();
+                    torn[at] ^= 0x20;
+                    let got = lab::journal::decode(&torn).unwrap_or_else(|e| panic!("round {round}: damaged last record (byte {at}): {e}"));
+                    assert_eq!(got.records, payloads[..last], "round {round}: a damaged last record is torn, not data");
+                    assert_eq!(got.valid_len, ends[last]);
+                }
+            }
+        }
+        let empty = lab::journal::decode(&[]).unwrap();
+        assert_eq!((empty.records.len(), empty.valid_len), (0, 0));
+    }
+
+    /// A damaged payload or checksum in any record but the last is CorruptJournal at that record's
+    /// offset, never a silent skip.
+    fn journal_refuses_corruption_before_the_end() {
+        let payloads: Vec<Vec<u8>> = vec![b"features".to_vec(), vec![], b"train \xF0\x9F\xA6\x80".to_vec(), b"eval".to_vec()];
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for p in &payloads {
+            starts.push(bytes.len());
+            bytes.extend(record_ref(p));
+        }
+        for r in 0..payloads.len() - 1 {
+            let end = starts[r + 1];
+            for at in starts[r] + 4..end {
+                let mut bad = bytes.clone();
+                bad[at] ^= 0x01;
+                let got = lab::journal::decode(&bad);
+                match &got {
+                    Err(Error::CorruptJournal { offset, .. }) => assert_eq!(*offset, starts[r], "record {r}, byte {at}: offset"),
+                    other => panic!("record {r} damaged at byte {at} (not the last record): expected CorruptJournal, got {other:?}"),
+                }
+            }
+        }
+        let record = lab::journal::encode_record(b"").unwrap();
+        assert_eq!(record, record_ref(b""), "an empty payload");
+    }
+
+    /// A run of 5 steps crashes at each of its 25 file operations in turn (writes and appends torn
+    /// at 0, 1, half and all-but-one bytes); the restart ends with exactly the files of a run
+    /// without a crash, and runs no step whose record was in the journal.
+    fn resume_after_a_crash_at_every_operation() {
+        let jobs = jobs(5);
+        let mut clean = lab::journal::MemFs::default();
+        let (result, called, ops) = run_once(&mut clean, &jobs, None, 0, None);
+        let summary = result.unwrap_or_else(|e| panic!("a run without a crash: {e}"));
+        assert_eq!(summary.ran.len(), 5);
+        assert_eq!(called.len(), 5);
+        assert_eq!(ops, expected_ops(&jobs), "the operations of a run without a crash");
+        for crash_at in 0..ops.len() {
+            for tear in [0usize, 1, 6, 1000] {
+                let mut fs = lab::journal::MemFs::default();
+                let (result, _, _) = run_once(&mut fs, &jobs, Some(crash_at), tear, None);
+                assert!(result.is_err(), "crash at operation {crash_at}: the run must return the error");
+                let finished = durable(&fs);
+                let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
+                let summary = result.unwrap_or_else(|e| panic!("restart after a crash at operation {crash_at} ({:?}, tear {tear}): {e}", ops[crash_at]));
+                for name in &called {
+                    assert!(!finished.contains(name), "crash at {crash_at} ({:?}): {name} had its record in the journal but ran again", ops[crash_at]);
+                }
+                let expected_called: Vec<String> = jobs.iter().map(|j| j.name.clone()).filter(|n| !finished.contains(n)).collect();
+                assert_eq!(called, expected_called, "crash at {crash_at}: the restart must run exactly the unfinished steps");
+                assert_eq!(summary.skipped.len(), finished.len());
+                assert_eq!(fs.files, clean.files, "crash at operation {crash_at} ({:?}, tear {tear}): files after the restart", ops[crash_at]);
+            }
+        }
+    }
+
+    /// Two crashes in a row (the second during the restart, including its journal repair), a step
+    /// that fails, an existing torn journal, a corrupt one, duplicate job names.
+    fn resume_after_two_crashes_failures_and_a_corrupt_journal() {
+        let jobs = jobs(4);
+        let mut clean = lab::journal::MemFs::default();
+        run_once(&mut clean, &jobs, None, 0, None).0.expect("a clean run");
+        for first in 0..20 {
+            for second in 0..8 {
+                let mut fs = lab::journal::MemFs::default();
+                let _ = run_once(&mut fs, &jobs, Some(first), 5, None);
+                let before = durable(&fs);
+                let _ = run_once(&mut fs, &jobs, Some(second), 3, None);
+                let after = durable(&fs);
+                assert!(before.is_subset(&after), "crashes at {first} then {second}: a record was lost ({before:?} → {after:?})");
+                let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
+                result.unwrap_or_else(|e| panic!("crashes at {first} then {second}: the third run failed: {e}"));
+                assert!(called.iter().all(|n| !after.contains(n)), "crashes at {first} then {second}: a finished step ran again");
+                assert_eq!(fs.files, clean.files, "crashes at {first} then {second}: final files");
+            }
+        }
+        // A torn journal on disk before the first run: repaired with write, sync, rename first.
+        let mut fs = lab::journal::MemFs::default();
+        let mut journal = record_ref(b"step-0");
+        journal.extend(&record_ref(b"step-1")[..7]);
+        fs.files.insert("journal".into(), journal);
+        fs.files.insert("out/0.bin".into(), output_of("step-0"));
+        let (result, called, ops) = run_once(&mut fs, &jobs, None, 0, None);
+        let summary = result.expect("a run over a torn journal");
+        assert_eq!(&ops[..3], &[Op::Write("journal.tmp".into()), Op::Sync("journal.tmp".into()), Op::Rename("journal.tmp".into(), "journal".into())], "the repair");
+        assert_eq!(summary.skipped, ["step-0"]);
+        assert_eq!(called, ["step-1", "step-2", "step-3"]);
+        assert_eq!(fs.files, clean.files, "after a run over a torn journal");
+        // A failing step stops the run; the next run resumes at it.
+        let mut fs = lab::journal::MemFs::default();
+        let (result, _, _) = run_once(&mut fs, &jobs, None, 0, Some("step-2"));
+        match result {
+            Err(Error::StepFailed { step, message }) => assert_eq!((step.as_str(), message.as_str()), ("step-2", "out of memory")),
+            other => panic!("a failing step: expected StepFailed, got {other:?}"),
+        }
+        assert_eq!(durable(&fs), BTreeSet::from(["step-0".to_string(), "step-1".to_string()]));
+        let (result, called, _) = run_once(&mut fs, &jobs, None, 0, None);
+        assert_eq!(result.expect("resumed").skipped, ["step-0", "step-1"]);
+        assert_eq!(called, ["step-2", "step-3"]);
+        assert_eq!(fs.files, clean.files);
+        // A damaged record before the last: an error, and nothing is written.
+        let mut fs = lab::journal::MemFs::default();
+        let mut journal = record_ref(b"step-0");
+        journal[5] ^= 1;
+        journal.extend(record_ref(b"step-1"));
+        fs.files.insert("journal".into(), journal);
+        let snapshot = fs.clone();
+        let (result, called, ops) = run_once(&mut fs, &jobs, None, 0, None);
+        assert!(matches!(result, Err(Error::CorruptJournal { offset: 0, .. })), "corrupt journal: got {result:?}");
+        assert!(called.is_empty() && ops.is_empty() && fs == snapshot, "a corrupt journal must stop the run before anything runs or is written");
+        // A record that is not UTF-8.
+        let mut fs = lab::journal::MemFs::default();
+        let mut journal = record_ref(b"step-0");
+        journal.extend(record_ref(b"\xFF\xFE"));
+        fs.files.insert("journal".into(), journal);
+        let (result, _, _) = run_once(&mut fs, &jobs, None, 0, None);
+        assert!(matches!(result, Err(Error::CorruptJournal { offset: 14, .. })), "a name that is not UTF-8: got {result:?}");
+        // Duplicate names: refused before any operation.
+        let mut dup = jobs.clone();
+        dup.push(jobs[1].clone());
+        let mut fs = lab::journal::MemFs::default();
+        let (result, called, ops) = run_once(&mut fs, &dup, None, 0, None);
+        assert!(matches!(result, Err(Error::InvalidInput(_))) && called.is_empty() && ops.is_empty(), "duplicate job names: {result:?}, ops {ops:?}");
+    }
+
     /// Six hand-written files (closures, labels, else-if, mixed && ||, let chains, guards, nested
     /// fns, impls, traits, macros, async, unsafe, extern): every function's name, line and both
     /// counts equal kernels::quality::complexity's.

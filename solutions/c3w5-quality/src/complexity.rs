@@ -111,6 +111,173 @@ pub fn type_name(ty: &Type) -> String {
 ///   function comes before the functions nested in it.
 pub fn complexity_of_source(source: &str) -> Result<Vec<FunctionComplexity>> {
     // BEGIN SOLUTION c3w5.complexity
+    /// Walks the file, finding functions and keeping the path of names that encloses them.
+    struct Finder {
+        path: Vec<String>,
+        found: Vec<FunctionComplexity>,
+    }
+
+    impl Finder {
+        fn function(&mut self, ident: &syn::Ident, fn_span: Span, block: &syn::Block) {
+            let mut count = Count { cyclomatic: 1, cognitive: 0, nesting: 0 };
+            count.visit_block(block);
+            let mut name = self.path.join("::");
+            if !name.is_empty() {
+                name.push_str("::");
+            }
+            name.push_str(&ident.to_string());
+            self.found.push(FunctionComplexity {
+                name,
+                line: fn_span.start().line,
+                cyclomatic: count.cyclomatic,
+                cognitive: count.cognitive,
+            });
+            self.path.push(ident.to_string());
+            visit::visit_block(self, block);
+            self.path.pop();
+        }
+
+        fn scoped(&mut self, name: String, f: impl FnOnce(&mut Self)) {
+            self.path.push(name);
+            f(self);
+            self.path.pop();
+        }
+    }
+
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_item_fn(&mut self, f: &'ast ItemFn) {
+            self.function(&f.sig.ident, f.sig.fn_token.span, &f.block);
+        }
+        fn visit_impl_item_fn(&mut self, f: &'ast ImplItemFn) {
+            self.function(&f.sig.ident, f.sig.fn_token.span, &f.block);
+        }
+        fn visit_trait_item_fn(&mut self, f: &'ast TraitItemFn) {
+            if let Some(block) = &f.default {
+                self.function(&f.sig.ident, f.sig.fn_token.span, block);
+            }
+        }
+        fn visit_item_mod(&mut self, m: &'ast ItemMod) {
+            self.scoped(m.ident.to_string(), |s| visit::visit_item_mod(s, m));
+        }
+        fn visit_item_impl(&mut self, i: &'ast ItemImpl) {
+            self.scoped(type_name(&i.self_ty), |s| visit::visit_item_impl(s, i));
+        }
+        fn visit_item_trait(&mut self, t: &'ast ItemTrait) {
+            self.scoped(t.ident.to_string(), |s| visit::visit_item_trait(s, t));
+        }
+    }
+
+    /// Counts one function body.
+    struct Count {
+        cyclomatic: u32,
+        cognitive: u32,
+        nesting: u32,
+    }
+
+    impl Count {
+        fn deeper(&mut self, f: impl FnOnce(&mut Self)) {
+            self.nesting += 1;
+            f(self);
+            self.nesting -= 1;
+        }
+
+        /// A structural construct at the current level: `+1 + nesting` cognitive, `+1` cyclomatic.
+        fn structure(&mut self) {
+            self.cyclomatic += 1;
+            self.cognitive += 1 + self.nesting;
+        }
+
+        fn if_chain(&mut self, i: &ExprIf, chained: bool) {
+            self.cyclomatic += 1;
+            self.cognitive += if chained { 1 } else { 1 + self.nesting };
+            self.visit_expr(&i.cond);
+            self.deeper(|c| c.visit_block(&i.then_branch));
+            if let Some((_, other)) = &i.else_branch {
+                if let Expr::If(next) = other.as_ref() {
+                    self.if_chain(next, true);
+                } else {
+                    self.cognitive += 1;
+                    self.deeper(|c| c.visit_expr(other));
+                }
+            }
+        }
+    }
+
+    /// `&&` → `Some(true)`, `||` → `Some(false)`, anything else `None`.
+    fn logical(op: &BinOp) -> Option<bool> {
+        match op {
+            BinOp::And(_) => Some(true),
+            BinOp::Or(_) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The operators of a `&&`/`||` chain in source order and its other operands.
+    fn chain<'a>(e: &'a Expr, ops: &mut Vec<bool>, operands: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::Binary(b) if logical(&b.op).is_some() => {
+                chain(&b.left, ops, operands);
+                ops.extend(logical(&b.op));
+                chain(&b.right, ops, operands);
+            }
+            _ => operands.push(e),
+        }
+    }
+
+    impl<'ast> Visit<'ast> for Count {
+        fn visit_item(&mut self, _: &'ast Item) {}
+
+        fn visit_macro(&mut self, _: &'ast syn::Macro) {}
+
+        fn visit_expr(&mut self, e: &'ast Expr) {
+            match e {
+                Expr::If(i) => self.if_chain(i, false),
+                Expr::Match(m) => {
+                    self.cyclomatic += m.arms.len().saturating_sub(1) as u32;
+                    self.cognitive += 1 + self.nesting;
+                    self.visit_expr(&m.expr);
+                    self.deeper(|c| m.arms.iter().for_each(|arm| c.visit_arm(arm)));
+                }
+                Expr::ForLoop(f) => {
+                    self.structure();
+                    self.visit_pat(&f.pat);
+                    self.visit_expr(&f.expr);
+                    self.deeper(|c| c.visit_block(&f.body));
+                }
+                Expr::While(w) => {
+                    self.structure();
+                    self.visit_expr(&w.cond);
+                    self.deeper(|c| c.visit_block(&w.body));
+                }
+                Expr::Loop(l) => {
+                    self.structure();
+                    self.deeper(|c| c.visit_block(&l.body));
+                }
+                Expr::Closure(cl) => self.deeper(|c| c.visit_expr(&cl.body)),
+                Expr::Binary(b) if logical(&b.op).is_some() => {
+                    let (mut ops, mut operands) = (Vec::new(), Vec::new());
+                    chain(e, &mut ops, &mut operands);
+                    self.cyclomatic += ops.len() as u32;
+                    self.cognitive += 1 + ops.windows(2).filter(|w| w[0] != w[1]).count() as u32;
+                    operands.into_iter().for_each(|o| self.visit_expr(o));
+                }
+                Expr::Try(t) => {
+                    self.cyclomatic += 1;
+                    self.visit_expr(&t.expr);
+                }
+                Expr::Break(b) => {
+                    self.cognitive += u32::from(b.label.is_some());
+                    if let Some(value) = &b.expr {
+                        self.visit_expr(value);
+                    }
+                }
+                Expr::Continue(c) => self.cognitive += u32::from(c.label.is_some()),
+                Expr::Macro(_) => {}
+                _ => visit::visit_expr(self, e),
+            }
+        }
+    }
+
     let file = syn::parse_file(source).map_err(|e| {
         let at = e.span().start();
         Error::Parse(format!("line {}, column {}: {e}", at.line, at.column + 1))
@@ -121,172 +288,3 @@ pub fn complexity_of_source(source: &str) -> Result<Vec<FunctionComplexity>> {
     // END SOLUTION
 }
 // ANCHOR_END: complexity
-
-// BEGIN SOLUTION c3w5.complexity delete
-/// Walks the file, finding functions and keeping the path of names that encloses them.
-struct Finder {
-    path: Vec<String>,
-    found: Vec<FunctionComplexity>,
-}
-
-impl Finder {
-    fn function(&mut self, ident: &syn::Ident, fn_span: Span, block: &syn::Block) {
-        let mut count = Count { cyclomatic: 1, cognitive: 0, nesting: 0 };
-        count.visit_block(block);
-        let mut name = self.path.join("::");
-        if !name.is_empty() {
-            name.push_str("::");
-        }
-        name.push_str(&ident.to_string());
-        self.found.push(FunctionComplexity {
-            name,
-            line: fn_span.start().line,
-            cyclomatic: count.cyclomatic,
-            cognitive: count.cognitive,
-        });
-        self.path.push(ident.to_string());
-        visit::visit_block(self, block);
-        self.path.pop();
-    }
-
-    fn scoped(&mut self, name: String, f: impl FnOnce(&mut Self)) {
-        self.path.push(name);
-        f(self);
-        self.path.pop();
-    }
-}
-
-impl<'ast> Visit<'ast> for Finder {
-    fn visit_item_fn(&mut self, f: &'ast ItemFn) {
-        self.function(&f.sig.ident, f.sig.fn_token.span, &f.block);
-    }
-    fn visit_impl_item_fn(&mut self, f: &'ast ImplItemFn) {
-        self.function(&f.sig.ident, f.sig.fn_token.span, &f.block);
-    }
-    fn visit_trait_item_fn(&mut self, f: &'ast TraitItemFn) {
-        if let Some(block) = &f.default {
-            self.function(&f.sig.ident, f.sig.fn_token.span, block);
-        }
-    }
-    fn visit_item_mod(&mut self, m: &'ast ItemMod) {
-        self.scoped(m.ident.to_string(), |s| visit::visit_item_mod(s, m));
-    }
-    fn visit_item_impl(&mut self, i: &'ast ItemImpl) {
-        self.scoped(type_name(&i.self_ty), |s| visit::visit_item_impl(s, i));
-    }
-    fn visit_item_trait(&mut self, t: &'ast ItemTrait) {
-        self.scoped(t.ident.to_string(), |s| visit::visit_item_trait(s, t));
-    }
-}
-
-/// Counts one function body.
-struct Count {
-    cyclomatic: u32,
-    cognitive: u32,
-    nesting: u32,
-}
-
-impl Count {
-    fn deeper(&mut self, f: impl FnOnce(&mut Self)) {
-        self.nesting += 1;
-        f(self);
-        self.nesting -= 1;
-    }
-
-    /// A structural construct at the current level: `+1 + nesting` cognitive, `+1` cyclomatic.
-    fn structure(&mut self) {
-        self.cyclomatic += 1;
-        self.cognitive += 1 + self.nesting;
-    }
-
-    fn if_chain(&mut self, i: &ExprIf, chained: bool) {
-        self.cyclomatic += 1;
-        self.cognitive += if chained { 1 } else { 1 + self.nesting };
-        self.visit_expr(&i.cond);
-        self.deeper(|c| c.visit_block(&i.then_branch));
-        if let Some((_, other)) = &i.else_branch {
-            if let Expr::If(next) = other.as_ref() {
-                self.if_chain(next, true);
-            } else {
-                self.cognitive += 1;
-                self.deeper(|c| c.visit_expr(other));
-            }
-        }
-    }
-}
-
-/// `&&` → `Some(true)`, `||` → `Some(false)`, anything else `None`.
-fn logical(op: &BinOp) -> Option<bool> {
-    match op {
-        BinOp::And(_) => Some(true),
-        BinOp::Or(_) => Some(false),
-        _ => None,
-    }
-}
-
-/// The operators of a `&&`/`||` chain in source order and its other operands.
-fn chain<'a>(e: &'a Expr, ops: &mut Vec<bool>, operands: &mut Vec<&'a Expr>) {
-    match e {
-        Expr::Binary(b) if logical(&b.op).is_some() => {
-            chain(&b.left, ops, operands);
-            ops.extend(logical(&b.op));
-            chain(&b.right, ops, operands);
-        }
-        _ => operands.push(e),
-    }
-}
-
-impl<'ast> Visit<'ast> for Count {
-    fn visit_item(&mut self, _: &'ast Item) {}
-
-    fn visit_macro(&mut self, _: &'ast syn::Macro) {}
-
-    fn visit_expr(&mut self, e: &'ast Expr) {
-        match e {
-            Expr::If(i) => self.if_chain(i, false),
-            Expr::Match(m) => {
-                self.cyclomatic += m.arms.len().saturating_sub(1) as u32;
-                self.cognitive += 1 + self.nesting;
-                self.visit_expr(&m.expr);
-                self.deeper(|c| m.arms.iter().for_each(|arm| c.visit_arm(arm)));
-            }
-            Expr::ForLoop(f) => {
-                self.structure();
-                self.visit_pat(&f.pat);
-                self.visit_expr(&f.expr);
-                self.deeper(|c| c.visit_block(&f.body));
-            }
-            Expr::While(w) => {
-                self.structure();
-                self.visit_expr(&w.cond);
-                self.deeper(|c| c.visit_block(&w.body));
-            }
-            Expr::Loop(l) => {
-                self.structure();
-                self.deeper(|c| c.visit_block(&l.body));
-            }
-            Expr::Closure(cl) => self.deeper(|c| c.visit_expr(&cl.body)),
-            Expr::Binary(b) if logical(&b.op).is_some() => {
-                let (mut ops, mut operands) = (Vec::new(), Vec::new());
-                chain(e, &mut ops, &mut operands);
-                self.cyclomatic += ops.len() as u32;
-                self.cognitive += 1 + ops.windows(2).filter(|w| w[0] != w[1]).count() as u32;
-                operands.into_iter().for_each(|o| self.visit_expr(o));
-            }
-            Expr::Try(t) => {
-                self.cyclomatic += 1;
-                self.visit_expr(&t.expr);
-            }
-            Expr::Break(b) => {
-                self.cognitive += u32::from(b.label.is_some());
-                if let Some(value) = &b.expr {
-                    self.visit_expr(value);
-                }
-            }
-            Expr::Continue(c) => self.cognitive += u32::from(c.label.is_some()),
-            Expr::Macro(_) => {}
-            _ => visit::visit_expr(self, e),
-        }
-    }
-}
-// END SOLUTION
