@@ -10,7 +10,9 @@
 //! - **`unsafe` blocks**: an `unsafe { … }` expression is justified when a comment containing
 //!   `SAFETY:` is on its own line before the `unsafe` keyword, or in the run of `//` comment lines
 //!   just above that line or just above the first line of the statement that holds it (as clippy's
-//!   `undocumented_unsafe_blocks` accepts). Blocks inside macro arguments are not seen.
+//!   `undocumented_unsafe_blocks` accepts); attribute lines (`#[…]`) between the comment and the
+//!   block are skipped. A block inside an `unsafe fn` is covered by the function's own contract
+//!   (its caller writes the `SAFETY:`) and is not counted. Blocks inside macro arguments are not seen.
 //! - **`todo!()` / `unimplemented!()`**: every invocation `syn` sees (not those inside other
 //!   macros' arguments).
 
@@ -52,7 +54,8 @@ impl Hygiene {
 /// The hygiene findings of one parsed file (`source` is its text, for comments).
 pub fn hygiene_of_file(file_name: &str, source: &str, file: &syn::File) -> Hygiene {
     let lines: Vec<&str> = source.lines().collect();
-    let mut v = Visitor { file: file_name, lines: &lines, stmt_line: None, out: Hygiene::default() };
+    let mut v =
+        Visitor { file: file_name, lines: &lines, stmt_line: None, in_unsafe_fn: false, out: Hygiene::default() };
     v.visit_file(file);
     v.out
 }
@@ -62,6 +65,8 @@ struct Visitor<'a> {
     lines: &'a [&'a str],
     /// The first line of the innermost statement being visited.
     stmt_line: Option<usize>,
+    /// Inside the body of an `unsafe fn`.
+    in_unsafe_fn: bool,
     out: Hygiene,
 }
 
@@ -100,6 +105,9 @@ impl Visitor<'_> {
             while l > 1 {
                 l -= 1;
                 let t = text(l).trim_start();
+                if t.starts_with("#[") {
+                    continue;
+                }
                 if !t.starts_with("//") {
                     return false;
                 }
@@ -116,7 +124,19 @@ impl Visitor<'_> {
 impl<'ast> Visit<'ast> for Visitor<'_> {
     fn visit_item_fn(&mut self, i: &'ast syn::ItemFn) {
         self.item(&i.vis, &i.attrs, "fn", &i.sig.ident);
+        let saved = std::mem::replace(&mut self.in_unsafe_fn, i.sig.unsafety.is_some());
         visit::visit_item_fn(self, i);
+        self.in_unsafe_fn = saved;
+    }
+    fn visit_impl_item_fn(&mut self, i: &'ast syn::ImplItemFn) {
+        let saved = std::mem::replace(&mut self.in_unsafe_fn, i.sig.unsafety.is_some());
+        visit::visit_impl_item_fn(self, i);
+        self.in_unsafe_fn = saved;
+    }
+    fn visit_trait_item_fn(&mut self, i: &'ast syn::TraitItemFn) {
+        let saved = std::mem::replace(&mut self.in_unsafe_fn, i.sig.unsafety.is_some());
+        visit::visit_trait_item_fn(self, i);
+        self.in_unsafe_fn = saved;
     }
     fn visit_item_struct(&mut self, i: &'ast syn::ItemStruct) {
         self.item(&i.vis, &i.attrs, "struct", &i.ident);
@@ -172,7 +192,7 @@ impl<'ast> Visit<'ast> for Visitor<'_> {
     fn visit_expr_unsafe(&mut self, e: &'ast syn::ExprUnsafe) {
         let start = e.unsafe_token.span.start();
         self.out.unsafe_blocks += 1;
-        if !self.justified(start.line, start.column) {
+        if !self.in_unsafe_fn && !self.justified(start.line, start.column) {
             self.out.unsafe_without_safety.push(Finding {
                 file: self.file.to_string(),
                 line: start.line,

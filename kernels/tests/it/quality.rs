@@ -116,7 +116,7 @@ fn complexity_small_cases() {
     check_complexity("trait T { fn no_body(&self); }", &[]);
     check_complexity("mod m {\n    impl<T> S<T> {\n        fn f(&self) { if x {} }\n    }\n}", &[("m::S::f", 3, 2, 1)]);
     // A nested fn's body is its own; the outer comes first.
-    check_complexity("fn a() {\n    fn b() { loop {} }\n    while x {}\n}", &[("a", 1, 2, 1), ("b", 2, 2, 1)]);
+    check_complexity("fn a() {\n    fn b() { loop {} }\n    while x {}\n}", &[("a", 1, 2, 1), ("a::b", 2, 2, 1)]);
     // Closure nesting: an `if` in a closure in a closure is at nesting 2.
     check_complexity("fn a() { let f = || || if x {}; }", &[("a", 1, 2, 3)]);
     // `?` in a closure counts for the function.
@@ -201,6 +201,14 @@ fn hygiene_docs_unsafe_and_todo() {
     a + b + c + d + e
 }";
     check_hygiene(unsafe_src, &[], &[4, 9], 0);
+    // Attributes between the comment and the block; a block in an `unsafe fn` is its contract's.
+    check_hygiene(
+        "fn f() {\n    // SAFETY: a hint.\n    #[allow(unused_unsafe)]\n    unsafe { g() }\n}\n\
+         unsafe fn h(p: *const u8) -> u8 {\n    unsafe { *p }\n}\nfn k() { unsafe { g() } }",
+        &[],
+        &[9],
+        0,
+    );
     check_hygiene("fn f() { todo!() }\nfn g() { unimplemented!(\"x\"); std::todo!(); }", &[], &[], 3);
 }
 
@@ -349,7 +357,9 @@ fn the_gate_fails_the_planted_crate_and_passes_the_clean_one() {
     let clean = quality::analyze(&fixtures().join("clean"), &config, &options).unwrap();
     assert_eq!(clean.clippy.as_ref().unwrap().warnings, 0, "{:?}", clean.clippy);
     assert!(clean.metrics.complexity.over_limit.is_empty() && clean.metrics.duplication.clones.is_empty());
-    assert_eq!(clean.metrics.hygiene, Default::default());
+    let h = &clean.metrics.hygiene;
+    assert_eq!(h.public_items, 4);
+    assert!(h.undocumented.is_empty() && h.unsafe_without_safety.is_empty() && h.todos.is_empty(), "{h:?}");
     assert_eq!(clean.score.grade, Grade::A, "{}", report::to_markdown(&clean));
     assert!(clean.score.grade.meets(Grade::B));
 
