@@ -762,7 +762,7 @@ fn freshness(
 ) -> ExpectationResult {
     let description = format!("newest {column} at most {max_age_seconds} s old");
     let out = Outcome::new(index, "freshness", description, vec![column.to_owned()], n);
-    if !(max_age_seconds >= 0.0) {
+    if max_age_seconds.is_nan() || max_age_seconds < 0.0 {
         return out.refuse(format!("invalid expectation: max_age_seconds {max_age_seconds} is negative"), vec![]);
     }
     let Some(now) = now else {

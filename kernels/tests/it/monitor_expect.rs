@@ -767,6 +767,16 @@ fn monitor_stream_bad_files_are_typed_errors() {
         "{lacks:?}"
     );
 
+    // Bad settings are refused before any reading.
+    let zero_epsilon = run(&good, &DriftConfig { epsilon: 0.0, ..DriftConfig::default() });
+    assert!(matches!(&zero_epsilon, Err(Error::InvalidParameter(m)) if m.contains("epsilon")), "{zero_epsilon:?}");
+    let mut inverted = DriftConfig::default();
+    inverted.thresholds.psi_warn = 0.5;
+    let r = run(&good, &inverted);
+    assert!(matches!(&r, Err(Error::InvalidParameter(m)) if m.contains("psi_warn 0.5")), "{r:?}");
+    let r = build_profile(&[], &profile_config());
+    assert!(matches!(&r, Err(Error::InvalidParameter(m)) if m.contains("no batches")), "{r:?}");
+
     // Profiles: a bad one, too many categories, a named column that is missing.
     let bad_profile = Profile::from_json(
         r#"{"version": 1, "rows": 1, "columns": [{"name": "x", "data_type": "Float64", "missing": 0, "histogram": {"kind": "numeric", "edges": [1.0, 0.5], "counts": [1, 0, 0]}}]}"#,
@@ -843,7 +853,7 @@ fn monitor_shift_experiment_flags_exactly_the_shifted_columns_and_days() {
     let mut category: Vec<String> = t.category.iter().map(|s| (*s).to_owned()).collect();
     let mut amount: Vec<Option<f64>> = t.amount.iter().map(|&a| Some(a)).collect();
     for i in 0..t.len() {
-        if day_of(i) >= merchant_shift && t.category[i] == "grocery" && t.transaction_id[i] % 2 == 0 {
+        if day_of(i) >= merchant_shift && t.category[i] == "grocery" && t.transaction_id[i].is_multiple_of(2) {
             category[i] = "online_retail".to_owned();
         }
         if day_of(i) >= amount_shift {
@@ -860,9 +870,9 @@ fn monitor_shift_experiment_flags_exactly_the_shifted_columns_and_days() {
     let monitored = ["amount", "hour", "category", "merchant_country", "card_country"];
     let profile_config =
         ProfileConfig { columns: Some(monitored.iter().map(|s| (*s).into()).collect()), ..ProfileConfig::default() };
-    let profile = build_profile(&[reference.clone()], &profile_config).expect("profile");
+    let profile = build_profile(std::slice::from_ref(&reference), &profile_config).expect("profile");
     let path = dir.join("current.parquet");
-    write_parquet(&path, &[current.clone()], 8192);
+    write_parquet(&path, std::slice::from_ref(&current), 8192);
     let drift_config = DriftConfig { date_column: Some("day".into()), ..DriftConfig::default() };
     let report = drift_parquet(&path, &profile, &drift_config, &mut |_| {}).expect("drift");
 
@@ -933,7 +943,7 @@ fn monitor_shift_experiment_flags_exactly_the_shifted_columns_and_days() {
     }
     let end = config.start_micros + i64::from(config.days) * DAY_MICROS;
     let validate_config = ValidateConfig { sample_rows: 3, now_micros: Some(end) };
-    let clean = validate(&[current.clone()], &suite, &validate_config).expect("validate");
+    let clean = validate(std::slice::from_ref(&current), &suite, &validate_config).expect("validate");
     assert!(clean.passed, "{}", clean.to_markdown());
     let broken = validate(&[transactions_batch(&t, &current_rows, &category, &lossy)], &suite, &validate_config)
         .expect("validate");
