@@ -376,6 +376,7 @@ fn schedule(shared: &Shared<'_>, budget: usize, mut tracker: Option<&mut Tracker
     let mut reports: Vec<Option<StepReport>> = (0..n).map(|_| None).collect();
     let mut runs: Vec<Option<crate::tracking::RunInfo>> = vec![None; n];
     let mut keys: Vec<Option<String>> = vec![None; n];
+    let mut waiting: Vec<Option<KeyParts>> = vec![None; n];
     let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
     let mut in_use = 0usize;
     let mut running = 0usize;
@@ -407,34 +408,45 @@ fn schedule(shared: &Shared<'_>, budget: usize, mut tracker: Option<&mut Tracker
                 if !step.deps.iter().all(|&d| slots[d] == Slot::Done) {
                     continue;
                 }
-                let need = step.threads.min(budget);
-                if in_use + need > budget {
-                    continue;
-                }
-                let parts = {
-                    let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                    key_parts(step, &state).map(|parts| {
-                        let fresh = stale_reason(step, &parts, state.steps.get(&step.name)).is_none();
-                        (parts, fresh)
-                    })
-                };
-                let (parts, fresh) = match parts {
-                    Ok(x) => x,
-                    Err(e) => {
-                        slots[i] = Slot::Failed;
-                        reports[i] = Some(report(&step.name, StepStatus::Failed, 0, 0.0, None, Some(e), None));
-                        shared.emit(RunEvent::Finished { step: step.name.clone(), status: StepStatus::Failed });
-                        continue;
+                // The cache decision is made once, when the step becomes ready (its inputs final).
+                let parts = match waiting[i].take() {
+                    Some(parts) => parts,
+                    None => {
+                        let decided = {
+                            let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                            key_parts(step, &state).map(|parts| {
+                                let fresh = stale_reason(step, &parts, state.steps.get(&step.name)).is_none();
+                                (parts, fresh)
+                            })
+                        };
+                        let (parts, fresh) = match decided {
+                            Ok(x) => x,
+                            Err(e) => {
+                                slots[i] = Slot::Failed;
+                                reports[i] = Some(report(&step.name, StepStatus::Failed, 0, 0.0, None, Some(e), None));
+                                shared.emit(RunEvent::Finished { step: step.name.clone(), status: StepStatus::Failed });
+                                continue;
+                            }
+                        };
+                        if fresh && !shared.config.force {
+                            let key = parts.key();
+                            slots[i] = Slot::Done;
+                            let run_id =
+                                tracker.as_deref_mut().and_then(|t| t.step_skipped(step, Some(&key), "cached"));
+                            reports[i] = Some(report(&step.name, StepStatus::Cached, 0, 0.0, Some(key), None, run_id));
+                            shared.emit(RunEvent::Finished { step: step.name.clone(), status: StepStatus::Cached });
+                            continue;
+                        }
+                        parts
                     }
                 };
-                let key = parts.key();
-                if fresh && !shared.config.force {
-                    slots[i] = Slot::Done;
-                    let run_id = tracker.as_deref_mut().and_then(|t| t.step_skipped(step, Some(&key), "cached"));
-                    reports[i] = Some(report(&step.name, StepStatus::Cached, 0, 0.0, Some(key), None, run_id));
-                    shared.emit(RunEvent::Finished { step: step.name.clone(), status: StepStatus::Cached });
+                // Within the thread budget (a step asking for more than the budget runs alone).
+                let need = step.threads.min(budget);
+                if in_use + need > budget {
+                    waiting[i] = Some(parts);
                     continue;
                 }
+                let key = parts.key();
                 in_use += need;
                 running += 1;
                 slots[i] = Slot::Running;

@@ -445,9 +445,9 @@ fn parse(text: &str, base: &Path, source: &str, stem: &str) -> Result<Pipeline> 
         });
     }
     // Dependencies: declared, and the producer of every input.
-    for i in 0..steps.len() {
-        let mut deps: BTreeSet<usize> = steps[i].after.iter().map(|d| names[d]).collect();
-        for (k, path) in &steps[i].inputs {
+    for step in &mut steps {
+        let mut deps: BTreeSet<usize> = step.after.iter().map(|d| names[d]).collect();
+        for (k, path) in &step.inputs {
             match producers.get(path) {
                 Some(&p) => {
                     deps.insert(p);
@@ -456,13 +456,13 @@ fn parse(text: &str, base: &Path, source: &str, stem: &str) -> Result<Pipeline> 
                 None => {
                     return Err(err(format!(
                         "step `{}`: input `{k}` ({}) does not exist and no step produces it",
-                        steps[i].name,
+                        step.name,
                         path.display()
                     )));
                 }
             }
         }
-        steps[i].deps = deps.into_iter().collect();
+        step.deps = deps.into_iter().collect();
     }
     if let Some(cycle) = find_cycle(&steps) {
         return Err(Error::PipelineCycle {
