@@ -46,6 +46,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
             Box::new(|_| ensure_rust_docs()),
         ),
         ("clippy (every feature)", Box::new(clippy)),
+        (
+            "coverage tools (llvm-tools, cargo-llvm-cov: kernels::quality runs them and its tests check against them)",
+            Box::new(ensure_coverage_tools),
+        ),
         ("unit and integration tests (every feature: GPU on lavapipe, a real MLflow server)", Box::new(test_workspace)),
         (
             "fuzz the file-format readers (GGUF, safetensors, tokenizer.json; 30 s each, nightly + ASan)",
@@ -107,6 +111,26 @@ fn ensure_rust_docs() -> Result<()> {
         std::process::Command::new("rustup").args(["component", "add", "rust-docs"]),
         "installing the rust-docs component",
     )
+}
+
+/// cargo-llvm-cov, which `kernels::quality` runs (`kernels::quality::coverage::CARGO_LLVM_COV_VERSION` names
+/// the same pin); kernels finds it in the tools root without a PATH change.
+const CARGO_LLVM_COV: tools::CargoTool =
+    tools::CargoTool { krate: "cargo-llvm-cov", version: "0.9.1", bin: "cargo-llvm-cov", locked: true };
+
+/// rustup's `llvm-tools` (llvm-profdata, llvm-cov) and cargo-llvm-cov in the tools root.
+fn ensure_coverage_tools(ws: &Workspace) -> Result<()> {
+    let out = std::process::Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("llvm-tools")) {
+        tools::run_shown(
+            std::process::Command::new("rustup").args(["component", "add", "llvm-tools"]),
+            "installing the llvm-tools component",
+        )?;
+    }
+    tools::ensure_cargo_tools(ws, &[CARGO_LLVM_COV])
 }
 
 fn test_workspace(ws: &Workspace) -> Result<()> {
