@@ -202,6 +202,8 @@ pub fn measurements(
 /// Measures and grades the crate at `dir`.
 pub fn analyze(dir: &Path, config: &Config, options: &Options) -> Result<Report> {
     let crate_name = crate_name(dir)?;
+    // Absolute, so cargo's `--manifest-path` holds whatever folder the tools run in.
+    let dir = &dir.canonicalize().map_err(|source| Error::QualityIo { path: dir.to_path_buf(), source })?;
     let metrics = static_metrics(dir, config)?;
     let coverage = if options.coverage { Some(coverage::measure(dir, options)?) } else { None };
     let clippy = if options.clippy { Some(clippy::measure(dir, options)?) } else { None };
