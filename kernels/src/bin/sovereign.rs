@@ -14,8 +14,8 @@
 //! sovereign score --model-dir m --input t.parquet --output s/   # kernels::score (sovereign/score.rs)
 //! sovereign gateway --config gateway.toml     # kernels::gateway (sovereign/gateway.rs)
 //! sovereign rag index|query|eval …            # kernels::rag (sovereign/rag.rs)
-//! sovereign monitor validate|drift …          # kernels::monitor (sovereign/monitor.rs)
-//! sovereign pipeline run FILE.toml            # kernels::pipeline (sovereign/pipeline.rs)
+//! sovereign monitor validate|profile|drift …  # kernels::monitor (sovereign/monitor.rs)
+//! sovereign pipeline run|plan|status FILE.toml  # kernels::pipeline (sovereign/pipeline.rs)
 //! sovereign quality --path CRATE --fail-under B  # kernels::quality (sovereign/quality.rs)
 //! ```
 //!
