@@ -13,5 +13,5 @@
 
 pub mod drift;
 pub mod expect;
-pub mod stream;
 mod special;
+pub mod stream;
