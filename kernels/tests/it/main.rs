@@ -3,6 +3,8 @@
 //! Every test compares against an independent reference: a scalar twin, a
 //! naive sort, brute-force search, or a hand-computed value.
 
+#[cfg(any(feature = "monitor", feature = "rag"))]
+mod fixture_check;
 mod fusion;
 mod lowp;
 mod matmul;

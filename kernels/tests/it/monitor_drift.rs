@@ -253,22 +253,7 @@ fn bin_counts_match_numpy_digitize() {
 
 #[test]
 fn the_committed_fixtures_are_what_scipy_computes_now() {
-    let venv = kernels::cache::venv_python();
-    if !venv.exists() {
-        eprintln!("{} is missing (run `cargo xtask peers`): the fixtures are not rechecked", venv.display());
-        return;
-    }
-    let out = std::process::Command::new(&venv)
-        .arg(fixtures().join("make_fixtures.py"))
-        .arg("--check")
-        .output()
-        .unwrap_or_else(|e| panic!("running {} failed ({e})", venv.display()));
-    assert!(
-        out.status.success(),
-        "make_fixtures.py --check failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::fixture_check::fixtures_still_match(&fixtures().join("make_fixtures.py"));
 }
 
 // ---------------------------------------------------------------------------------------------
