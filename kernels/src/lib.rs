@@ -108,6 +108,9 @@ pub mod pipeline;
 #[cfg(feature = "quality")]
 pub mod quality;
 
+#[cfg(feature = "observe")]
+pub mod observe;
+
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -1080,6 +1083,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    // -- observe prom/trace: add variants below this line --
+    /// A Prometheus text exposition that does not parse.
+    #[cfg(feature = "observe")]
+    #[error("Prometheus text, line {line}: {reason}")]
+    PromParse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    // -- observe slo/rules/prometheus: add variants below this line --
+    // -- observe shed/canary and gateway: add variants below this line --
+    // -- serve overload: add variants below this line --
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).
     #[cfg(feature = "tracking")]

@@ -40,6 +40,7 @@ const PACKAGES: &[&str] = &[
     "jsonschema==4.26.0", // the independent validator of kernels::constrain's outputs
     "jinja2==3.1.6",      // renders the chat-template fixtures as transformers' apply_chat_template does
     "pytrec-eval-terrier==0.5.11", // trec_eval as a Python module: the reference of kernels::rag::eval's metrics
+    "prometheus-client==0.26.0", // the official Python client's text parser: the reference of kernels::observe::prom
     "bm25s==0.3.16",      // a NumPy BM25: the speed peer of kernels::rag's sparse retrieval
 ];
 

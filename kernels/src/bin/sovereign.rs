@@ -17,6 +17,7 @@
 //! sovereign monitor validate|profile|drift …  # kernels::monitor (sovereign/monitor.rs)
 //! sovereign pipeline run|plan|status FILE.toml  # kernels::pipeline (sovereign/pipeline.rs)
 //! sovereign quality --path CRATE --fail-under B  # kernels::quality (sovereign/quality.rs)
+//! sovereign observe rules --slo slo.toml      # kernels::observe (sovereign/observe.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
@@ -28,6 +29,8 @@ mod gateway;
 mod ml;
 #[path = "sovereign/monitor.rs"]
 mod monitor;
+#[path = "sovereign/observe.rs"]
+mod observe;
 #[path = "sovereign/pipeline.rs"]
 mod pipeline;
 #[path = "sovereign/quality.rs"]
@@ -119,6 +122,11 @@ enum Command {
     },
     /// Grade a Rust crate: coverage, clippy, complexity, duplication, docs, unsafe, todo!() (a CI gate).
     Quality(Box<quality::QualityArgs>),
+    /// Observability: SLO rules for Prometheus, burn rates.
+    Observe {
+        #[command(subcommand)]
+        command: observe::ObserveCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +199,7 @@ fn run(command: Command) -> Result<()> {
         Command::Monitor { command } => monitor::run(command),
         Command::Pipeline { command } => pipeline::run(command),
         Command::Quality(args) => quality::run(*args),
+        Command::Observe { command } => observe::run(command),
     }
 }
 
