@@ -134,6 +134,7 @@ impl KeyState {
         }
     }
 
+    // ANCHOR: admit
     /// Admits one request now (taking from the request bucket) or says why not. Budgets are checked
     /// first, so a key out of budget does not also spend its request bucket.
     ///
@@ -160,6 +161,7 @@ impl KeyState {
         }
         Ok(())
     }
+    // ANCHOR_END: admit
 
     /// Charges what an answered request used.
     pub fn charge(&mut self, tokens: u64, cost_usd: f64, now_ms: u64) {

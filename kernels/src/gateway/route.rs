@@ -28,6 +28,7 @@ pub enum NoRoute {
     OutsideTier,
 }
 
+// ANCHOR: eligible
 /// The backends that serve `model` within `tier`, in configuration order. This is the privacy
 /// check: nothing outside the returned set is ever contacted for the request.
 ///
@@ -41,6 +42,7 @@ pub fn eligible(backends: &[BackendConfig], model: &str, tier: Tier) -> std::res
     let within: Vec<usize> = serving.into_iter().filter(|&i| tier.admits(backends[i].tier)).collect();
     if within.is_empty() { Err(NoRoute::OutsideTier) } else { Ok(within) }
 }
+// ANCHOR_END: eligible
 
 /// The order in which to try `candidates` under `policy`; `unit` draws uniform numbers in `[0, 1)`
 /// (the weighted policy's randomness, injectable for tests).
