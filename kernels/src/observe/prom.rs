@@ -17,9 +17,11 @@ use std::sync::{Arc, RwLock};
 
 use crate::{Error, Result};
 
+// ANCHOR: latency_buckets
 /// Request-latency bucket bounds in seconds: 1 ms to 60 s.
 pub const LATENCY_BUCKETS: [f64; 16] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0];
+// ANCHOR_END: latency_buckets
 
 /// Every metric family of one process, in registration order.
 #[derive(Debug, Default, Clone)]
@@ -473,6 +475,7 @@ impl HistogramVec {
 }
 
 impl Histogram {
+    // ANCHOR: observe
     /// Records one observation.
     pub fn observe(&self, v: f64) {
         // The first bucket whose bound is ≥ v (`le` is inclusive); NaN goes to `+Inf`.
@@ -481,6 +484,7 @@ impl Histogram {
         self.series.buckets[i].fetch_add(1, Ordering::Relaxed);
         add_f64(&self.series.sum, v);
     }
+    // ANCHOR_END: observe
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
