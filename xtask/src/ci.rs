@@ -22,6 +22,8 @@ const CHROMIUM: &[&str] = &["chromium"];
 const WRK: &[&str] = &["wrk"];
 /// Debian's strace, the reference `kernels::audit` is cross-checked against (`strace -f -c`).
 const STRACE: &[&str] = &["strace"];
+/// Debian's prometheus (server and promtool): the SLO rules are checked and unit-tested with promtool and scraped by a real server.
+const PROMETHEUS: &[&str] = &["prometheus"];
 
 /// One named step of the CI run.
 type Step = (&'static str, Box<dyn Fn(&Workspace) -> Result<()>>);
@@ -33,8 +35,8 @@ pub fn run(ws: &Workspace) -> Result<()> {
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
         (
-            "system packages (Vulkan software driver for the GPU tests, Chromium for the book check, strace for the audit tests, wrk for the model-server bench)",
-            Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM, STRACE, WRK].concat())),
+            "system packages (Vulkan software driver for the GPU tests, Chromium for the book check, strace for the audit tests, wrk for the model-server bench, prometheus for the SLO rules)",
+            Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM, STRACE, WRK, PROMETHEUS].concat())),
         ),
         (
             "peers (Python venv: numpy, hnswlib, simsimd, gguf, mlflow, pyarrow, deltalake)",
