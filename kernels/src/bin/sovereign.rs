@@ -167,6 +167,14 @@ struct ServeArgs {
     /// KV-cache positions per sequence.
     #[arg(long, default_value_t = 2048)]
     context: usize,
+    /// Sequences that may wait to start beyond the running batch; more get 503 with Retry-After
+    /// (default: 4 × --max-batch).
+    #[arg(long)]
+    max_queue: Option<usize>,
+    /// Seconds a generation request may take from arrival to its last token (then 504, or an error
+    /// event ending a stream).
+    #[arg(long, default_value_t = 120.0)]
+    request_timeout: f64,
     /// A `sovereign rag index` folder to answer `POST /v1/rag` from (needs the chat and embedding models;
     /// the index must have been built with this embedding model).
     #[arg(long)]
@@ -257,7 +265,17 @@ fn serve(args: ServeArgs) -> Result<()> {
         models.embedding = Some(EmbeddingModel::load(id, &dir).with_context(|| format!("loading {}", dir.display()))?);
     }
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
-    let mut config = ServerConfig { addr, max_batch: args.max_batch, context: args.context, ..ServerConfig::default() };
+    if !(args.request_timeout > 0.0 && args.request_timeout.is_finite()) {
+        bail!("--request-timeout must be a positive number of seconds");
+    }
+    let mut config = ServerConfig {
+        addr,
+        max_batch: args.max_batch,
+        context: args.context,
+        max_queue: args.max_queue.unwrap_or(4 * args.max_batch.max(1)),
+        request_timeout: Duration::from_secs_f64(args.request_timeout),
+        ..ServerConfig::default()
+    };
     if let Some(dir) = &args.rag_index {
         let (Some(embedding), Some(_)) = (&models.embedding, &models.chat) else {
             bail!("--rag-index needs a chat model and an embedding model (--demo, or --model and --embedding-model)");

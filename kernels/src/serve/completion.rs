@@ -15,11 +15,25 @@
 //!   turns wrapped in `<tool_response>`. `tool_choice: "none"` neither shows nor allows tools.
 //! - `response_format` is enforced for `strict: false` too (a grammar cannot be half applied), and
 //!   `json_object` needs the word "JSON" in the messages, as OpenAI requires.
+//!
+//! Overload control ([`super::engine::Engine::try_submit`]):
+//! - The KV budget: every choice is its own sequence with [`super::ServerConfig::context`]
+//!   positions, so prompt tokens + `max_tokens` must fit in it: 400 `context_length_exceeded`
+//!   naming both numbers, before admission. A request that gives no `max_tokens` gets what is left
+//!   of the context, at most the default.
+//! - A full queue: 503 `overloaded` with `Retry-After` (whole seconds, ≥ 1, from the recent drain
+//!   rate); the request is not queued.
+//! - The deadline ([`super::ServerConfig::request_timeout`] from admission): a whole answer not
+//!   complete by then is 504 `timeout`, whether the request still waited (dropped before its
+//!   prefill) or ran (cut). A stream has answered 200 already: each unfinished choice ends with
+//!   `finish_reason: "length"` (cut by a limit, as `max_tokens` cuts), then an error event
+//!   `{"error": {"type": "server_error", "code": "timeout", …}}`, then `[DONE]`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -31,7 +45,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::engine::{Event, Extras, Job, TokenLogprob};
+use super::engine::{Event, Extras, Job, Refused, TokenLogprob};
 use super::openai::{self, OneOrMany, SamplingRequest, Usage};
 use super::{ApiError, AppState, ChatModel, answer, parse, unix_now};
 use crate::Error;
@@ -60,6 +74,8 @@ struct Plan {
     flavour: Flavour,
     prompt: Vec<u32>,
     max_tokens: usize,
+    /// The client gave `max_tokens` (else it is the default, cut to what the context leaves).
+    explicit_max_tokens: bool,
     sampler: SamplerConfig,
     n: usize,
     stop_strings: Vec<String>,
@@ -102,6 +118,7 @@ fn plan(
         return Err(ApiError::bad_request(format!("top_p {top_p} is not in (0, 1]"), Some("top_p")));
     }
     let n = in_range(sampling.n.unwrap_or(1), 1, MAX_CHOICES as i64, "n")? as usize;
+    let explicit_max_tokens = max_tokens.is_some();
     let max_tokens = match max_tokens {
         Some((m, param)) => in_range(m, 0, i64::MAX, param)? as usize,
         None => default_max_tokens,
@@ -122,6 +139,7 @@ fn plan(
         flavour,
         prompt: Vec::new(),
         max_tokens,
+        explicit_max_tokens,
         sampler: SamplerConfig { temperature, top_k: 0, top_p, seed },
         n,
         stop_strings,
@@ -512,7 +530,7 @@ async fn completions_inner(
     let [prompt] = prompts.as_slice() else {
         return Err(ApiError::bad_request("exactly one prompt string is served per request", Some("prompt")));
     };
-    let max_tokens = Some((request.max_tokens.unwrap_or(16), "max_tokens"));
+    let max_tokens = request.max_tokens.map(|m| (m, "max_tokens"));
     let mut plan = plan(Flavour::Text, request.sampling, max_tokens, 16, &chat.tokenizer)?;
     plan.logprobs = match request.logprobs {
         Some(k) => Some(in_range(k, 0, MAX_TOP_LOGPROBS as i64, "logprobs")? as usize),
@@ -539,17 +557,39 @@ struct ChoiceOutput {
     completion_tokens: usize,
 }
 
-async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Response> {
+async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Response> {
     let (chat, engine) = chat_model(state, model)?;
+    let deadline = Instant::now() + state.config.request_timeout;
     let context = engine.config().context.min(chat.model.config().context_len);
-    if plan.prompt.len() >= context {
-        let param = if plan.flavour == Flavour::Chat { "messages" } else { "prompt" };
-        return Err(ApiError::new(
+    let prompt_param = if plan.flavour == Flavour::Chat { "messages" } else { "prompt" };
+    let over_budget = |message: String, param: &str| {
+        engine.stats().shed_kv_budget.fetch_add(1, Ordering::Relaxed);
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            format!("the prompt has {} tokens; this server's context is {context}", plan.prompt.len()),
+            message,
             Some(param),
             Some("context_length_exceeded"),
+        )
+    };
+    if plan.prompt.len() >= context {
+        return Err(over_budget(
+            format!("the prompt has {} tokens; this server's context is {context}", plan.prompt.len()),
+            prompt_param,
+        ));
+    }
+    if !plan.explicit_max_tokens {
+        plan.max_tokens = plan.max_tokens.min(context - plan.prompt.len());
+    } else if plan.prompt.len() + plan.max_tokens > context {
+        return Err(over_budget(
+            format!(
+                "this server's context is {context} tokens per sequence, but {} were requested ({} in the prompt, \
+                 {} in max_tokens); reduce the prompt or max_tokens",
+                plan.prompt.len() + plan.max_tokens,
+                plan.prompt.len(),
+                plan.max_tokens
+            ),
+            "max_tokens",
         ));
     }
     // Every constraint is built before any sequence starts, so a bad grammar answers 400 alone.
@@ -572,6 +612,7 @@ async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Respon
         });
     }
     let mut receivers = Vec::with_capacity(plan.n);
+    let mut jobs = Vec::with_capacity(plan.n);
     for (index, constraint) in constraints.into_iter().enumerate() {
         let (tx, rx) = unbounded_channel();
         let seed = if index == 0 { plan.sampler.seed } else { mix(plan.sampler.seed.wrapping_add(index as u64)) };
@@ -591,7 +632,26 @@ async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Respon
             },
             events: tx,
         };
-        if !engine.submit(job) {
+        jobs.push(job);
+        receivers.push(rx);
+    }
+    match engine.try_submit(jobs, Some(deadline)) {
+        Ok(()) => {}
+        Err(Refused::QueueFull { waiting, retry_after }) => {
+            engine.stats().shed_queue_full.fetch_add(1, Ordering::Relaxed);
+            let seconds = retry_after.as_secs().max(1);
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                format!("the server is overloaded ({waiting} sequences wait); retry in {seconds} s"),
+                None,
+                Some("overloaded"),
+            )
+            .into_response();
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+            return Ok(response);
+        }
+        Err(Refused::Stopped) => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -600,7 +660,6 @@ async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Respon
                 None,
             ));
         }
-        receivers.push(rx);
     }
     let number = state.next_id.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}-{number}", if plan.flavour == Flavour::Chat { "chatcmpl" } else { "cmpl" });
@@ -617,12 +676,20 @@ async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Respon
         state: state.clone(),
     };
     if plan.stream {
-        let stream = sse_stream(receivers, answer, plan.include_usage);
+        let stream = sse_stream(receivers, answer, plan.include_usage, deadline);
         return Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response());
     }
     let mut outputs = Vec::with_capacity(receivers.len());
     for rx in receivers {
-        outputs.push(collect(rx).await?);
+        match collect(rx, deadline).await {
+            Ok(o) => outputs.push(o),
+            Err(e) => {
+                if e.body.error.code.as_deref() == Some("timeout") {
+                    engine.stats().shed_deadline.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        }
     }
     let usage =
         Usage::new(outputs.first().map_or(0, |o| o.prompt_tokens), outputs.iter().map(|o| o.completion_tokens).sum());
@@ -635,10 +702,29 @@ async fn run(state: &Arc<AppState>, model: &str, plan: Plan) -> ApiResult<Respon
     .into_response())
 }
 
-/// Waits for a whole choice.
-async fn collect(mut rx: UnboundedReceiver<Event>) -> ApiResult<ChoiceOutput> {
+/// The answer to a request whose deadline passed.
+fn timed_out() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "server_error",
+        "the request did not complete before its deadline (the server's request timeout)",
+        None,
+        Some("timeout"),
+    )
+}
+
+/// Waits for a whole choice, until `deadline` (then the engine's failure, or the channel's end, is
+/// the deadline's: [`timed_out`]).
+async fn collect(mut rx: UnboundedReceiver<Event>, deadline: Instant) -> ApiResult<ChoiceOutput> {
     let mut out = ChoiceOutput::default();
-    while let Some(event) = rx.recv().await {
+    loop {
+        let event = match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(None) if Instant::now() >= deadline => return Err(timed_out()),
+            Ok(None) => break,
+            Ok(Some(Event::Failed(_))) if Instant::now() >= deadline => return Err(timed_out()),
+            Ok(Some(event)) => event,
+        };
         match event {
             Event::Text(t) => out.text.push_str(&t),
             Event::Token(t) => out.tokens.push(t),
@@ -792,6 +878,8 @@ struct ChoiceStream {
     calling: bool,
     /// Characters sent (completions' `text_offset`).
     chars: usize,
+    /// Its finish chunk went out.
+    finished: bool,
 }
 
 /// Server-sent events: role chunks (chat), text / tool-call chunks tagged with their choice's
@@ -800,6 +888,7 @@ fn sse_stream(
     receivers: Vec<UnboundedReceiver<Event>>,
     answer: Answer,
     include_usage: bool,
+    deadline: Instant,
 ) -> impl Stream<Item = std::result::Result<SseEvent, Infallible>> {
     let n = receivers.len();
     let events = futures_util::stream::select_all(receivers.into_iter().enumerate().map(|(i, rx)| {
@@ -853,9 +942,19 @@ fn sse_stream(
             if s.ended {
                 return None;
             }
-            let Some((i, event)) = s.events.next().await else {
-                s.ended = true;
-                continue;
+            let next = tokio::time::timeout_at(deadline.into(), s.events.next()).await;
+            let past = Instant::now() >= deadline;
+            let (i, event) = match next {
+                Ok(Some((_, Event::Failed(_)))) | Ok(None) | Err(_) if past => {
+                    end_at_deadline(&mut s.queue, &s.answer, &mut s.choices);
+                    s.ended = true;
+                    continue;
+                }
+                Ok(Some(next)) => next,
+                Ok(None) | Err(_) => {
+                    s.ended = true;
+                    continue;
+                }
             };
             match event {
                 Event::Token(t) => s.choices[i].pending.push(t),
@@ -915,6 +1014,7 @@ fn sse_stream(
                         Flavour::Text => json!([{"index": i, "text": "", "finish_reason": finish, "logprobs": null}]),
                     };
                     s.queue.push_back(s.answer.chunk(c, None));
+                    s.choices[i].finished = true;
                     s.done += 1;
                     if s.done == n {
                         if include_usage {
@@ -935,6 +1035,25 @@ fn sse_stream(
             }
         }
     })
+}
+
+/// A stream cut at its deadline: a `length` finish chunk for each unfinished choice, the error
+/// event, `[DONE]`; counted as shed for the deadline.
+fn end_at_deadline(queue: &mut VecDeque<SseEvent>, answer: &Answer, choices: &mut [ChoiceStream]) {
+    for (i, c) in choices.iter_mut().enumerate().filter(|(_, c)| !c.finished) {
+        c.finished = true;
+        let chunk = match answer.flavour {
+            Flavour::Chat => json!([{"index": i, "delta": {}, "finish_reason": "length", "logprobs": null}]),
+            Flavour::Text => json!([{"index": i, "text": "", "finish_reason": "length", "logprobs": null}]),
+        };
+        queue.push_back(answer.chunk(chunk, None));
+    }
+    let error = timed_out().body;
+    queue.push_back(SseEvent::default().data(json!(error).to_string()));
+    queue.push_back(SseEvent::default().data("[DONE]"));
+    if let Some((_, engine)) = answer.state.chat.as_ref() {
+        engine.stats().shed_deadline.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A content chunk of choice `i` carrying its pending log-probabilities.

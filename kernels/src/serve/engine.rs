@@ -8,10 +8,21 @@
 //! next token, streams it to its request, and retires the finished ones. A new
 //! request never waits for the others to end, and the weights are read once per
 //! step for all sequences.
+//!
+//! Overload control (the bounded queue of Welsh and Culler, "Adaptive Overload Control for Busy
+//! Internet Servers", USITS 2003; deadlines as in "The Tail at Scale", Dean and Barroso, CACM 2013):
+//! [`Engine::try_submit`] admits a request's sequences only while at most [`Limits::max_queue`]
+//! sequences wait to start, and refuses the rest at once with a `Retry-After` estimated from the
+//! recent drain rate ([`Refused`]). Each waiting sequence may carry a deadline: one whose deadline
+//! passes (or whose client went away) while it waits is dropped before its prefill, and a running
+//! one is cut at its deadline; both hear [`Event::Failed`] (the caller, who set the deadline,
+//! tells a deadline from other failures by its own clock).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -108,7 +119,33 @@ pub struct EngineStats {
     pub max_batch: AtomicUsize,
     /// Sequences finished (any reason).
     pub finished: AtomicU64,
+    /// Sequences waiting to start (admitted, not yet prefilled).
+    pub waiting: AtomicUsize,
+    /// Requests refused because the queue was full (counted by the caller of [`Engine::try_submit`]).
+    pub shed_queue_full: AtomicU64,
+    /// Requests refused because prompt plus completion exceed the KV budget (counted by the server).
+    pub shed_kv_budget: AtomicU64,
+    /// Requests that ran out of time (counted by the server, once per request).
+    pub shed_deadline: AtomicU64,
+    /// Sequences dropped while waiting: their deadline passed before their prefill.
+    pub expired_waiting: AtomicU64,
+    /// Running sequences cut at their deadline.
+    pub expired_running: AtomicU64,
+    /// Sequences whose client went away (a closed event channel), waiting or running.
+    pub cancelled: AtomicU64,
+    /// Sequences that left the queue recently, per second (`f64` bits; the `Retry-After` estimate).
+    drain_rate: AtomicU64,
 }
+
+impl EngineStats {
+    /// Sequences that left the queue per second over the last [`DRAIN_WINDOW`] (0 when none did).
+    pub fn drain_rate(&self) -> f64 {
+        f64::from_bits(self.drain_rate.load(Ordering::Relaxed))
+    }
+}
+
+/// How far back the drain rate looks.
+pub const DRAIN_WINDOW: Duration = Duration::from_secs(10);
 
 /// How the engine schedules.
 #[derive(Debug, Clone, Copy)]
@@ -119,16 +156,88 @@ pub struct EngineConfig {
     pub context: usize,
 }
 
+/// Admission limits (beyond [`EngineConfig`]'s scheduling).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// At most this many sequences wait to start; [`Engine::try_submit`] refuses beyond it (a request
+    /// bigger than the whole queue is still admitted into an empty one).
+    pub max_queue: usize,
+}
+
+impl Default for Limits {
+    /// No bound: what [`Engine::start`] uses.
+    fn default() -> Self {
+        Limits { max_queue: usize::MAX }
+    }
+}
+
+/// Why [`Engine::try_submit`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: `waiting` sequences wait; try again in `retry_after` (≥ 1 s).
+    QueueFull {
+        /// Sequences waiting when it was refused.
+        waiting: usize,
+        /// When a retry may find room, from the recent drain rate.
+        retry_after: Duration,
+    },
+    /// The engine thread has stopped.
+    Stopped,
+}
+
+/// A sequence waiting to start.
+#[derive(Debug)]
+struct Queued {
+    job: Job,
+    deadline: Option<Instant>,
+}
+
+/// The queue between the request handlers and the engine thread.
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<Queued>,
+    /// Every handle is gone: stop once the running sequences end.
+    closed: bool,
+    /// The engine thread has ended.
+    stopped: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Closes the queue when the last [`Engine`] handle drops.
+#[derive(Debug)]
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
 /// A handle to the engine thread; dropping every handle stops it after the running sequences.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    _closer: Arc<Closer>,
     stats: Arc<EngineStats>,
     config: EngineConfig,
+    limits: Limits,
 }
 
 struct Running {
     job: Job,
+    deadline: Option<Instant>,
     cache: KvCache,
     sampler: Sampler,
     /// Tokens to feed next step: the prompt first, then the last token.
@@ -149,27 +258,86 @@ impl Running {
         self.generated == 0 && self.cache.is_empty() && self.job.extras.prompt_logprobs.is_some()
     }
 
+    fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
     fn penalised(&self) -> bool {
         self.job.extras.presence_penalty != 0.0 || self.job.extras.frequency_penalty != 0.0
     }
 }
 
 impl Engine {
-    /// Starts the engine thread over `model` and `tokenizer`.
+    /// Starts the engine thread over `model` and `tokenizer`, its queue unbounded.
     pub fn start(model: Arc<LlamaModel>, tokenizer: Arc<Bpe>, config: EngineConfig) -> (Engine, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel();
-        let stats = Arc::new(EngineStats::default());
-        let thread_stats = stats.clone();
-        let handle = std::thread::Builder::new()
-            .name("sovereign-engine".into())
-            .spawn(move || run(&model, &tokenizer, config, &rx, &thread_stats))
-            .expect("spawning the engine thread");
-        (Engine { jobs: tx, stats, config }, handle)
+        Engine::start_with(model, tokenizer, config, Limits::default())
     }
 
-    /// Queues a job; `false` when the engine has stopped.
+    /// Starts the engine thread with admission `limits`.
+    pub fn start_with(
+        model: Arc<LlamaModel>,
+        tokenizer: Arc<Bpe>,
+        config: EngineConfig,
+        limits: Limits,
+    ) -> (Engine, JoinHandle<()>) {
+        let shared = Arc::new(Shared::default());
+        let stats = Arc::new(EngineStats::default());
+        let (thread_shared, thread_stats) = (shared.clone(), stats.clone());
+        let handle = std::thread::Builder::new()
+            .name("sovereign-engine".into())
+            .spawn(move || {
+                run(&model, &tokenizer, config, &thread_shared, &thread_stats);
+                let mut queue = thread_shared.lock();
+                queue.stopped = true;
+                for q in queue.waiting.drain(..) {
+                    let _ = q.job.events.send(Event::Failed("the engine has stopped".into()));
+                }
+            })
+            .expect("spawning the engine thread");
+        let closer = Arc::new(Closer(shared.clone()));
+        (Engine { shared, _closer: closer, stats, config, limits }, handle)
+    }
+
+    /// Queues a job with no deadline, past the queue bound; `false` when the engine has stopped.
     pub fn submit(&self, job: Job) -> bool {
-        self.jobs.send(job).is_ok()
+        let mut queue = self.shared.lock();
+        if queue.stopped {
+            return false;
+        }
+        queue.waiting.push_back(Queued { job, deadline: None });
+        self.stats.waiting.store(queue.waiting.len(), Ordering::Relaxed);
+        self.shared.ready.notify_one();
+        true
+    }
+
+    /// Queues a request's sequences (one per choice) all or none: refused when they would make more
+    /// than [`Limits::max_queue`] wait (unless none waits). Each is dropped before its prefill if
+    /// `deadline` passes while it waits, and cut at `deadline` if it runs.
+    ///
+    /// # Errors
+    /// [`Refused::QueueFull`] with a retry estimate, or [`Refused::Stopped`].
+    pub fn try_submit(&self, jobs: Vec<Job>, deadline: Option<Instant>) -> std::result::Result<(), Refused> {
+        let mut queue = self.shared.lock();
+        if queue.stopped {
+            return Err(Refused::Stopped);
+        }
+        let waiting = queue.waiting.len();
+        if waiting > 0 && waiting.saturating_add(jobs.len()) > self.limits.max_queue {
+            return Err(Refused::QueueFull { waiting, retry_after: self.retry_after(waiting + jobs.len()) });
+        }
+        queue.waiting.extend(jobs.into_iter().map(|job| Queued { job, deadline }));
+        self.stats.waiting.store(queue.waiting.len(), Ordering::Relaxed);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    /// How long `ahead` waiting sequences take to leave the queue at the recent drain rate, in whole
+    /// seconds, at least 1 (without a recent rate: one second per batch ahead).
+    pub fn retry_after(&self, ahead: usize) -> Duration {
+        let rate = self.stats.drain_rate();
+        let seconds =
+            if rate > 0.0 { (ahead as f64 / rate).ceil() } else { ahead.div_ceil(self.config.max_batch.max(1)) as f64 };
+        Duration::from_secs(seconds.clamp(1.0, 3600.0) as u64)
     }
 
     /// The engine's counters.
@@ -177,30 +345,98 @@ impl Engine {
         &self.stats
     }
 
+    /// The engine's counters, shareable.
+    pub fn stats_handle(&self) -> Arc<EngineStats> {
+        self.stats.clone()
+    }
+
     /// Its scheduling configuration.
     pub fn config(&self) -> EngineConfig {
         self.config
     }
+
+    /// Its admission limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
 }
 
-fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, jobs: &mpsc::Receiver<Job>, stats: &EngineStats) {
+/// Drops waiting sequences whose client left or whose deadline passed (before their prefill).
+fn purge(queue: &mut Queue, now: Instant, stats: &EngineStats, drained: &mut VecDeque<Instant>) {
+    queue.waiting.retain(|q| {
+        if q.job.events.is_closed() {
+            stats.cancelled.fetch_add(1, Ordering::Relaxed);
+        } else if q.deadline.is_some_and(|d| now >= d) {
+            let _ = q.job.events.send(Event::Failed("the request's deadline passed while it waited".into()));
+            stats.expired_waiting.fetch_add(1, Ordering::Relaxed);
+        } else {
+            return true;
+        }
+        drained.push_back(now);
+        false
+    });
+}
+
+/// Keeps the drain-rate window and publishes the rate.
+fn publish_drain_rate(drained: &mut VecDeque<Instant>, now: Instant, stats: &EngineStats) {
+    while drained.front().is_some_and(|&t| now.duration_since(t) > DRAIN_WINDOW) || drained.len() > 4096 {
+        drained.pop_front();
+    }
+    let rate = match drained.front() {
+        // Over the window, or over the span seen so far when the engine started recently.
+        Some(&first) => drained.len() as f64 / now.duration_since(first).as_secs_f64().max(1.0),
+        None => 0.0,
+    };
+    stats.drain_rate.store(rate.to_bits(), Ordering::Relaxed);
+}
+
+fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, shared: &Shared, stats: &EngineStats) {
     let mut running: Vec<Running> = Vec::new();
+    let mut drained: VecDeque<Instant> = VecDeque::new();
     loop {
-        // Admit: block only when idle.
-        if running.is_empty() {
-            match jobs.recv() {
-                Ok(job) => admit(model, config, job, &mut running),
-                Err(_) => return,
+        // Admit: wait only when idle (waking for the nearest deadline of a waiting sequence).
+        let mut queue = shared.lock();
+        loop {
+            let now = Instant::now();
+            purge(&mut queue, now, stats, &mut drained);
+            if !running.is_empty() || !queue.waiting.is_empty() {
+                break;
             }
-        }
-        while running.len() < config.max_batch.max(1) {
-            match jobs.try_recv() {
-                Ok(job) => admit(model, config, job, &mut running),
-                Err(_) => break,
+            stats.waiting.store(0, Ordering::Relaxed);
+            publish_drain_rate(&mut drained, now, stats);
+            if queue.closed {
+                return;
             }
+            queue = shared.ready.wait_timeout(queue, Duration::from_secs(1)).map_or_else(|e| e.into_inner().0, |r| r.0);
         }
-        // Cancelled requests leave before the step.
-        running.retain(|r| !r.job.events.is_closed());
+        let now = Instant::now();
+        let free = config.max_batch.max(1).saturating_sub(running.len());
+        let take = free.min(queue.waiting.len());
+        let starting: Vec<Queued> = queue.waiting.drain(..take).collect();
+        stats.waiting.store(queue.waiting.len(), Ordering::Relaxed);
+        drop(queue);
+        for q in starting {
+            drained.push_back(now);
+            admit(model, config, q, &mut running);
+        }
+        publish_drain_rate(&mut drained, now, stats);
+        // Cancelled requests leave before the step; expired ones are cut.
+        running.retain(|r| {
+            if r.job.events.is_closed() {
+                stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                false
+            } else if r.expired(now) {
+                let _ = r.job.events.send(Event::Failed(format!(
+                    "the request's deadline passed after {} generated tokens",
+                    r.generated
+                )));
+                stats.expired_running.fetch_add(1, Ordering::Relaxed);
+                false
+            } else {
+                true
+            }
+        });
+        stats.active.store(running.len(), Ordering::Relaxed);
         if running.is_empty() {
             continue;
         }
@@ -271,7 +507,8 @@ fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, jobs: &mpsc::R
     }
 }
 
-fn admit(model: &LlamaModel, config: EngineConfig, job: Job, running: &mut Vec<Running>) {
+fn admit(model: &LlamaModel, config: EngineConfig, queued: Queued, running: &mut Vec<Running>) {
+    let Queued { job, deadline } = queued;
     let context = config.context.min(model.config().context_len);
     if job.prompt.is_empty() {
         let _ = job.events.send(Event::Failed("the prompt is empty".into()));
@@ -303,6 +540,7 @@ fn admit(model: &LlamaModel, config: EngineConfig, job: Job, running: &mut Vec<R
         sent: 0,
         counts: Vec::new(),
         job,
+        deadline,
     });
 }
 

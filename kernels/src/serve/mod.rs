@@ -18,7 +18,10 @@
 //! Generation runs on one engine thread with continuous batching ([`engine`]).
 //! Errors have OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`):
 //! 400 for bad JSON or parameters, 404 for an unknown model or route, 413 for a
-//! body over [`ServerConfig::max_body_bytes`]. [`serve`] stops gracefully: it
+//! body over [`ServerConfig::max_body_bytes`]. Under overload ([`completion`] has the details):
+//! 400 `context_length_exceeded` when prompt + `max_tokens` exceed [`ServerConfig::context`], 503
+//! `overloaded` with `Retry-After` beyond [`ServerConfig::max_queue`] waiting sequences, 504
+//! `timeout` past [`ServerConfig::request_timeout`]. [`serve`] stops gracefully: it
 //! finishes the requests in flight when its shutdown future completes.
 
 pub mod completion;
@@ -65,6 +68,12 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `max_tokens` when a chat request gives none.
     pub default_max_tokens: usize,
+    /// At most this many sequences (one per choice) wait to start in the engine; a generation
+    /// request beyond it gets 503 `overloaded` with `Retry-After` ([`engine::Limits`]).
+    pub max_queue: usize,
+    /// Each generation request's deadline from its arrival: 504 `timeout` when it passes before the
+    /// answer is complete (a stream already started ends with an error event, [`completion`]).
+    pub request_timeout: std::time::Duration,
     /// The index behind `POST /v1/rag` (without it the route answers 503).
     #[cfg(feature = "rag")]
     pub rag: Option<Arc<rag::RagService>>,
@@ -78,6 +87,8 @@ impl Default for ServerConfig {
             context: 2048,
             max_body_bytes: 1 << 20,
             default_max_tokens: 256,
+            max_queue: 32,
+            request_timeout: std::time::Duration::from_secs(120),
             #[cfg(feature = "rag")]
             rag: None,
         }
@@ -169,7 +180,8 @@ struct AppState {
 pub fn router(config: ServerConfig, models: Models) -> Router {
     let chat = models.chat.map(|chat| {
         let engine_config = EngineConfig { max_batch: config.max_batch, context: config.context };
-        let (engine, _thread) = Engine::start(chat.model.clone(), chat.tokenizer.clone(), engine_config);
+        let limits = engine::Limits { max_queue: config.max_queue };
+        let (engine, _thread) = Engine::start_with(chat.model.clone(), chat.tokenizer.clone(), engine_config, limits);
         (chat, engine)
     });
     let state = Arc::new(AppState {

@@ -58,6 +58,8 @@ fn the_cache_folder_rule_is_the_one_datasets_uses() {
 
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
+mod serve_overload;
 
 #[cfg(feature = "ml")]
 mod ml;
