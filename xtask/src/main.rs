@@ -10,6 +10,7 @@ mod bench_rag;
 mod bench_registry;
 mod bench_score;
 mod bench_serve_model;
+mod bench_soak;
 mod bench_structured;
 mod book;
 mod check;
@@ -86,6 +87,7 @@ enum Command {
     /// `bench audit` times syscall-heavy workloads untraced, under `kernels::audit` and under `strace -f -c`.
     /// `bench score` times batch scoring of a Parquet file (`kernels::score`) against pyarrow + LightGBM.
     /// `bench structured` runs SmolLM2 on 56 schema × prompt pairs with and without `kernels::constrain`.
+    /// `bench soak` runs `sovereign serve` at 2x then 0.5x its measured capacity (shed, latency, RSS).
     /// `bench rag` evaluates `kernels::rag` retrieval on rust-docs-qa (nDCG, recall, MRR, latency) and BM25 against bm25s.
     Bench {
         week: String,
@@ -208,6 +210,7 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "serve-model" => bench_serve_model::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "soak" => bench_soak::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "score" => bench_score::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "structured" => bench_structured::run(&ws, quick, out),
