@@ -310,6 +310,7 @@ impl Engine {
         true
     }
 
+    // ANCHOR: try_submit
     /// Queues a request's sequences (one per choice) all or none: refused when they would make more
     /// than [`Limits::max_queue`] wait (unless none waits). Each is dropped before its prefill if
     /// `deadline` passes while it waits, and cut at `deadline` if it runs.
@@ -339,6 +340,7 @@ impl Engine {
             if rate > 0.0 { (ahead as f64 / rate).ceil() } else { ahead.div_ceil(self.config.max_batch.max(1)) as f64 };
         Duration::from_secs(seconds.clamp(1.0, 3600.0) as u64)
     }
+    // ANCHOR_END: try_submit
 
     /// The engine's counters.
     pub fn stats(&self) -> &EngineStats {
