@@ -1095,6 +1095,14 @@ pub enum Error {
     },
     // -- observe slo/rules/prometheus: add variants below this line --
     // -- observe shed/canary and gateway: add variants below this line --
+    /// A load-shedding configuration is invalid (the message names the key).
+    #[cfg(feature = "observe")]
+    #[error("shed config: {0}")]
+    ShedConfig(String),
+    /// A canary configuration is invalid (the message names the key).
+    #[cfg(feature = "observe")]
+    #[error("canary config: {0}")]
+    CanaryConfig(String),
     // -- serve overload: add variants below this line --
     // -- tracking: add tracking-client variants below this line --
     /// The MLflow tracking server answered with an error (`error_code` as MLflow names it).

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::observe::canary::CanaryConfig;
+use crate::observe::shed::{Priority, ShedConfig};
 use crate::{Error, Result};
 
 /// Where a request's data may go, from the most to the least restricted.
@@ -83,6 +85,16 @@ pub struct BackendConfig {
     /// USD per 1,000 completion tokens (default 0).
     #[serde(default)]
     pub cost_per_1k_completion_tokens: f64,
+    /// A cheaper backend that takes this one's requests once the caller's (or the gateway's) daily
+    /// cost budget is spent (see [`super::controls`]); it must be strictly cheaper.
+    pub spill_to: Option<String>,
+}
+
+impl BackendConfig {
+    /// Its price of 1,000 prompt plus 1,000 completion tokens (what "cheaper" compares).
+    pub fn unit_price(&self) -> f64 {
+        self.cost_per_1k_prompt_tokens + self.cost_per_1k_completion_tokens
+    }
 }
 
 fn one() -> u32 {
@@ -227,8 +239,73 @@ pub struct KeyConfig {
     pub tokens_per_minute: Option<u64>,
     /// Tokens per UTC day (absent: unlimited).
     pub daily_tokens: Option<u64>,
-    /// USD per UTC day at the backends' prices (absent: unlimited).
+    /// USD per UTC day at the backends' prices (absent: unlimited). Once spent, requests spill to
+    /// cheaper backends (`spill_to`) and are refused only when none serves the model.
     pub daily_cost_usd: Option<f64>,
+    /// The key's class for load shedding (`critical`, `high`, `normal`, `low` or 0 to 3; default:
+    /// `[shed] default_priority`).
+    pub priority: Option<Priority>,
+}
+
+/// `[budget]`: the gateway's own daily cost budget, over every caller.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// USD per UTC day at the backends' prices (absent: unlimited); once spent, every request
+    /// spills to cheaper backends as a key over its own budget does.
+    pub daily_cost_usd: Option<f64>,
+}
+
+/// `[[canaries]]`: a model's traffic split between a stable and a canary backend (see
+/// [`crate::observe::canary`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRouteConfig {
+    /// The model id.
+    pub model: String,
+    /// The backend serving the current version.
+    pub stable: String,
+    /// The backend serving the new version.
+    pub canary: String,
+    /// The canary's starting share in percent.
+    pub percent: f64,
+    /// The judging window in milliseconds.
+    pub window_ms: u64,
+    /// Canary requests needed for a verdict (default 20).
+    #[serde(default = "twenty")]
+    pub min_requests: u64,
+    /// Highest acceptable error rate (default 0.05).
+    #[serde(default = "five_percent")]
+    pub max_error_rate: f64,
+    /// Highest acceptable p99 latency in milliseconds.
+    pub max_p99_ms: u64,
+    /// Percentages to promote through (default 5, 25, 50, 100).
+    #[serde(default = "steps")]
+    pub steps: Vec<f64>,
+}
+
+fn twenty() -> u64 {
+    20
+}
+fn five_percent() -> f64 {
+    0.05
+}
+fn steps() -> Vec<f64> {
+    vec![5.0, 25.0, 50.0, 100.0]
+}
+
+impl CanaryRouteConfig {
+    /// The controller's part of it.
+    pub fn controller(&self) -> CanaryConfig {
+        CanaryConfig {
+            percent: self.percent,
+            window_ms: self.window_ms,
+            min_requests: self.min_requests,
+            max_error_rate: self.max_error_rate,
+            max_p99_ms: self.max_p99_ms,
+            steps: self.steps.clone(),
+        }
+    }
 }
 
 /// `[cache]`: the semantic cache (see [`super::cache`]).
@@ -312,6 +389,14 @@ pub struct GatewayConfig {
     /// The semantic cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The gateway's daily cost budget.
+    #[serde(default)]
+    pub budget: BudgetConfig,
+    /// Load shedding by priority (absent: none).
+    pub shed: Option<ShedConfig>,
+    /// Canary rollouts.
+    #[serde(default)]
+    pub canaries: Vec<CanaryRouteConfig>,
 }
 
 fn listen() -> SocketAddr {
@@ -478,6 +563,61 @@ impl GatewayConfig {
         }
         if c.ttl_s == 0 {
             return Err(bad("cache.ttl_s", "must be at least 1"));
+        }
+        self.validate_controls()
+    }
+
+    /// Spill targets, the budget, shedding and canaries.
+    fn validate_controls(&self) -> Result<()> {
+        let find = |name: &str| self.backends.iter().position(|b| b.name == name);
+        for (i, b) in self.backends.iter().enumerate() {
+            if let Some(t) = &b.spill_to {
+                let Some(j) = find(t) else {
+                    return Err(bad(format!("backends[{i}].spill_to"), format!("no backend is named {t:?}")));
+                };
+                if self.backends[j].unit_price() >= b.unit_price() {
+                    return Err(bad(
+                        format!("backends[{i}].spill_to"),
+                        format!("{t:?} is not cheaper than {:?}", b.name),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = self.budget.daily_cost_usd
+            && !(c.is_finite() && c >= 0.0)
+        {
+            return Err(bad("budget.daily_cost_usd", format!("{c} is not an amount ≥ 0")));
+        }
+        if let Some(s) = &self.shed {
+            s.validate().map_err(|e| match e {
+                Error::ShedConfig(m) => Error::GatewayConfig(format!("shed.{m}")),
+                e => e,
+            })?;
+        }
+        let mut models = BTreeSet::new();
+        for (i, c) in self.canaries.iter().enumerate() {
+            if !models.insert(c.model.as_str()) {
+                return Err(bad(format!("canaries[{i}].model"), format!("{:?} has two canaries", c.model)));
+            }
+            for (key, name) in [("stable", &c.stable), ("canary", &c.canary)] {
+                match find(name) {
+                    None => return Err(bad(format!("canaries[{i}].{key}"), format!("no backend is named {name:?}"))),
+                    Some(j) if !self.backends[j].models.contains(&c.model) => {
+                        return Err(bad(
+                            format!("canaries[{i}].{key}"),
+                            format!("{name:?} does not serve {:?}", c.model),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if c.stable == c.canary {
+                return Err(bad(format!("canaries[{i}].canary"), "is the stable backend"));
+            }
+            c.controller().validate().map_err(|e| match e {
+                Error::CanaryConfig(m) => Error::GatewayConfig(format!("canaries[{i}].{m}")),
+                e => e,
+            })?;
         }
         Ok(())
     }

@@ -88,7 +88,8 @@ pub enum Refusal {
     },
 }
 
-const DAY_MS: u64 = 86_400_000;
+/// Milliseconds in a day.
+pub const DAY_MS: u64 = 86_400_000;
 
 /// One key's limits and today's use.
 #[derive(Debug, Clone)]
@@ -146,9 +147,30 @@ impl KeyState {
         if self.config.daily_tokens.is_some_and(|b| self.tokens_today >= b) {
             return Err(Refusal::BudgetExceeded { budget: "daily_tokens", retry_after_ms: to_midnight });
         }
-        if self.config.daily_cost_usd.is_some_and(|b| self.cost_today >= b) {
+        if self.cost_spent(now_ms) {
             return Err(Refusal::BudgetExceeded { budget: "daily_cost_usd", retry_after_ms: to_midnight });
         }
+        self.admit_spillable(now_ms).map(|_| ())
+    }
+
+    /// Whether today's cost budget is spent.
+    pub fn cost_spent(&mut self, now_ms: u64) -> bool {
+        self.roll_day(now_ms);
+        self.config.daily_cost_usd.is_some_and(|b| self.cost_today >= b)
+    }
+
+    /// [`KeyState::admit`] except for the cost budget, which may be spent: the request may still go
+    /// to a cheaper backend (`spill_to`). Returns whether the cost budget is spent.
+    ///
+    /// # Errors
+    /// The [`Refusal`] (rate limits, the token budget).
+    pub fn admit_spillable(&mut self, now_ms: u64) -> std::result::Result<bool, Refusal> {
+        self.roll_day(now_ms);
+        let to_midnight = DAY_MS - now_ms % DAY_MS;
+        if self.config.daily_tokens.is_some_and(|b| self.tokens_today >= b) {
+            return Err(Refusal::BudgetExceeded { budget: "daily_tokens", retry_after_ms: to_midnight });
+        }
+        let spent = self.cost_spent(now_ms);
         if let Some(t) = &mut self.tokens
             && let Err(ms) = t.check_no_debt(now_ms)
         {
@@ -159,7 +181,7 @@ impl KeyState {
         {
             return Err(Refusal::RateLimited { limit: "requests_per_minute", retry_after_ms: ms });
         }
-        Ok(())
+        Ok(spent)
     }
     // ANCHOR_END: admit
 

@@ -18,6 +18,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ("gateway_backend_up", "gauge", "1 when the backend's last health check passed."),
     ("gateway_backend_outstanding", "gauge", "Requests in flight to the backend."),
     ("gateway_breaker_state", "gauge", "Circuit breaker: 0 closed, 1 half-open, 2 open."),
+    ("sovereign_gateway_spillovers_total", "counter", "Requests sent to a cheaper backend as a cost budget was spent."),
+    ("sovereign_requests_shed_total", "counter", "Requests refused by overload control, by reason and priority."),
+    ("sovereign_gateway_canary_state", "gauge", "Canary rollout per model: 0 rolling out, 1 promoted, 2 rolled back."),
+    ("sovereign_gateway_canary_percent", "gauge", "The canary's share of the model's traffic, in percent."),
+    ("sovereign_gateway_canary_requests_total", "counter", "Requests of canaried models, by model, arm and outcome."),
 ];
 
 /// Counters keyed by family and label set.

@@ -26,6 +26,7 @@
 pub mod breaker;
 pub mod cache;
 pub mod config;
+pub mod controls;
 pub mod fault;
 pub mod limits;
 pub mod metrics;
@@ -75,6 +76,8 @@ pub struct Gateway {
     client: reqwest::Client,
     clock: Clock,
     cache: Option<Arc<SemanticCache>>,
+    /// Cost spill-over, load shedding and canaries ([`controls`]).
+    pub controls: controls::Controls,
     /// The counters behind `/metrics`.
     pub metrics: metrics::Counters,
 }
@@ -113,7 +116,9 @@ impl Gateway {
         let keys: Vec<Mutex<KeyState>> =
             config.keys.iter().map(|k| Mutex::new(KeyState::new(k.clone(), now))).collect();
         let key_hashes = keys.iter().map(|k| k.lock().unwrap_or_else(|e| e.into_inner()).hash()).collect();
+        let controls = controls::Controls::new(&config, &clock)?;
         let gateway = Gateway {
+            controls,
             backends,
             keys,
             key_hashes,
@@ -126,6 +131,7 @@ impl Gateway {
         for b in &gateway.backends {
             gateway.metrics.set("gateway_backend_up", &[("backend", &b.config.name)], 1.0);
         }
+        gateway.controls.init_metrics(&gateway.metrics);
         Ok(Arc::new(gateway))
     }
 
@@ -250,6 +256,7 @@ struct Caller {
     key: Option<usize>,
     name: String,
     tier: Tier,
+    priority: Option<crate::observe::shed::Priority>,
 }
 
 /// The caller, or the 401 message.
@@ -263,12 +270,17 @@ fn authenticate(gw: &Gateway, headers: &HeaderMap) -> std::result::Result<Caller
         Some(k) => match limits::find_key(&gw.key_hashes, k) {
             Some(i) => {
                 let key = gw.keys[i].lock().unwrap_or_else(|e| e.into_inner());
-                Ok(Caller { key: Some(i), name: key.config.name.clone(), tier: key.tier() })
+                Ok(Caller {
+                    key: Some(i),
+                    name: key.config.name.clone(),
+                    tier: key.tier(),
+                    priority: key.config.priority,
+                })
             }
             None => Err("Incorrect API key provided."),
         },
         None => match gw.config.anonymous_tier {
-            Some(tier) => Ok(Caller { key: None, name: "anonymous".into(), tier }),
+            Some(tier) => Ok(Caller { key: None, name: "anonymous".into(), tier, priority: None }),
             None => Err("An API key is required (Authorization: Bearer KEY)."),
         },
     }
@@ -348,10 +360,15 @@ struct Ticket {
     caller: String,
     model: String,
     endpoint: &'static str,
+    /// The shed permit (held until the ticket's last clone is dropped) and the canary arm.
+    controls: controls::RequestControls,
 }
 
 impl Gateway {
     fn finish(&self, t: &Ticket, status: u16) {
+        if let Some(mark) = &t.controls.canary {
+            self.controls.record(mark, status, &self.metrics);
+        }
         let s = status.to_string();
         self.metrics.add(
             "gateway_requests_total",
@@ -366,6 +383,7 @@ impl Gateway {
         let b = &self.backends[backend].config;
         let cost = prompt as f64 / 1000.0 * b.cost_per_1k_prompt_tokens
             + completion as f64 / 1000.0 * b.cost_per_1k_completion_tokens;
+        self.controls.charge(cost, self.clock.now_ms());
         if let Some(k) = t.caller_key {
             self.keys[k].lock().unwrap_or_else(|e| e.into_inner()).charge(
                 prompt + completion,
@@ -441,10 +459,20 @@ async fn proxy(
     let Some(model) = request["model"].as_str().map(str::to_owned) else {
         return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", "`model` is required", Some("model"), None);
     };
-    let ticket = Ticket { caller_key: caller.key, caller: caller.name.clone(), model: model.clone(), endpoint };
+    let mut ticket = Ticket {
+        caller_key: caller.key,
+        caller: caller.name.clone(),
+        model: model.clone(),
+        endpoint,
+        controls: controls::RequestControls::default(),
+    };
     let now = gw.clock.now_ms();
+    // The cost budget (the key's or the gateway's) may be spent: then the request spills to cheaper
+    // backends below, or is refused if none remains.
+    let mut over_budget = gw.controls.budget_spent(now);
     if let Some(k) = caller.key {
-        let admitted = gw.keys[k].lock().unwrap_or_else(|e| e.into_inner()).admit(now);
+        let admitted = gw.keys[k].lock().unwrap_or_else(|e| e.into_inner()).admit_spillable(now);
+        over_budget |= admitted.as_ref().is_ok_and(|spent| *spent);
         if let Err(refusal) = admitted {
             let (code, response) = match refusal {
                 Refusal::RateLimited { limit, retry_after_ms } => (
@@ -467,6 +495,24 @@ async fn proxy(
             gw.metrics.add("gateway_refusals_total", &[("key", &caller.name), ("code", code)], 1.0);
             gw.finish(&ticket, 429);
             return response;
+        }
+    }
+    // Load shedding by the key's priority, after its own limits (a refused request spends nothing).
+    match gw.controls.admit(caller.priority, now) {
+        Ok(guard) => ticket.controls.shed = guard,
+        Err((priority, shed)) => {
+            gw.metrics.add(crate::observe::SHED, &[("reason", "priority"), ("priority", priority.name())], 1.0);
+            gw.finish(&ticket, 503);
+            let mut r = api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                format!("The gateway is overloaded; {} priority requests are shed for now.", priority.name()),
+                None,
+                Some("overloaded"),
+            );
+            let secs = shed.retry_after_ms().div_ceil(1000).max(1);
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return r;
         }
     }
     // The privacy check: only backends within the caller's tier are ever contacted.
@@ -531,6 +577,35 @@ async fn proxy(
         })
         .collect();
     let mut order = route::order(&candidates, gw.config.policy(&model), rand::random::<f64>);
+    // A canary splits the model's traffic between two backends, sticky by the request's `user`.
+    let sticky = request["user"].as_str().unwrap_or(&caller.name).to_owned();
+    if let Some((b, mark)) = gw.controls.route(&model, &sticky, &eligible, gw.clock.now_ms(), &gw.metrics) {
+        order = vec![b];
+        ticket.controls.canary = Some(mark);
+    }
+    if over_budget {
+        let spilled = controls::spill_order(&gw.config.backends, &order, &eligible);
+        let Some(&to) = spilled.first() else {
+            gw.metrics.add("gateway_refusals_total", &[("key", &caller.name), ("code", "budget_exceeded")], 1.0);
+            gw.finish(&ticket, 429);
+            let to_midnight = limits::DAY_MS - now % limits::DAY_MS;
+            return too_many(
+                "budget_exceeded",
+                format!(
+                    "{:?} has spent its daily_cost_usd for today (UTC) and no cheaper backend serves `{model}`.",
+                    caller.name
+                ),
+                to_midnight,
+            );
+        };
+        let from = order.first().map_or("", |&b| gw.backends[b].config.name.as_str());
+        gw.metrics.add(
+            controls::SPILLOVERS,
+            &[("key", &caller.name), ("from", from), ("to", &gw.backends[to].config.name)],
+            1.0,
+        );
+        order = spilled;
+    }
     if order.iter().any(|&i| gw.backends[i].healthy.load(Ordering::SeqCst)) {
         order.retain(|&i| gw.backends[i].healthy.load(Ordering::SeqCst));
     }

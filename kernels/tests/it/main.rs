@@ -87,6 +87,10 @@ mod score;
 
 #[cfg(feature = "gateway")]
 mod gateway;
+#[cfg(feature = "gateway")]
+mod gateway_controls;
+#[cfg(feature = "observe")]
+mod observe_shed;
 
 #[cfg(feature = "rag")]
 mod rag_answer;
