@@ -39,6 +39,7 @@ pub const CANARY_PERCENT: &str = "sovereign_gateway_canary_percent";
 /// `sovereign_gateway_canary_requests_total`.
 pub const CANARY_REQUESTS: &str = "sovereign_gateway_canary_requests_total";
 
+// ANCHOR: spill_order
 /// The order in which to try backends once the caller's cost budget is spent: for each backend of
 /// `order` in turn, its `spill_to` chain (the next cheaper, then the one after…), keeping only
 /// backends in `eligible` (those that serve the model within the caller's tier), each once. Empty
@@ -62,6 +63,7 @@ pub fn spill_order(backends: &[BackendConfig], order: &[usize], eligible: &[usiz
     }
     out
 }
+// ANCHOR_END: spill_order
 
 /// The gateway's own spend today.
 #[derive(Debug, Default)]

@@ -229,6 +229,7 @@ pub enum Verdict {
     },
 }
 
+// ANCHOR: evaluate
 /// Judges the canary arm against the SLOs of `config`, compared with the stable arm (see the module
 /// documentation); `percent` is the canary's current share.
 pub fn evaluate(config: &CanaryConfig, percent: f64, stable: &ArmStats, canary: &ArmStats) -> Verdict {
@@ -275,6 +276,7 @@ pub fn evaluate(config: &CanaryConfig, percent: f64, stable: &ArmStats, canary: 
     }
     Verdict::Promote { to: config.next_step(percent) }
 }
+// ANCHOR_END: evaluate
 
 /// A change of state, for the event log.
 #[derive(Debug, Clone, PartialEq)]

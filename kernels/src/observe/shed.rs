@@ -322,6 +322,7 @@ impl PriorityShedder {
         })
     }
 
+    // ANCHOR: try_acquire
     /// Admits a request of class `p` at `now_ms` (taking a token and an in-flight slot) or says why
     /// not, with a `Retry-After` estimate.
     ///
@@ -348,6 +349,7 @@ impl PriorityShedder {
         self.admitted[p.index()] += 1;
         Ok(Permit { priority: p, admitted_ms: now_ms })
     }
+    // ANCHOR_END: try_acquire
 
     /// Gives back an admitted request's in-flight slot; its service time feeds the `Retry-After`
     /// estimate of the in-flight cap.
