@@ -1094,6 +1094,17 @@ pub enum Error {
         reason: String,
     },
     // -- observe slo/rules/prometheus: add variants below this line --
+    /// An SLO file with an unknown, missing or mistyped key or a value out of range (`key` dotted).
+    #[cfg(feature = "observe")]
+    #[error("SLO file {path}: key `{key}`: {reason}")]
+    SloConfig {
+        /// The file (or `(string)`).
+        path: String,
+        /// The dotted key, e.g. `latency.threshold_seconds`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     // -- observe shed/canary and gateway: add variants below this line --
     /// A load-shedding configuration is invalid (the message names the key).
     #[cfg(feature = "observe")]
