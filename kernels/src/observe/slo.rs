@@ -371,6 +371,7 @@ pub struct BurnAlert {
     pub hold: Window,
 }
 
+// ANCHOR: policy
 /// The multiwindow, multi-burn-rate policy of *The Site Reliability Workbook* ch. 5 (Table 5-8 and
 /// the example configuration of section 6), for a 30-day period.
 pub const POLICY: [BurnAlert; 4] = [
@@ -403,6 +404,7 @@ pub const POLICY: [BurnAlert; 4] = [
         hold: Window::hours(3),
     },
 ];
+// ANCHOR_END: policy
 
 /// Every window the policy reads, shortest first (one recording rule each).
 pub fn windows() -> Vec<Window> {
@@ -417,6 +419,7 @@ pub fn error_budget(objective: f64) -> f64 {
     1.0 - objective
 }
 
+// ANCHOR: burn_rate
 /// The burn rate of `bad` out of `total` events: `bad/total / (1 - objective)`; 1 spends the budget
 /// exactly over the period. No events burn nothing (0).
 pub fn burn_rate(bad: f64, total: f64, objective: f64) -> f64 {
@@ -427,6 +430,7 @@ pub fn burn_rate(bad: f64, total: f64, objective: f64) -> f64 {
 pub fn budget_consumed(burn_rate: f64, window: Window, period: Window) -> f64 {
     burn_rate * window.seconds as f64 / period.seconds as f64
 }
+// ANCHOR_END: burn_rate
 
 /// How long the whole budget lasts at `burn_rate` (seconds; infinite for a rate ≤ 0).
 pub fn time_to_exhaustion(burn_rate: f64, period: Window) -> f64 {
