@@ -34,7 +34,7 @@ pub mod rag;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -168,8 +168,8 @@ struct AppState {
     config: ServerConfig,
     chat: Option<(ChatModel, Engine)>,
     embedding: Option<EmbeddingModel>,
-    requests: metrics::RequestCounters,
-    embedded: AtomicU64,
+    /// The registry behind `/metrics` (overload control counts its refusals in `shed`).
+    pub metrics: Arc<metrics::ServeMetrics>,
     next_id: AtomicU64,
     /// Numbers tool-call ids (`call_<n>`).
     next_call: AtomicU64,
@@ -187,8 +187,7 @@ pub fn router(config: ServerConfig, models: Models) -> Router {
     let state = Arc::new(AppState {
         chat,
         embedding: models.embedding,
-        requests: metrics::RequestCounters::default(),
-        embedded: AtomicU64::new(0),
+        metrics: Arc::new(metrics::ServeMetrics::new()),
         next_id: AtomicU64::new(1),
         next_call: AtomicU64::new(1),
         started: unix_now(),
@@ -205,8 +204,61 @@ pub fn router(config: ServerConfig, models: Models) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_page))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe_request))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state)
+}
+
+/// The routes, as the `route` label names them (anything else is `other`).
+const ROUTES: [&str; 7] =
+    ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics", "/v1/rag"];
+
+/// Leaves the in-flight gauge when the request ends, answered or dropped.
+struct InFlight<'a>(&'a metrics::ServeMetrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.add(-1.0);
+    }
+}
+
+/// Wraps every route: in-flight gauge, the `request` span of the incoming `traceparent` (or a new
+/// trace), then the request count and duration by route, model and code; answers with `traceparent`.
+async fn observe_request(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::observe::trace::{self, TRACEPARENT, TraceContext};
+    use tracing::Instrument;
+    let start = std::time::Instant::now();
+    let route = ROUTES.iter().copied().find(|r| *r == request.uri().path()).unwrap_or("other");
+    let (ctx, parent) = TraceContext::for_request(request.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
+    let span = trace::request_span(route, "", &ctx, parent);
+    state.metrics.in_flight.add(1.0);
+    let guard = InFlight(&state.metrics);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    drop(guard);
+    let code = response.status().as_u16();
+    // The model served on this route (bounded: never the name a client asked for).
+    let model = match route {
+        _ if code == 404 => "",
+        "/v1/embeddings" => state.embedding.as_ref().map_or("", |e| e.id.as_str()),
+        "/v1/chat/completions" | "/v1/completions" | "/v1/rag" => {
+            state.chat.as_ref().map_or("", |(c, _)| c.id.as_str())
+        }
+        _ => "",
+    };
+    if !model.is_empty() {
+        span.record("model", model);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    state.metrics.record(route, model, code, seconds);
+    tracing::info!(parent: &span, code, seconds, "answered");
+    if let Ok(v) = axum::http::HeaderValue::from_str(&ctx.to_header()) {
+        response.headers_mut().insert(TRACEPARENT, v);
+    }
+    response
 }
 
 /// Serves `models` on `listener` until `shutdown` completes, then finishes the requests in flight.
@@ -276,11 +328,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Records the answer's status under `endpoint` and returns it.
-fn answer(state: &AppState, endpoint: &str, result: std::result::Result<Response, ApiError>) -> Response {
-    let response = result.unwrap_or_else(IntoResponse::into_response);
-    state.requests.record(endpoint, response.status().as_u16());
-    response
+/// The answer or the error's (counted by route and code in [`observe_request`]).
+fn answer(_state: &AppState, _endpoint: &str, result: std::result::Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Parses a JSON body, mapping rejections to OpenAI-shaped 400 / 413 answers.
@@ -344,7 +394,8 @@ async fn embeddings_inner(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string(), None, None))?
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string(), None, None))?;
-    state.embedded.fetch_add(vectors.len() as u64, Ordering::Relaxed);
+    state.metrics.embedded_texts.inc_by(vectors.len() as f64);
+    state.metrics.tokens.with(&[&embedding.id, "prompt"]).inc_by(tokens as f64);
     let data: Vec<Value> = vectors
         .iter()
         .enumerate()
@@ -372,8 +423,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
-    let engine = state.chat.as_ref().map(|(_, e)| e.stats());
-    let page = metrics::render(&state.requests, engine, state.embedded.load(Ordering::Relaxed));
+    let engine = state.chat.as_ref().map(|(c, e)| (c.id.as_str(), e.stats()));
+    let page = state.metrics.render(engine);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page).into_response()
 }
 

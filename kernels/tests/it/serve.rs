@@ -279,9 +279,25 @@ fn concurrent_requests_are_batched_and_answer_as_if_alone() {
     }
     let (status, page) = http(server.addr, "GET", "/metrics", b"");
     assert_eq!(status, 200);
-    assert!(metric(&page, "sovereign_max_batch_size") >= 2.0, "requests were not batched:\n{page}");
-    assert!(metric(&page, "sovereign_generated_tokens_total") >= 8.0);
-    assert!(page.contains("sovereign_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"}"));
+    assert!(metric(&page, "sovereign_engine_max_batch_size") >= 2.0, "requests were not batched:\n{page}");
+    let families = kernels::observe::prom::parse(&page).unwrap();
+    // The sum over the series of `family` with these labels.
+    let sample = |family: &str, labels: &[(&str, &str)]| {
+        families
+            .iter()
+            .filter(|f| f.name == family)
+            .flat_map(|f| &f.samples)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v)))
+            .map(|s| s.value)
+            .sum::<f64>()
+    };
+    assert!(sample("sovereign_tokens_total", &[("kind", "completion")]) >= 8.0);
+    assert!(sample("sovereign_http_requests_total", &[("route", "/v1/chat/completions"), ("code", "200")]) >= 8.0);
+    assert!(
+        sample("sovereign_http_request_duration_seconds_count", &[("route", "/v1/chat/completions")]) >= 8.0,
+        "{page}"
+    );
+    assert_eq!(sample("sovereign_build_info", &[("component", "serve")]), 1.0);
     let (status, health) = http(server.addr, "GET", "/health", b"");
     assert_eq!((status, health.as_str()), (200, r#"{"status":"ok"}"#));
 }
