@@ -68,6 +68,24 @@ pub enum Build {
     Failed(String),
 }
 
+/// Set to `1` to grade every week against one `kernels` built with the union of all weeks'
+/// `kernels_features`. CI's learner-export step sets it: the export has its own copy of `kernels`
+/// (another path, so nothing of the main checkout's build is reused), and one feature set means
+/// `kernels` is compiled once for all weeks there instead of once per week. The week proofs
+/// (`cargo xtask check`) leave it unset, so each week is still proven with only its own features.
+pub const UNION_FEATURES_ENV: &str = "SOVEREIGN_HARNESS_UNION_FEATURES";
+
+fn every_weeks_features() -> bool {
+    std::env::var_os(UNION_FEATURES_ENV).is_some_and(|v| v == "1")
+}
+
+/// The union of every week's `kernels_features`, sorted.
+fn union_of_kernels_features(ws: &Workspace) -> Result<Vec<String>> {
+    let all: std::collections::BTreeSet<String> =
+        crate::spec::all_weeks(ws)?.into_iter().flat_map(|w| w.kernels_features).collect();
+    Ok(all.into_iter().collect())
+}
+
 /// Writes the harness workspace for `week` linking `imp`.
 pub fn generate(ws: &Workspace, week: &WeekSpec, imp: &Implementation, purpose: Purpose) -> Result<Harness> {
     let flavour = match purpose {
@@ -91,6 +109,7 @@ pub fn generate(ws: &Workspace, week: &WeekSpec, imp: &Implementation, purpose: 
         _ => week.crate_name.clone(),
     };
     let features = match purpose {
+        Purpose::Grade if every_weeks_features() => union_of_kernels_features(ws)?,
         Purpose::Grade => week.kernels_features.clone(),
         Purpose::Bench => week.bench_kernels_features.clone().unwrap_or_else(|| week.kernels_features.clone()),
     };
