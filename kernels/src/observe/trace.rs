@@ -106,6 +106,7 @@ impl TraceContext {
         format!("00-{}-{}-{}", hex(&self.trace_id), hex(&self.span_id), if self.sampled { "01" } else { "00" })
     }
 
+    // ANCHOR: propagate
     /// A span of the same trace with a new random id (the callee's position when `self` is the caller's).
     pub fn child(&self) -> TraceContext {
         let mut span_id = random_nonzero::<8>();
@@ -128,6 +129,7 @@ impl TraceContext {
             None => (TraceContext::new_root(), None),
         }
     }
+    // ANCHOR_END: propagate
 
     /// The trace id in hex.
     pub fn trace_id_hex(&self) -> String {
