@@ -403,7 +403,7 @@ impl CanaryController {
         let verdict = evaluate(&self.config, percent, &self.stable, &self.canary);
         self.last_verdict = Some(verdict.clone());
         let (to, reason) = match verdict {
-            Verdict::Hold { reason } => {
+            Verdict::Hold { .. } => {
                 // Too few samples: keep them, the next window adds to them. Both arms in trouble:
                 // start afresh, the next window may tell them apart.
                 if self.canary.total() >= self.config.min_requests {
@@ -411,7 +411,6 @@ impl CanaryController {
                     self.canary = ArmStats::default();
                 }
                 self.window_start_ms = now_ms;
-                let _ = reason;
                 return None;
             }
             Verdict::Promote { to } if to >= 100.0 => (CanaryState::Promoted, "promoted to 100 %".to_owned()),
