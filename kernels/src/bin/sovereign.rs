@@ -140,6 +140,9 @@ enum GgufCommand {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Log JSON lines to stderr (one per event, with the request span's trace_id).
+    #[arg(long)]
+    log_json: bool,
     /// Serve the bundled models (SmolLM2-135M-Instruct and all-MiniLM-L6-v2, from `cargo xtask models`).
     #[arg(long)]
     demo: bool,
@@ -230,6 +233,9 @@ fn print_json(value: &serde_json::Value) {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
+    if args.log_json {
+        kernels::observe::trace::init_json_logs(std::io::stderr);
+    }
     let (mut chat_path, mut embedding_dir) = (args.model.clone(), args.embedding_model.clone());
     if args.demo {
         let chat = kernels::cache::model_file(DEMO_CHAT.0, DEMO_CHAT.1);

@@ -44,6 +44,8 @@ struct Shared {
     models: Vec<String>,
     plan: Box<FaultPlan>,
     received: Mutex<Vec<(String, Value)>>,
+    /// The `traceparent` header of every request, in order of arrival.
+    traceparents: Mutex<Vec<Option<String>>>,
     killed: AtomicBool,
     chunk_delay_ms: u64,
 }
@@ -72,6 +74,7 @@ impl FaultBackend {
             models: models.iter().map(|m| (*m).to_owned()).collect(),
             plan: Box::new(plan),
             received: Mutex::new(Vec::new()),
+            traceparents: Mutex::new(Vec::new()),
             killed: AtomicBool::new(false),
             chunk_delay_ms: 2,
         });
@@ -81,6 +84,7 @@ impl FaultBackend {
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models_list))
             .route("/health", get(|| async { axum::Json(json!({"status": "ok"})) }))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), record_traceparent))
             .with_state(shared.clone());
         let s = shared.clone();
         tokio::spawn(async move {
@@ -113,10 +117,25 @@ impl FaultBackend {
         self.shared.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The `traceparent` header of every request that reached it (None when absent), in order.
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        self.shared.traceparents.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// How many requests reached `path`.
     pub fn count(&self, path: &str) -> usize {
         self.received().iter().filter(|(p, _)| p == path).count()
     }
+}
+
+async fn record_traceparent(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tp = request.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    shared.traceparents.lock().unwrap_or_else(|e| e.into_inner()).push(tp);
+    next.run(request).await
 }
 
 fn record(shared: &Shared, path: &str, body: &Value) -> usize {

@@ -1,13 +1,20 @@
-//! The gateway's counters (requests, attempts, tokens, cost, cache, refusals by key, model and
-//! backend) and their rendering in Prometheus' text exposition format
+//! The gateway's metrics in one [`prom::Registry`]: the contract families of [`crate::observe`]
+//! (`sovereign_build_info{component="gateway"}`, HTTP requests by route, model and code, their
+//! duration, requests in flight, tokens by model and kind) and its own `sovereign_gateway_*` families
+//! (requests, attempts, tokens, cost, cache, refusals by key, model and backend; backend health,
+//! breakers), in Prometheus' text exposition format
 //! (<https://prometheus.io/docs/instrumenting/exposition_formats/>).
+//!
+//! [`Counters`] keeps its string-keyed API: families of [`FAMILIES`] are registered on first use with
+//! the label names of that use, and the legacy names `gateway_*` stand for `sovereign_gateway_*`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The metric families: name, type, help.
-const FAMILIES: &[(&str, &str, &str)] = &[
+use crate::observe::{self, prom};
+
+/// The metric families: name (`gateway_*` is exported as `sovereign_gateway_*`), type, help.
+pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("gateway_requests_total", "counter", "Client requests answered, by key, model, endpoint and status."),
     ("gateway_upstream_attempts_total", "counter", "Attempts sent to backends, by backend and outcome."),
     ("gateway_tokens_total", "counter", "Tokens used, by key, model and kind (prompt, completion)."),
@@ -25,10 +32,54 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ("sovereign_gateway_canary_requests_total", "counter", "Requests of canaried models, by model, arm and outcome."),
 ];
 
-/// Counters keyed by family and label set.
-#[derive(Debug, Default)]
+/// The exported name of `family`: `gateway_*` gets the `sovereign_` prefix.
+pub fn exported_name(family: &str) -> String {
+    if family.starts_with("gateway_") { format!("sovereign_{family}") } else { family.to_owned() }
+}
+
+/// A registered family of [`Counters`].
+#[derive(Debug, Clone)]
+enum Handle {
+    Counter(prom::CounterVec),
+    Gauge(prom::GaugeVec),
+}
+
+/// The gateway's metrics, keyed by family name and label pairs.
+#[derive(Debug)]
 pub struct Counters {
-    values: Mutex<BTreeMap<(&'static str, String), f64>>,
+    /// The registry `/metrics` encodes.
+    pub registry: prom::Registry,
+    /// `sovereign_http_requests_total{route, model, code}`.
+    pub http_requests: prom::CounterVec,
+    /// `sovereign_http_request_duration_seconds{route, model}`.
+    pub http_duration: prom::HistogramVec,
+    /// `sovereign_http_requests_in_flight`.
+    pub in_flight: prom::Gauge,
+    /// `sovereign_tokens_total{model, kind}`.
+    pub tokens: prom::CounterVec,
+    families: Mutex<HashMap<&'static str, (Vec<String>, Handle)>>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let r = prom::Registry::new();
+        r.build_info("gateway");
+        let http_requests = r.counter(
+            observe::HTTP_REQUESTS,
+            "HTTP requests answered, by route, model and status code.",
+            &["route", "model", "code"],
+        );
+        let http_duration = r.histogram(
+            observe::HTTP_DURATION,
+            "Time from a request's arrival to its answer's head, by route and model.",
+            &["route", "model"],
+            &prom::LATENCY_BUCKETS,
+        );
+        let in_flight = r.gauge(observe::HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        let tokens =
+            r.counter(observe::TOKENS, "Tokens processed, by model and kind (prompt, completion).", &["model", "kind"]);
+        Counters { registry: r, http_requests, http_duration, in_flight, tokens, families: Mutex::default() }
+    }
 }
 
 /// Formats a label set: `{a="x",b="y"}` with Prometheus escaping.
@@ -38,40 +89,75 @@ pub fn labels(pairs: &[(&str, &str)]) -> String {
         if i > 0 {
             out.push(',');
         }
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        let _ = write!(out, "{k}=\"{v}\"");
+        out.push_str(k);
+        out.push_str("=\"");
+        out.push_str(&prom::escape_label_value(v));
+        out.push('"');
     }
     out.push('}');
     out
 }
 
 impl Counters {
-    /// Adds `by` to a counter.
+    /// The family `family` with the label names of `pairs` (None when it was registered with others,
+    /// or is not one of [`FAMILIES`]).
+    fn family(&self, family: &'static str, pairs: &[(&str, &str)]) -> Option<Handle> {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((names, v)) = families.get(family) {
+            return names.iter().map(String::as_str).eq(pairs.iter().map(|p| p.0)).then(|| v.clone());
+        }
+        let (_, kind, help) = FAMILIES.iter().find(|f| f.0 == family)?;
+        let names: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        let name = exported_name(family);
+        let v = if *kind == "gauge" {
+            Handle::Gauge(self.registry.gauge(&name, help, &names))
+        } else {
+            Handle::Counter(self.registry.counter(&name, help, &names))
+        };
+        families.insert(family, (names.iter().map(|s| (*s).to_owned()).collect(), v.clone()));
+        Some(v)
+    }
+
+    /// Adds `by` to a counter (the contract's requests and tokens follow the gateway's own).
     pub fn add(&self, family: &'static str, pairs: &[(&str, &str)], by: f64) {
-        *self.values.lock().unwrap_or_else(|e| e.into_inner()).entry((family, labels(pairs))).or_default() += by;
+        let values: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        match self.family(family, pairs) {
+            Some(Handle::Counter(c)) => c.with(&values).inc_by(by),
+            Some(Handle::Gauge(g)) => g.with(&values).add(by),
+            None => debug_assert!(false, "metric {family} used with other labels or not declared"),
+        }
+        let label = |name: &str| pairs.iter().find(|p| p.0 == name).map_or("", |p| p.1);
+        match family {
+            "gateway_requests_total" => {
+                self.http_requests.with(&[label("endpoint"), label("model"), label("status")]).inc_by(by);
+            }
+            "gateway_tokens_total" => self.tokens.with(&[label("model"), label("kind")]).inc_by(by),
+            _ => {}
+        }
     }
 
     /// Sets a gauge.
     pub fn set(&self, family: &'static str, pairs: &[(&str, &str)], value: f64) {
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).insert((family, labels(pairs)), value);
+        let values: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        match self.family(family, pairs) {
+            Some(Handle::Gauge(g)) => g.with(&values).set(value),
+            Some(Handle::Counter(c)) => c.with(&values).inc_by(value - c.with(&values).get()),
+            None => debug_assert!(false, "metric {family} used with other labels or not declared"),
+        }
     }
 
     /// A value (0 when never touched).
     pub fn get(&self, family: &'static str, pairs: &[(&str, &str)]) -> f64 {
-        self.values.lock().unwrap_or_else(|e| e.into_inner()).get(&(family, labels(pairs))).copied().unwrap_or(0.0)
+        let values: Vec<&str> = pairs.iter().map(|p| p.1).collect();
+        match self.family(family, pairs) {
+            Some(Handle::Gauge(g)) => g.with(&values).get(),
+            Some(Handle::Counter(c)) => c.with(&values).get(),
+            None => 0.0,
+        }
     }
 
     /// The `/metrics` page.
     pub fn render(&self) -> String {
-        let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        for (name, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for ((_, l), v) in values.range((*name, String::new())..).take_while(|((f, _), _)| f == name) {
-                let _ = writeln!(out, "{name}{l} {v}");
-            }
-        }
-        out
+        self.registry.encode()
     }
 }

@@ -194,8 +194,51 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_page))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "invalid_request_error", "no such route", None, None) })
+        .layer(axum::middleware::from_fn_with_state(gateway.clone(), observe_request))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
+}
+
+/// Wraps every route: requests in flight and their duration by route, and the trace: the request
+/// runs in a `request` span, a child of the incoming `traceparent` (or a new trace), whose header
+/// replaces the incoming one (so [`proxy`] sends backends a child of the gateway's span) and is
+/// returned in the answer.
+async fn observe_request(
+    State(gw): State<Arc<Gateway>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::observe::trace::{self, TRACEPARENT, TraceContext};
+    use tracing::Instrument;
+    struct Flight<'a>(&'a metrics::Counters);
+    impl Drop for Flight<'_> {
+        fn drop(&mut self) {
+            self.0.in_flight.add(-1.0);
+        }
+    }
+    let start = std::time::Instant::now();
+    let path = request.uri().path();
+    let route = [CHAT, COMPLETIONS, EMBEDDINGS, "/v1/models", "/health", "/metrics"]
+        .into_iter()
+        .find(|r| *r == path)
+        .unwrap_or("other");
+    let (ctx, parent) = TraceContext::for_request(request.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
+    let own = HeaderValue::from_str(&ctx.to_header()).ok();
+    if let Some(v) = &own {
+        request.headers_mut().insert(TRACEPARENT, v.clone());
+    }
+    let span = trace::request_span(route, "", &ctx, parent);
+    gw.metrics.in_flight.add(1.0);
+    let flight = Flight(&gw.metrics);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    drop(flight);
+    let seconds = start.elapsed().as_secs_f64();
+    gw.metrics.http_duration.with(&[route, ""]).observe(seconds);
+    tracing::info!(parent: &span, code = response.status().as_u16(), seconds, "answered");
+    if let Some(v) = own {
+        response.headers_mut().insert(TRACEPARENT, v);
+    }
+    response
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, with the health checks running.
@@ -636,6 +679,11 @@ async fn proxy(
         let backend = &gw.backends[b];
         let url = format!("{}{endpoint}", backend.config.url.trim_end_matches('/'));
         let mut req = gw.client.post(&url).header(header::CONTENT_TYPE, "application/json").body(upstream_body.clone());
+        // The backend's span is a child of the gateway's (set by `observe_request`).
+        let tp = headers.get(crate::observe::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+        if let Some(ctx) = tp.and_then(crate::observe::trace::TraceContext::parse) {
+            req = req.header(crate::observe::trace::TRACEPARENT, ctx.child().to_header());
+        }
         if let Some(t) = &backend.bearer {
             req = req.bearer_auth(t);
         }

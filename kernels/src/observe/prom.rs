@@ -153,7 +153,8 @@ fn valid_metric_name(name: &str) -> bool {
 /// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
 fn valid_label_name(name: &str) -> bool {
     let mut b = name.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 impl Registry {
@@ -171,7 +172,9 @@ impl Registry {
         let mut families = write(&self.families);
         if let Some(f) = families.iter().find(|f| f.name == name) {
             assert!(
-                f.kind == kind && f.label_names.iter().map(String::as_str).eq(labels.iter().copied()) && f.bounds == bounds,
+                f.kind == kind
+                    && f.label_names.iter().map(String::as_str).eq(labels.iter().copied())
+                    && f.bounds == bounds,
                 "metric {name} registered twice with different types, labels or bounds"
             );
             return f.clone();
@@ -247,13 +250,9 @@ impl Registry {
 
     /// Sets `sovereign_build_info{component, version}` to 1 (version: this crate's).
     pub fn build_info(&self, component: &str) {
-        self.gauge(
-            super::BUILD_INFO,
-            "Which binary and version answers (always 1).",
-            &["component", "version"],
-        )
-        .with(&[component, env!("CARGO_PKG_VERSION")])
-        .set(1.0);
+        self.gauge(super::BUILD_INFO, "Which binary and version answers (always 1).", &["component", "version"])
+            .with(&[component, env!("CARGO_PKG_VERSION")])
+            .set(1.0);
     }
 
     /// The text exposition of every family, in registration order, series sorted by labels.
@@ -391,7 +390,12 @@ fn series_of(family: &FamilyCore, values: &[&str]) -> Arc<SeriesCore> {
             } else {
                 Box::default()
             };
-            Arc::new(SeriesCore { labels, value: AtomicU64::new(0f64.to_bits()), buckets, sum: AtomicU64::new(0f64.to_bits()) })
+            Arc::new(SeriesCore {
+                labels,
+                value: AtomicU64::new(0f64.to_bits()),
+                buckets,
+                sum: AtomicU64::new(0f64.to_bits()),
+            })
         })
         .clone()
 }
@@ -444,6 +448,14 @@ impl GaugeVec {
     /// As [`CounterVec::with`].
     pub fn with(&self, values: &[&str]) -> Gauge {
         Gauge { series: series_of(&self.family, values) }
+    }
+}
+
+impl GaugeVec {
+    /// Removes every series (handles already taken keep working but are no longer shown): for
+    /// info gauges whose labels change, such as a model's version.
+    pub fn remove_all(&self) {
+        write(&self.family.series).clear();
     }
 }
 
@@ -648,7 +660,12 @@ impl Parser {
             if !self.seen.insert(name.to_owned()) {
                 return Err(format!("metric family {name} appears twice (its lines must be one group)"));
             }
-            self.families.push(Family { name: name.to_owned(), kind: "untyped".into(), help: String::new(), samples: Vec::new() });
+            self.families.push(Family {
+                name: name.to_owned(),
+                kind: "untyped".into(),
+                help: String::new(),
+                samples: Vec::new(),
+            });
             self.typed = false;
         }
         Ok(self.families.last_mut().expect("just pushed"))

@@ -1,63 +1,17 @@
-//! The tabular server's metrics in Prometheus' text exposition format
-//! (<https://prometheus.io/docs/instrumenting/exposition_formats/>): counters, and histograms as
-//! cumulative `_bucket{le=…}` lines with `_sum` and `_count`, lock-free on the request path.
+//! The tabular server's metrics: one [`prom::Registry`] with the contract families of
+//! [`crate::observe`] (requests, durations, queue depth `queue="batcher"`, requests shed with
+//! `reason="queue_full"`, build info `component="serve-model"`) and its own `sovereign_model_*`
+//! families (model info, per-version latency, batch sizes, rows scored, reloads), served in
+//! Prometheus' text format (<https://prometheus.io/docs/instrumenting/exposition_formats/>).
+//! Updates on the request path are atomics.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
-/// A histogram with fixed upper bounds, updated with atomics.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: Vec<f64>,
-    /// One count per bound, then the `+Inf` bucket (not cumulative).
-    counts: Vec<AtomicU64>,
-    /// The sum of the observations, in millionths of the unit (integral, so it can be atomic).
-    sum_micro: AtomicU64,
-}
+use crate::observe::{self, prom};
 
-impl Histogram {
-    /// A histogram with these upper bounds (ascending).
-    pub fn new(bounds: &[f64]) -> Histogram {
-        Histogram {
-            bounds: bounds.to_vec(),
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micro: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, v: f64) {
-        let i = self.bounds.partition_point(|&b| b < v);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micro.fetch_add((v.max(0.0) * 1e6).round() as u64, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The sum of the observations.
-    pub fn sum(&self) -> f64 {
-        self.sum_micro.load(Ordering::Relaxed) as f64 / 1e6
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in self.bounds.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum());
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-    }
-}
+/// A histogram of the registry (`observe`, `count`, `sum`, `cumulative`).
+pub type Histogram = prom::Histogram;
 
 /// Latency bounds in seconds: 50 µs to 5 s.
 pub const LATENCY_BOUNDS: [f64; 16] =
@@ -65,15 +19,38 @@ pub const LATENCY_BOUNDS: [f64; 16] =
 /// Batch-size bounds in rows.
 pub const BATCH_BOUNDS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0, 16384.0];
 
+/// The route label of predictions.
+pub const PREDICT_ROUTE: &str = "/v1/models/:predict";
+
 /// Everything `/metrics` shows.
 #[derive(Debug)]
 pub struct ServerMetrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    /// Time from a predict request's arrival to its answer, seconds, by model version.
-    latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
-    /// Rows per scored batch (after micro-batching).
+    /// The registry `/metrics` encodes.
+    pub registry: prom::Registry,
+    /// `sovereign_http_requests_total{route, model, code}`.
+    pub http_requests: prom::CounterVec,
+    /// `sovereign_http_request_duration_seconds{route, model}`.
+    pub http_duration: prom::HistogramVec,
+    /// `sovereign_requests_shed_total{reason, priority}`.
+    pub shed: prom::CounterVec,
+    /// `sovereign_http_requests_in_flight`.
+    pub in_flight: prom::Gauge,
+    /// `sovereign_model_request_duration_seconds{model, version}`.
+    latency_by_version: prom::HistogramVec,
+    /// `sovereign_model_info{model, version, kind, digest}`.
+    info: prom::GaugeVec,
+    queue_gauge: prom::Gauge,
+    rows_counter: prom::Counter,
+    reloads_counter: prom::Counter,
+    reload_failures_counter: prom::Counter,
+    shed_queue_full: prom::Counter,
+    /// The model's name (the `model` label).
+    model: RwLock<String>,
+    /// The info series shown last (replaced when the version changes).
+    shown: Mutex<Vec<String>>,
+    /// Rows per scored batch (after micro-batching), `sovereign_model_batch_rows`.
     pub batch_rows: Histogram,
-    /// Requests per scored batch.
+    /// Requests per scored batch, `sovereign_model_batch_requests`.
     pub batch_requests: Histogram,
     /// Rows scored.
     pub rows_scored: AtomicU64,
@@ -87,13 +64,95 @@ pub struct ServerMetrics {
     pub queue_depth: AtomicU64,
 }
 
+/// Both latency histograms of one prediction: by version, and the contract's by route and model.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    by_version: Histogram,
+    http: Histogram,
+}
+
+impl Latency {
+    /// Records one prediction's latency in seconds.
+    pub fn observe(&self, seconds: f64) {
+        self.by_version.observe(seconds);
+        self.http.observe(seconds);
+    }
+
+    /// Predictions of this version so far.
+    pub fn count(&self) -> u64 {
+        self.by_version.count()
+    }
+}
+
 impl Default for ServerMetrics {
     fn default() -> Self {
+        let r = prom::Registry::new();
+        r.build_info("serve-model");
+        let info = r.gauge(
+            "sovereign_model_info",
+            "The model served (1), with its version and digest.",
+            &["model", "version", "kind", "digest"],
+        );
+        let http_requests = r.counter(
+            observe::HTTP_REQUESTS,
+            "HTTP requests answered, by route, model and status code.",
+            &["route", "model", "code"],
+        );
+        let http_duration = r.histogram(
+            observe::HTTP_DURATION,
+            "Predict requests: arrival to answer, by route and model.",
+            &["route", "model"],
+            &prom::LATENCY_BUCKETS,
+        );
+        let in_flight = r.gauge(observe::HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        let queue_gauge =
+            r.gauge(observe::QUEUE_DEPTH, "Work admitted but not started, by queue.", &["queue"]).with(&["batcher"]);
+        let shed = r.counter(
+            observe::SHED,
+            "Requests refused by overload control, by reason and priority.",
+            &["reason", "priority"],
+        );
+        let shed_queue_full = shed.with(&["queue_full", ""]);
+        let latency_by_version = r.histogram(
+            "sovereign_model_request_duration_seconds",
+            "Predict requests: arrival to answer, by the model version that scored them.",
+            &["model", "version"],
+            &LATENCY_BOUNDS,
+        );
+        let batch_rows = r
+            .histogram(
+                "sovereign_model_batch_rows",
+                "Rows per scored batch (after micro-batching).",
+                &[],
+                &BATCH_BOUNDS,
+            )
+            .with(&[]);
+        let batch_requests = r
+            .histogram("sovereign_model_batch_requests", "Requests merged into one scored batch.", &[], &BATCH_BOUNDS)
+            .with(&[]);
+        let rows_counter = r.counter("sovereign_model_rows_scored_total", "Rows scored.", &[]).with(&[]);
+        let reloads_counter =
+            r.counter("sovereign_model_reloads_total", "Reloads that changed the model served.", &[]).with(&[]);
+        let reload_failures_counter = r
+            .counter("sovereign_model_reload_failures_total", "Reloads refused (the old model kept serving).", &[])
+            .with(&[]);
         ServerMetrics {
-            requests: Mutex::default(),
-            latency: Mutex::default(),
-            batch_rows: Histogram::new(&BATCH_BOUNDS),
-            batch_requests: Histogram::new(&BATCH_BOUNDS),
+            registry: r,
+            http_requests,
+            http_duration,
+            shed,
+            in_flight,
+            latency_by_version,
+            info,
+            queue_gauge,
+            rows_counter,
+            reloads_counter,
+            reload_failures_counter,
+            shed_queue_full,
+            model: RwLock::new(String::new()),
+            shown: Mutex::new(Vec::new()),
+            batch_rows,
+            batch_requests,
             rows_scored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
@@ -103,81 +162,65 @@ impl Default for ServerMetrics {
     }
 }
 
+/// Raises `counter` to `total`.
+fn catch_up(counter: &prom::Counter, total: u64) {
+    let d = total as f64 - counter.get();
+    if d > 0.0 {
+        counter.inc_by(d);
+    }
+}
+
 impl ServerMetrics {
+    /// Names the model served (the `model` label of the contract families).
+    pub fn set_model(&self, name: &str) {
+        *self.model.write().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+    }
+
+    fn model_for(&self, endpoint: &str) -> String {
+        if endpoint.starts_with("/v1/models/") {
+            self.model.read().unwrap_or_else(|e| e.into_inner()).clone()
+        } else {
+            String::new()
+        }
+    }
+
     /// Counts one answered request.
     pub fn record(&self, endpoint: &str, status: u16) {
-        *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((endpoint.to_owned(), status)).or_default() += 1;
+        let model = self.model_for(endpoint);
+        self.http_requests.with(&[endpoint, &model, &status.to_string()]).inc();
     }
 
     /// Requests answered on `endpoint` with `status` so far.
     pub fn requests(&self, endpoint: &str, status: u16) -> u64 {
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(endpoint.to_owned(), status))
-            .copied()
-            .unwrap_or(0)
+        let model = self.model_for(endpoint);
+        self.http_requests.with(&[endpoint, &model, &status.to_string()]).get() as u64
     }
 
-    /// The latency histogram of predictions answered by `version`.
-    pub fn latency(&self, version: &str) -> std::sync::Arc<Histogram> {
-        self.latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(version.to_owned())
-            .or_insert_with(|| std::sync::Arc::new(Histogram::new(&LATENCY_BOUNDS)))
-            .clone()
+    /// The latency histograms of predictions answered by `version`.
+    pub fn latency(&self, version: &str) -> Latency {
+        let model = self.model.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Latency {
+            by_version: self.latency_by_version.with(&[&model, version]),
+            http: self.http_duration.with(&[PREDICT_ROUTE, &model]),
+        }
     }
 
-    /// The `/metrics` page; `model`, `version` and `kind` label the info gauge and the latency histogram.
+    /// The `/metrics` page; `model`, `version`, `kind` and `digest` label the info gauge.
     pub fn render(&self, model: &str, version: &str, kind: &str, digest: &str) -> String {
-        let mut out = String::new();
-        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-        };
-        head(&mut out, "sovereign_model_info", "gauge", "The model served (1), with its version and digest.");
-        let _ = writeln!(
-            out,
-            "sovereign_model_info{{model=\"{model}\",version=\"{version}\",kind=\"{kind}\",digest=\"{digest}\"}} 1"
-        );
-        head(&mut out, "sovereign_model_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
-        for ((endpoint, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "sovereign_model_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}");
+        {
+            let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+            let now = [model, version, kind, digest];
+            if !shown.iter().map(String::as_str).eq(now) {
+                self.info.remove_all();
+                self.info.with(&now).set(1.0);
+                *shown = now.iter().map(|s| (*s).to_owned()).collect();
+            }
+            catch_up(&self.rows_counter, self.rows_scored.load(Ordering::Relaxed));
+            catch_up(&self.reloads_counter, self.reloads.load(Ordering::Relaxed));
+            catch_up(&self.reload_failures_counter, self.reload_failures.load(Ordering::Relaxed));
+            catch_up(&self.shed_queue_full, self.rejected.load(Ordering::Relaxed));
+            self.queue_gauge.set(self.queue_depth.load(Ordering::Relaxed) as f64);
         }
-        head(
-            &mut out,
-            "sovereign_model_request_duration_seconds",
-            "histogram",
-            "Predict requests: arrival to answer, by the model version that scored them.",
-        );
-        for (v, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            h.render(
-                &mut out,
-                "sovereign_model_request_duration_seconds",
-                &format!("model=\"{model}\",version=\"{v}\""),
-            );
-        }
-        head(&mut out, "sovereign_model_batch_rows", "histogram", "Rows per scored batch (after micro-batching).");
-        self.batch_rows.render(&mut out, "sovereign_model_batch_rows", "");
-        head(&mut out, "sovereign_model_batch_requests", "histogram", "Requests merged into one scored batch.");
-        self.batch_requests.render(&mut out, "sovereign_model_batch_requests", "");
-        let counters = [
-            ("sovereign_model_rows_scored_total", "Rows scored.", &self.rows_scored),
-            ("sovereign_model_rejected_total", "Predict requests refused with 503 (queue full).", &self.rejected),
-            ("sovereign_model_reloads_total", "Reloads that changed the model served.", &self.reloads),
-            (
-                "sovereign_model_reload_failures_total",
-                "Reloads refused (the old model kept serving).",
-                &self.reload_failures,
-            ),
-        ];
-        for (name, help, v) in counters {
-            head(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
-        }
-        head(&mut out, "sovereign_model_queue_depth", "gauge", "Predict requests waiting for the batcher.");
-        let _ = writeln!(out, "sovereign_model_queue_depth {}", self.queue_depth.load(Ordering::Relaxed));
-        out
+        self.registry.encode()
     }
 }

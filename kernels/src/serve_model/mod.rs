@@ -133,6 +133,7 @@ impl ModelServer {
         }
         let (model, head) = model::load(&source, None)?;
         let metrics = Arc::new(ServerMetrics::default());
+        metrics.set_model(&model.name);
         let batcher = Batcher::start(config.batch, metrics.clone());
         Ok(ModelServer {
             shared: Arc::new(Shared {
@@ -201,6 +202,7 @@ impl ModelServer {
             .route("/admin/reload", post(admin_reload))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(self.clone(), observe_request))
             .layer(DefaultBodyLimit::max(self.shared.config.max_body_bytes))
             .with_state(self.clone())
     }
@@ -312,6 +314,34 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Wraps every route: the in-flight gauge, and a `request` span in the trace of the incoming
+/// `traceparent` (or a new one), which the answer names in its own `traceparent`.
+async fn observe_request(
+    State(server): State<ModelServer>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::observe::trace::{self, TRACEPARENT, TraceContext};
+    use tracing::Instrument;
+    struct InFlight<'a>(&'a metrics::ServerMetrics);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.in_flight.add(-1.0);
+        }
+    }
+    let (ctx, parent) = TraceContext::for_request(request.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
+    let span = trace::request_span(request.uri().path(), "", &ctx, parent);
+    server.shared.metrics.in_flight.add(1.0);
+    let guard = InFlight(&server.shared.metrics);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    drop(guard);
+    tracing::info!(parent: &span, code = response.status().as_u16(), "answered");
+    if let Ok(v) = HeaderValue::from_str(&ctx.to_header()) {
+        response.headers_mut().insert(TRACEPARENT, v);
+    }
+    response
 }
 
 /// Records the answer's status under `endpoint` and returns it.

@@ -402,11 +402,11 @@ async fn keys_limits_and_budgets_answer_openai_shaped_errors_and_usage_reaches_m
 
     let page = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
     for line in [
-        "gateway_tokens_total{key=\"bud\",model=\"m\",kind=\"prompt\"} 6",
-        "gateway_tokens_total{key=\"bud\",model=\"m\",kind=\"completion\"} 8",
-        "gateway_requests_total{key=\"rl\",model=\"m\",endpoint=\"/v1/chat/completions\",status=\"429\"} 1",
-        "gateway_refusals_total{key=\"bud\",code=\"budget_exceeded\"} 1",
-        "# TYPE gateway_breaker_state gauge",
+        "sovereign_gateway_tokens_total{key=\"bud\",model=\"m\",kind=\"prompt\"} 6",
+        "sovereign_gateway_tokens_total{key=\"bud\",model=\"m\",kind=\"completion\"} 8",
+        "sovereign_gateway_requests_total{key=\"rl\",model=\"m\",endpoint=\"/v1/chat/completions\",status=\"429\"} 1",
+        "sovereign_gateway_refusals_total{key=\"bud\",code=\"budget_exceeded\"} 1",
+        "# TYPE sovereign_gateway_breaker_state gauge",
     ] {
         assert!(page.lines().any(|l| l == line), "{line:?} not in /metrics:\n{page}");
     }
@@ -875,14 +875,66 @@ mod process {
         assert_eq!(v["bad_key"], 401);
         assert_eq!(v["missing_model"], 404);
         let metrics = reqwest_blocking_get(&format!("{url}/metrics"));
-        assert!(metrics.contains("gateway_cache_total{result=\"exact\"} 1"), "{metrics}");
-        assert!(
-            metrics.contains("gateway_tokens_total{key=\"e2e\",model=\"smollm2-135m-instruct\",kind=\"completion\"}")
-        );
+        assert!(metrics.contains("sovereign_gateway_cache_total{result=\"exact\"} 1"), "{metrics}");
+        assert!(metrics.contains(
+            "sovereign_gateway_tokens_total{key=\"e2e\",model=\"smollm2-135m-instruct\",kind=\"completion\"}"
+        ));
     }
 
     fn reqwest_blocking_get(url: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backend_is_called_in_the_callers_trace_with_a_span_of_its_own() {
+    use kernels::observe::trace::TraceContext;
+    let b = FaultBackend::start("b", &["m"], |_| Fault::None).await;
+    let config =
+        format!("{}{}{QUICK}", backend_toml("b", &b.url(), "sovereign", &["m"], 0), key_toml("t", "sovereign", ""));
+    let (url, _gw) = start(&config, Clock::manual(1_000_000), None).await;
+    let client = reqwest::Client::new();
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let caller = TraceContext::parse(incoming).unwrap();
+    for sent in [Some(incoming), None] {
+        let mut req = client.post(format!("{url}/v1/chat/completions")).bearer_auth("sk-t").json(&chat("m", "hi"));
+        if let Some(tp) = sent {
+            req = req.header("traceparent", tp);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let gateway = TraceContext::parse(r.headers()["traceparent"].to_str().unwrap()).unwrap();
+        let reached = b.traceparents();
+        let backend =
+            TraceContext::parse(reached.last().unwrap().as_deref().expect("no traceparent reached the backend"))
+                .unwrap();
+        // One trace, three spans: the caller's, the gateway's, the backend's.
+        assert_eq!(backend.trace_id, gateway.trace_id);
+        assert_ne!(backend.span_id, gateway.span_id);
+        if sent.is_some() {
+            assert_eq!(gateway.trace_id, caller.trace_id);
+            assert_ne!(gateway.span_id, caller.span_id);
+            assert_ne!(backend.span_id, caller.span_id);
+        } else {
+            assert_ne!(gateway.trace_id, caller.trace_id, "no traceparent: a new trace");
+        }
+    }
+    // The contract's families are on the gateway's /metrics.
+    let page = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let families = kernels::observe::prom::parse(&page).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        families
+            .iter()
+            .flat_map(|f| &f.samples)
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v)))
+            .map(|s| s.value)
+            .sum()
+    };
+    assert_eq!(value("sovereign_build_info", &[("component", "gateway")]), 1.0, "{page}");
+    let chat_route = [("route", "/v1/chat/completions"), ("model", "m"), ("code", "200")];
+    assert_eq!(value("sovereign_http_requests_total", &chat_route), 2.0, "{page}");
+    assert_eq!(value("sovereign_http_request_duration_seconds_count", &[("route", "/v1/chat/completions")]), 2.0);
+    assert_eq!(value("sovereign_gateway_requests_total", &[("key", "t"), ("status", "200")]), 2.0, "{page}");
+    assert_eq!(value("sovereign_http_requests_in_flight", &[]), 1.0, "the /metrics request itself");
 }

@@ -90,6 +90,8 @@ mod gateway;
 #[cfg(feature = "gateway")]
 mod gateway_controls;
 #[cfg(feature = "observe")]
+mod observe;
+#[cfg(feature = "observe")]
 mod observe_shed;
 
 #[cfg(feature = "rag")]

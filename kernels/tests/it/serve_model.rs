@@ -289,7 +289,10 @@ fn predictions_equal_the_in_process_flat_forest_by_position_and_by_name() {
     assert_eq!(status, 200);
     for needle in [
         "sovereign_model_info{model=\"fraud\",version=\"1\",kind=\"forest\"",
-        "sovereign_model_requests_total{endpoint=\"/v1/models/:predict\",status=\"200\"} 2",
+        "sovereign_http_requests_total{route=\"/v1/models/:predict\",model=\"fraud\",code=\"200\"} 2",
+        "sovereign_http_request_duration_seconds_count{route=\"/v1/models/:predict\",model=\"fraud\"} 2",
+        "sovereign_build_info{component=\"serve-model\",version=",
+        "sovereign_queue_depth{queue=\"batcher\"} 0",
         "sovereign_model_request_duration_seconds_bucket{model=\"fraud\",version=\"1\",le=\"+Inf\"} 2",
         "sovereign_model_batch_rows_bucket{le=\"64\"}",
         "# TYPE sovereign_model_request_duration_seconds histogram",
@@ -537,7 +540,7 @@ fn a_full_queue_answers_503_with_retry_after() {
     }
     assert!(seen_503, "no request was refused while the one-slot queue was busy");
     let (_, page) = get(server.addr, "/metrics");
-    assert!(metric(&page, "sovereign_model_rejected_total") >= 1.0);
+    assert!(metric(&page, "sovereign_requests_shed_total{reason=\"queue_full\",priority=\"\"}") >= 1.0);
 }
 
 // ------------------------------------------------------------------ the batcher's branches, in-process

@@ -33,10 +33,16 @@ pub struct GatewayArgs {
     /// Print the BLAKE3 hash of an API key (for `[[keys]] blake3`) and exit.
     #[arg(long, conflicts_with_all = ["config", "check", "listen"])]
     hash_key: Option<String>,
+    /// Log JSON lines to stderr (one per event, with the request span's trace_id).
+    #[arg(long)]
+    log_json: bool,
 }
 
 /// Runs `sovereign gateway`.
 pub fn run(args: GatewayArgs) -> Result<()> {
+    if args.log_json {
+        kernels::observe::trace::init_json_logs(std::io::stderr);
+    }
     if let Some(key) = &args.hash_key {
         println!("{}", hash_key(key));
         return Ok(());

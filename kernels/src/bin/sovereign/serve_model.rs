@@ -67,6 +67,9 @@ impl ModelArgs {
 pub struct ServeModelArgs {
     #[command(flatten)]
     source: ModelArgs,
+    /// Log JSON lines to stderr (one per event, with the request span's trace_id).
+    #[arg(long)]
+    log_json: bool,
     /// The name clients use with --model-dir (default: the folder's name).
     #[arg(long)]
     name: Option<String>,
@@ -98,6 +101,9 @@ pub struct ServeModelArgs {
 
 /// Runs `sovereign serve-model`.
 pub fn run(args: ServeModelArgs) -> Result<()> {
+    if args.log_json {
+        kernels::observe::trace::init_json_logs(std::io::stderr);
+    }
     let source = args.source.source(args.name.as_deref())?;
     let config = Config {
         batch: BatchConfig {
