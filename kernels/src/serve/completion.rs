@@ -563,7 +563,7 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
     let context = engine.config().context.min(chat.model.config().context_len);
     let prompt_param = if plan.flavour == Flavour::Chat { "messages" } else { "prompt" };
     let over_budget = |message: String, param: &str| {
-        engine.stats().shed_kv_budget.fetch_add(1, Ordering::Relaxed);
+        shed(state, "kv_budget");
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -638,7 +638,7 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
     match engine.try_submit(jobs, Some(deadline)) {
         Ok(()) => {}
         Err(Refused::QueueFull { waiting, retry_after }) => {
-            engine.stats().shed_queue_full.fetch_add(1, Ordering::Relaxed);
+            shed(state, "queue_full");
             let seconds = retry_after.as_secs().max(1);
             let mut response = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -685,7 +685,7 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
             Ok(o) => outputs.push(o),
             Err(e) => {
                 if e.body.error.code.as_deref() == Some("timeout") {
-                    engine.stats().shed_deadline.fetch_add(1, Ordering::Relaxed);
+                    shed(state, "deadline");
                 }
                 return Err(e);
             }
@@ -700,6 +700,12 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
         "choices": choices, "usage": usage, "system_fingerprint": null,
     }))
     .into_response())
+}
+
+/// Counts a request refused by overload control: `sovereign_requests_shed_total{reason, priority}`
+/// (`reason` = `queue_full`, `deadline` or `kv_budget`; this server has no priorities).
+fn shed(state: &AppState, reason: &str) {
+    state.metrics.shed.with(&[reason, ""]).inc();
 }
 
 /// The answer to a request whose deadline passed.
@@ -1051,9 +1057,7 @@ fn end_at_deadline(queue: &mut VecDeque<SseEvent>, answer: &Answer, choices: &mu
     let error = timed_out().body;
     queue.push_back(SseEvent::default().data(json!(error).to_string()));
     queue.push_back(SseEvent::default().data("[DONE]"));
-    if let Some((_, engine)) = answer.state.chat.as_ref() {
-        engine.stats().shed_deadline.fetch_add(1, Ordering::Relaxed);
-    }
+    shed(&answer.state, "deadline");
 }
 
 /// A content chunk of choice `i` carrying its pending log-probabilities.

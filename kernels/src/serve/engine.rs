@@ -121,12 +121,6 @@ pub struct EngineStats {
     pub finished: AtomicU64,
     /// Sequences waiting to start (admitted, not yet prefilled).
     pub waiting: AtomicUsize,
-    /// Requests refused because the queue was full (counted by the caller of [`Engine::try_submit`]).
-    pub shed_queue_full: AtomicU64,
-    /// Requests refused because prompt plus completion exceed the KV budget (counted by the server).
-    pub shed_kv_budget: AtomicU64,
-    /// Requests that ran out of time (counted by the server, once per request).
-    pub shed_deadline: AtomicU64,
     /// Sequences dropped while waiting: their deadline passed before their prefill.
     pub expired_waiting: AtomicU64,
     /// Running sequences cut at their deadline.

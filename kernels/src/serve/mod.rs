@@ -424,6 +424,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
     let engine = state.chat.as_ref().map(|(c, e)| (c.id.as_str(), e.stats()));
+    if let Some((_, stats)) = engine {
+        state.metrics.engine_queue.set(stats.waiting.load(std::sync::atomic::Ordering::Relaxed) as f64);
+    }
     let page = state.metrics.render(engine);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page).into_response()
 }

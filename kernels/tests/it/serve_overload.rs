@@ -166,6 +166,13 @@ fn metric(addr: SocketAddr, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{page}"))
 }
 
+/// `sovereign_requests_shed_total{reason, priority=""}`.
+fn shed(addr: SocketAddr, reason: &str) -> f64 {
+    metric(addr, &format!("sovereign_requests_shed_total{{reason=\"{reason}\",priority=\"\"}}"))
+}
+
+const QUEUE_DEPTH: &str = "sovereign_queue_depth{queue=\"engine\"}";
+
 /// Polls `metric` until `want` holds (60 s at most).
 fn wait_for_metric(addr: SocketAddr, name: &str, want: impl Fn(f64) -> bool) -> f64 {
     let start = Instant::now();
@@ -220,17 +227,19 @@ fn beyond_the_queue_requests_get_503_with_retry_after_and_the_admitted_all_compl
         })
         .collect();
     let replies: Vec<Reply> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let (ok, shed): (Vec<&Reply>, Vec<&Reply>) = replies.iter().partition(|r| r.status == 200);
+    let (ok, refused): (Vec<&Reply>, Vec<&Reply>) = replies.iter().partition(|r| r.status == 200);
     assert!(ok.len() >= 2, "{ok:?}");
-    assert!(!shed.is_empty(), "twelve requests at once against a queue of two: none shed");
+    assert!(!refused.is_empty(), "twelve requests at once against a queue of two: none shed");
     for r in &ok {
         assert_eq!(r.json()["usage"]["completion_tokens"], 24, "an admitted request completes: {r:?}");
     }
-    for r in &shed {
+    for r in &refused {
         check_error(r, 503, "server_error", "overloaded");
         assert!(r.retry_after().is_some_and(|s| s >= 1), "Retry-After in whole seconds ≥ 1: {r:?}");
     }
-    assert_eq!(metric(addr, "sovereign_sequences_finished_total"), ok.len() as f64);
+    assert_eq!(metric(addr, "sovereign_engine_sequences_finished_total"), ok.len() as f64);
+    assert_eq!(shed(addr, "queue_full"), refused.len() as f64);
+    assert_eq!(metric(addr, QUEUE_DEPTH), 0.0);
     // Overload passes: the next request is served.
     assert_eq!(post(addr, CHAT_PATH, &chat_body("Hello!", 4)).status, 200);
 }
@@ -271,7 +280,8 @@ fn past_the_deadline_requests_get_504_streams_end_with_an_error_event_and_the_en
     assert_eq!(finish["choices"][0]["finish_reason"], "length", "{finish}");
 
     // The engine goes on: both sequences left it, and the next request is served.
-    wait_for_metric(addr, "sovereign_active_sequences", |v| v == 0.0);
+    wait_for_metric(addr, "sovereign_engine_active_sequences", |v| v == 0.0);
+    assert_eq!(shed(addr, "deadline"), 2.0);
     let after = post(addr, CHAT_PATH, &chat_body("Hello!", 4));
     assert_eq!(after.status, 200, "{after:?}");
     assert_eq!(after.json()["usage"]["completion_tokens"], 4);
@@ -405,7 +415,8 @@ fn prompt_plus_max_tokens_beyond_the_kv_budget_is_refused_before_admission() {
         }
     }
     // Refused before admission: nothing reached the engine.
-    assert_eq!(metric(addr, "sovereign_prompt_tokens_total"), 0.0);
+    assert_eq!(metric(addr, "sovereign_tokens_total{model=\"smollm2-135m-instruct\",kind=\"prompt\"}"), 0.0);
+    assert_eq!(shed(addr, "kv_budget"), refused.len() as f64);
 
     // Exactly the budget, per choice (each choice has its own KV cache): served.
     let reply = post(addr, "/v1/completions", &completion(Some(context - p), 3));
@@ -433,21 +444,21 @@ fn a_client_that_disconnects_frees_its_slot() {
     a.write_all(&post_bytes(addr, CHAT_PATH, &streamed)).unwrap();
     let mut first = [0u8; 64];
     let _ = a.read(&mut first).unwrap();
-    wait_for_metric(addr, "sovereign_active_sequences", |v| v == 1.0);
+    wait_for_metric(addr, "sovereign_engine_active_sequences", |v| v == 1.0);
     let mut b = TcpStream::connect(addr).unwrap();
     b.write_all(&post_bytes(addr, CHAT_PATH, &chat_body("Hello!", 900))).unwrap();
-    // B's handler only parses and tokenises before it queues.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_metric(addr, QUEUE_DEPTH, |v| v == 1.0);
     let probe = post(addr, CHAT_PATH, &chat_body("Hi!", 1));
     check_error(&probe, 503, "server_error", "overloaded");
     // Both leave: neither runs to its end, and the next request is served at once.
     drop(a);
     drop(b);
-    wait_for_metric(addr, "sovereign_active_sequences", |v| v == 0.0);
-    let finished = metric(addr, "sovereign_sequences_finished_total");
+    wait_for_metric(addr, "sovereign_engine_active_sequences", |v| v == 0.0);
+    wait_for_metric(addr, QUEUE_DEPTH, |v| v == 0.0);
+    let finished = metric(addr, "sovereign_engine_sequences_finished_total");
     let reply = post(addr, CHAT_PATH, &chat_body("Hello!", 4));
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(metric(addr, "sovereign_sequences_finished_total"), finished + 1.0, "A and B never finished");
+    assert_eq!(metric(addr, "sovereign_engine_sequences_finished_total"), finished + 1.0, "A and B never finished");
 }
 
 // ---- soak ---------------------------------------------------------------------------------------
@@ -612,8 +623,11 @@ fn a_soak_at_twice_capacity_sheds_the_excess_serves_the_admitted_in_time_and_rec
         }
     }
     let served = |v: &[Outcome]| v.iter().filter(|o| o.status == 200).count();
-    let shed = overload.len() - served(&overload);
-    assert!(shed > 0, "offered twice the capacity ({capacity:.1}/s) for 15 s and shed nothing");
+    let shed_count = overload.len() - served(&overload);
+    let sheds = all.clone().filter(|o| o.status == 503).count();
+    assert_eq!(shed(addr, "queue_full"), sheds as f64, "the server counts what it sheds");
+    assert_eq!(shed(addr, "deadline"), 0.0);
+    assert!(shed_count > 0, "offered twice the capacity ({capacity:.1}/s) for 15 s and shed nothing");
     // Goodput holds under overload: the admitted keep the engine busy.
     let goodput = served(&overload) as f64 / 15.0;
     assert!(goodput >= 0.5 * capacity, "goodput {goodput:.1}/s under overload, capacity {capacity:.1}/s");
@@ -624,7 +638,7 @@ fn a_soak_at_twice_capacity_sheds_the_excess_serves_the_admitted_in_time_and_rec
     let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
     assert!(peak as f64 <= baseline as f64 * 1.15, "resident memory grew from {baseline} to {peak} bytes (> +15%)");
     eprintln!(
-        "soak: capacity {capacity:.1}/s; overload: {} offered, {} served, {shed} shed; recovery {ratio:.2} served; RSS {baseline} → {peak}",
+        "soak: capacity {capacity:.1}/s; overload: {} offered, {} served, {shed_count} shed; recovery {ratio:.2} served; RSS {baseline} → {peak}",
         overload.len(),
         served(&overload)
     );
