@@ -92,6 +92,8 @@ mod gateway_controls;
 #[cfg(feature = "observe")]
 mod observe;
 #[cfg(feature = "observe")]
+mod observe_rules;
+#[cfg(feature = "observe")]
 mod observe_shed;
 
 #[cfg(feature = "rag")]
