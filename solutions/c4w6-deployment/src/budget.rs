@@ -43,8 +43,8 @@ pub struct Choice {
 /// computed without overflow (in `u128`) and saturating at `u64::MAX`.
 pub fn cost_micro_usd(backend: &Backend, prompt_tokens: u64, completion_tokens: u64) -> u64 {
     // BEGIN SOLUTION c4w6.budget
-    let milli = u128::from(prompt_tokens) * u128::from(backend.micro_usd_per_1k_prompt)
-        + u128::from(completion_tokens) * u128::from(backend.micro_usd_per_1k_completion);
+    let milli = (u128::from(prompt_tokens) * u128::from(backend.micro_usd_per_1k_prompt))
+        .saturating_add(u128::from(completion_tokens) * u128::from(backend.micro_usd_per_1k_completion));
     u64::try_from(milli.div_ceil(1000)).unwrap_or(u64::MAX)
     // END SOLUTION
 }

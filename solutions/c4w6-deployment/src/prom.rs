@@ -156,7 +156,10 @@ fn push_labels(out: &mut String, names: &[String], values: &[String]) {
 }
 
 fn push_value(out: &mut String, v: f64) {
-    if v.is_finite() {
+    // Integers below 2^53 (every counter of requests or tokens) skip float formatting.
+    if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && v != 0.0 {
+        let _ = write!(out, "{}", v as i64);
+    } else if v.is_finite() {
         let _ = write!(out, "{v}");
     } else {
         out.push_str(&format_value(v));
