@@ -166,9 +166,11 @@ fn metric(addr: SocketAddr, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in\n{page}"))
 }
 
-/// `sovereign_requests_shed_total{reason, priority=""}`.
+/// `sovereign_requests_shed_total{reason, priority=""}` (0 before the first of its kind).
 fn shed(addr: SocketAddr, reason: &str) -> f64 {
-    metric(addr, &format!("sovereign_requests_shed_total{{reason=\"{reason}\",priority=\"\"}}"))
+    let name = format!("sovereign_requests_shed_total{{reason=\"{reason}\",priority=\"\"}} ");
+    let page = http(addr, "GET", "/metrics", None).body;
+    page.lines().find_map(|l| l.strip_prefix(name.as_str()).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }
 
 const QUEUE_DEPTH: &str = "sovereign_queue_depth{queue=\"engine\"}";
