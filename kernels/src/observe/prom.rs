@@ -726,12 +726,13 @@ impl Parser {
             return Err(format!("invalid metric name at {:?}", c.rest()));
         }
         let mut labels: Vec<(String, String)> = Vec::new();
-        c.skip_blank();
+        let mut blank = c.skip_blank();
         if c.peek() == Some('{') {
             c.bump();
             labels = parse_labels(&mut c)?;
+            blank = c.skip_blank();
         }
-        if !c.skip_blank() {
+        if !blank {
             return match c.peek() {
                 None => Err(format!("{name}: no value")),
                 Some(ch) => Err(format!("{name}: unexpected {ch:?} after the name")),
