@@ -285,8 +285,8 @@ fn concurrent_requests_are_batched_and_answer_as_if_alone() {
     let sample = |family: &str, labels: &[(&str, &str)]| {
         families
             .iter()
-            .filter(|f| f.name == family)
             .flat_map(|f| &f.samples)
+            .filter(|s| s.name == family)
             .filter(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v)))
             .map(|s| s.value)
             .sum::<f64>()
