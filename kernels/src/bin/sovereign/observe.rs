@@ -60,7 +60,7 @@ async fn query(client: &reqwest::Client, base: &str, promql: &str) -> Result<Opt
         .await?;
     anyhow::ensure!(body["status"] == "success", "{url}?query={promql}: {body}");
     let value = &body["data"]["result"][0]["value"][1];
-    Ok(value.as_str().map(|s| s.parse::<f64>()).transpose().with_context(|| format!("{promql}: {value}"))?)
+    value.as_str().map(|s| s.parse::<f64>()).transpose().with_context(|| format!("{promql}: {value}"))
 }
 
 /// Reads every recording rule of `config` for its job.
