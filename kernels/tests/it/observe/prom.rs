@@ -162,9 +162,14 @@ fn encode_then_parse_gives_back_every_value() {
     assert_eq!(find("t_plain").samples.len(), 5);
 }
 
+/// A sample as Python reads it: name, sorted labels, value.
+type PySample = (String, Vec<(String, String)>, f64);
+/// A family as Python reads it: name, type, help, samples.
+type PyFamily = (String, String, String, Vec<PySample>);
+
 /// What Python's `prometheus_client.parser.text_string_to_metric_families` reads from `text`:
 /// (family, type, help, [(sample, sorted labels, value)]).
-fn python_parse(text: &str) -> Vec<(String, String, String, Vec<(String, Vec<(String, String)>, f64)>)> {
+fn python_parse(text: &str) -> Vec<PyFamily> {
     let dir = std::env::temp_dir().join(format!("prom-py-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("exposition.txt");
