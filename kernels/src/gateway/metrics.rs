@@ -64,18 +64,8 @@ impl Default for Counters {
     fn default() -> Self {
         let r = prom::Registry::new();
         r.build_info("gateway");
-        let http_requests = r.counter(
-            observe::HTTP_REQUESTS,
-            "HTTP requests answered, by route, model and status code.",
-            &["route", "model", "code"],
-        );
-        let http_duration = r.histogram(
-            observe::HTTP_DURATION,
-            "Time from a request's arrival to its answer's head, by route and model.",
-            &["route", "model"],
-            &prom::LATENCY_BUCKETS,
-        );
-        let in_flight = r.gauge(observe::HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        let observe::HttpFamilies { requests: http_requests, duration: http_duration, in_flight } =
+            observe::HttpFamilies::register(&r, observe::HTTP_DURATION_HELP);
         let tokens =
             r.counter(observe::TOKENS, "Tokens processed, by model and kind (prompt, completion).", &["model", "kind"]);
         Counters { registry: r, http_requests, http_duration, in_flight, tokens, families: Mutex::default() }

@@ -210,12 +210,6 @@ async fn observe_request(
 ) -> Response {
     use crate::observe::trace::{self, TRACEPARENT, TraceContext};
     use tracing::Instrument;
-    struct Flight<'a>(&'a metrics::Counters);
-    impl Drop for Flight<'_> {
-        fn drop(&mut self) {
-            self.0.in_flight.add(-1.0);
-        }
-    }
     let start = std::time::Instant::now();
     let path = request.uri().path();
     let route = [CHAT, COMPLETIONS, EMBEDDINGS, "/v1/models", "/health", "/metrics"]
@@ -228,8 +222,7 @@ async fn observe_request(
         request.headers_mut().insert(TRACEPARENT, v.clone());
     }
     let span = trace::request_span(route, "", &ctx, parent);
-    gw.metrics.in_flight.add(1.0);
-    let flight = Flight(&gw.metrics);
+    let flight = crate::observe::InFlight::enter(&gw.metrics.in_flight);
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(flight);
     let seconds = start.elapsed().as_secs_f64();

@@ -46,3 +46,49 @@ pub const TOKENS: &str = "sovereign_tokens_total";
 pub const QUEUE_DEPTH: &str = "sovereign_queue_depth";
 /// `sovereign_requests_shed_total`.
 pub const SHED: &str = "sovereign_requests_shed_total";
+
+/// The contract's HTTP families of one server: requests, their duration and the in-flight gauge.
+#[derive(Debug, Clone)]
+pub struct HttpFamilies {
+    /// `sovereign_http_requests_total{route, model, code}`.
+    pub requests: prom::CounterVec,
+    /// `sovereign_http_request_duration_seconds{route, model}`.
+    pub duration: prom::HistogramVec,
+    /// `sovereign_http_requests_in_flight`.
+    pub in_flight: prom::Gauge,
+}
+
+impl HttpFamilies {
+    /// Registers the three families in `registry`; `duration_help` is the duration's `# HELP` text.
+    pub fn register(registry: &prom::Registry, duration_help: &str) -> HttpFamilies {
+        let requests = registry.counter(
+            HTTP_REQUESTS,
+            "HTTP requests answered, by route, model and status code.",
+            &["route", "model", "code"],
+        );
+        let duration = registry.histogram(HTTP_DURATION, duration_help, &["route", "model"], &prom::LATENCY_BUCKETS);
+        let in_flight = registry.gauge(HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        HttpFamilies { requests, duration, in_flight }
+    }
+}
+
+/// Counts a request in flight from [`InFlight::enter`] until dropped (answered or abandoned).
+#[derive(Debug)]
+pub struct InFlight(prom::Gauge);
+
+impl InFlight {
+    /// Adds one to `gauge`; the drop takes it back.
+    pub fn enter(gauge: &prom::Gauge) -> InFlight {
+        gauge.add(1.0);
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.add(-1.0);
+    }
+}
+
+/// The help text of `sovereign_http_request_duration_seconds` on `serve` and the gateway.
+pub const HTTP_DURATION_HELP: &str = "Time from a request's arrival to its answer's head, by route and model.";

@@ -61,18 +61,8 @@ impl ServeMetrics {
     pub fn new() -> ServeMetrics {
         let r = prom::Registry::new();
         r.build_info("serve");
-        let requests = r.counter(
-            observe::HTTP_REQUESTS,
-            "HTTP requests answered, by route, model and status code.",
-            &["route", "model", "code"],
-        );
-        let duration = r.histogram(
-            observe::HTTP_DURATION,
-            "Time from a request's arrival to its answer's head, by route and model.",
-            &["route", "model"],
-            &prom::LATENCY_BUCKETS,
-        );
-        let in_flight = r.gauge(observe::HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        let observe::HttpFamilies { requests, duration, in_flight } =
+            observe::HttpFamilies::register(&r, observe::HTTP_DURATION_HELP);
         let tokens =
             r.counter(observe::TOKENS, "Tokens processed, by model and kind (prompt, completion).", &["model", "kind"]);
         let queue_depth = r.gauge(observe::QUEUE_DEPTH, "Work admitted but not started, by queue.", &["queue"]);

@@ -213,15 +213,6 @@ pub fn router(config: ServerConfig, models: Models) -> Router {
 const ROUTES: [&str; 7] =
     ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics", "/v1/rag"];
 
-/// Leaves the in-flight gauge when the request ends, answered or dropped.
-struct InFlight<'a>(&'a metrics::ServeMetrics);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.add(-1.0);
-    }
-}
-
 /// Wraps every route: in-flight gauge, the `request` span of the incoming `traceparent` (or a new
 /// trace), then the request count and duration by route, model and code; answers with `traceparent`.
 async fn observe_request(
@@ -235,8 +226,7 @@ async fn observe_request(
     let route = ROUTES.iter().copied().find(|r| *r == request.uri().path()).unwrap_or("other");
     let (ctx, parent) = TraceContext::for_request(request.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
     let span = trace::request_span(route, "", &ctx, parent);
-    state.metrics.in_flight.add(1.0);
-    let guard = InFlight(&state.metrics);
+    let guard = crate::observe::InFlight::enter(&state.metrics.in_flight);
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(guard);
     let code = response.status().as_u16();

@@ -93,18 +93,8 @@ impl Default for ServerMetrics {
             "The model served (1), with its version and digest.",
             &["model", "version", "kind", "digest"],
         );
-        let http_requests = r.counter(
-            observe::HTTP_REQUESTS,
-            "HTTP requests answered, by route, model and status code.",
-            &["route", "model", "code"],
-        );
-        let http_duration = r.histogram(
-            observe::HTTP_DURATION,
-            "Predict requests: arrival to answer, by route and model.",
-            &["route", "model"],
-            &prom::LATENCY_BUCKETS,
-        );
-        let in_flight = r.gauge(observe::HTTP_IN_FLIGHT, "Requests being answered now.", &[]).with(&[]);
+        let observe::HttpFamilies { requests: http_requests, duration: http_duration, in_flight } =
+            observe::HttpFamilies::register(&r, "Predict requests: arrival to answer, by route and model.");
         let queue_gauge =
             r.gauge(observe::QUEUE_DEPTH, "Work admitted but not started, by queue.", &["queue"]).with(&["batcher"]);
         let shed = r.counter(

@@ -325,16 +325,9 @@ async fn observe_request(
 ) -> Response {
     use crate::observe::trace::{self, TRACEPARENT, TraceContext};
     use tracing::Instrument;
-    struct InFlight<'a>(&'a metrics::ServerMetrics);
-    impl Drop for InFlight<'_> {
-        fn drop(&mut self) {
-            self.0.in_flight.add(-1.0);
-        }
-    }
     let (ctx, parent) = TraceContext::for_request(request.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
     let span = trace::request_span(request.uri().path(), "", &ctx, parent);
-    server.shared.metrics.in_flight.add(1.0);
-    let guard = InFlight(&server.shared.metrics);
+    let guard = crate::observe::InFlight::enter(&server.shared.metrics.in_flight);
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(guard);
     tracing::info!(parent: &span, code = response.status().as_u16(), "answered");
