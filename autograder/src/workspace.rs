@@ -81,7 +81,9 @@ impl Workspace {
 /// `rerun-if-env-changed` (ring does, for `CARGO_MANIFEST_DIR`), so a build started
 /// from `cargo xtask` in one clone re-ran ring's build script, and rebuilt
 /// everything above ring (rustls, reqwest, object_store, parquet, …), in every
-/// other clone and in every plain `cargo test`.
+/// other clone and in every plain `cargo test`. Nor must it inherit the outer build's
+/// `RUSTC_WORKSPACE_WRAPPER` and `CLIPPY_ARGS` (CI's test build runs clippy's driver as
+/// the workspace's rustc): the nested workspace is another one, with its own lints.
 pub fn cargo_command() -> std::process::Command {
     let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     without_cargo_run_env(&mut cmd);
@@ -103,6 +105,8 @@ pub fn without_cargo_run_env(cmd: &mut std::process::Command) -> &mut std::proce
                     | "CARGO_PRIMARY_PACKAGE"
                     | "CARGO_TARGET_TMPDIR"
                     | "OUT_DIR"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "CLIPPY_ARGS"
             )
         {
             cmd.env_remove(key);

@@ -40,7 +40,11 @@ pub fn measure(dir: &Path, options: &crate::quality::Options) -> Result<Clippy> 
     cmd.args(["clippy", "--message-format=json", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .args(&options.cargo_args)
-        .current_dir(dir);
+        .current_dir(dir)
+        // CI's own test build runs clippy's driver as the workspace's rustc; the measured
+        // crate is another workspace and must build as it would on its own.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
     if let Some(target) = &options.target_dir {
         cmd.env("CARGO_TARGET_DIR", target);
     }
