@@ -111,6 +111,9 @@ pub mod quality;
 #[cfg(feature = "observe")]
 pub mod observe;
 
+#[cfg(feature = "train")]
+pub mod train;
+
 /// Everything that can go wrong in `kernels`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -1179,6 +1182,26 @@ pub enum Error {
         /// The last error seen.
         last: Box<Error>,
     },
+    /// An autograd operation got inputs it cannot combine (the op, and the shapes it saw).
+    #[cfg(feature = "train")]
+    #[error("autograd {op}: {detail}")]
+    TrainShape {
+        /// The operation, e.g. `matmul`.
+        op: &'static str,
+        /// What did not fit, with the shapes.
+        detail: String,
+    },
+    /// A training checkpoint (optimiser state, adapter weights) that cannot be resumed.
+    #[cfg(feature = "train")]
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    // Error variants of kernels::train (autograd helper) go above this line.
+    // Error variants of kernels::train (optim helper) go above this line.
     /// The full-text engine failed.
     #[cfg(feature = "search")]
     #[error("search engine: {0}")]

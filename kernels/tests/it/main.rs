@@ -96,6 +96,9 @@ mod observe_rules;
 #[cfg(feature = "observe")]
 mod observe_shed;
 
+#[cfg(feature = "train")]
+mod train;
+
 #[cfg(feature = "rag")]
 mod rag_answer;
 #[cfg(feature = "rag")]

@@ -1,0 +1,1 @@
+//! Reverse-mode automatic differentiation over tensors: a tape of operations, and their backward passes.

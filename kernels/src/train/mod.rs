@@ -1,0 +1,6 @@
+//! Training on the CPU (feature `train`): reverse-mode automatic differentiation over tensors
+//! ([`autograd`]) and the optimisers that use its gradients ([`optim`]). LoRA and QLoRA fine-tuning
+//! of the `kernels::llm` decoder build on these.
+
+pub mod autograd;
+pub mod optim;

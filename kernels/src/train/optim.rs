@@ -1,0 +1,1 @@
+//! Optimisers over parameter and gradient slices: SGD with momentum, AdamW, clipping, schedules.

@@ -1,0 +1,1 @@
+//! `kernels::train::autograd`: every op's gradient against central finite differences in f64.

@@ -1,0 +1,4 @@
+//! `kernels::train`: autograd gradients against finite differences, optimisers against their papers.
+
+mod autograd;
+mod optim;
