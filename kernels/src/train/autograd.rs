@@ -1,1 +1,0 @@
-//! Reverse-mode automatic differentiation over tensors: a tape of operations, and their backward passes.
