@@ -1201,6 +1201,16 @@ pub enum Error {
         reason: String,
     },
     // Error variants of kernels::train (autograd helper) go above this line.
+    /// A parameter an optimiser cannot step: its gradient has another length or holds a NaN or an
+    /// infinity, or it is not the parameter the optimiser's state was made for (names the parameter).
+    #[cfg(feature = "train")]
+    #[error("optimiser: parameter {param:?}: {reason}")]
+    OptimParam {
+        /// The parameter's name (`gradient #i` where the gradients are unnamed).
+        param: String,
+        /// What is wrong.
+        reason: String,
+    },
     // Error variants of kernels::train (optim helper) go above this line.
     /// The full-text engine failed.
     #[cfg(feature = "search")]

@@ -1,4 +1,4 @@
-//! safetensors reader (spec: the README of Hugging Face's `safetensors` repository): a JSON
+//! safetensors reader and writer (spec: the README of Hugging Face's `safetensors` repository): a JSON
 //! header of tensor dtypes, shapes and byte ranges, then the raw little-endian data,
 //! memory-mapped with zero-copy tensor views and F32/F16/BF16 → f32 conversion.
 //!
@@ -15,6 +15,10 @@
 //! have no duplicate keys, every tensor's byte range to be exactly `product(shape) × dtype size`,
 //! and the ranges, sorted, to tile the data exactly (no gap, no overlap, nothing after the last).
 //! Anything else is [`Error::FormatMalformed`] or [`Error::FormatTruncated`], never a panic.
+//!
+//! The writer: [`serialize`] lays out named tensors and `__metadata__` (header padded with spaces
+//! to a multiple of 8 bytes), [`write_atomic`] puts bytes on disk so that a crash never leaves half
+//! a file, and [`save`] does both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -395,4 +399,128 @@ fn parse_header(buf: &[u8]) -> Result<Parsed> {
         return Err(malformed(format!("the data section has {data_len} bytes but the tensors cover {expected_begin}")));
     }
     Ok((data_offset, metadata, tensors))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------------------------
+
+/// One tensor for [`serialize`]: its name, element type, shape and little-endian bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorData<'a> {
+    /// The tensor's name (unique in the file; `__metadata__` is reserved).
+    pub name: &'a str,
+    /// The element type.
+    pub dtype: Dtype,
+    /// The shape, row-major (`[]` for a scalar).
+    pub shape: &'a [usize],
+    /// The data: exactly `product(shape) × dtype size` bytes, little-endian.
+    pub bytes: &'a [u8],
+}
+
+/// The bytes of a safetensors file holding `tensors` (data in the order given) and `metadata` (as
+/// `__metadata__`; omitted when empty, as Python's `save_file(…, metadata=None)` does). The JSON
+/// header is padded with spaces to a multiple of 8 bytes, so the data starts 8-aligned.
+///
+/// [`Safetensors::parse`] and the reference implementation read it back.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a tensor named `__metadata__` or named twice, a byte length other
+/// than `product(shape) × dtype size`, a shape whose size overflows, or a header above
+/// [`MAX_HEADER_BYTES`].
+pub fn serialize(tensors: &[TensorData<'_>], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let invalid = |reason: String| Error::InvalidParameter(format!("safetensors: {reason}"));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let meta = metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        header.insert("__metadata__".to_string(), serde_json::Value::Object(meta));
+    }
+    let mut names = std::collections::HashSet::with_capacity(tensors.len());
+    let mut data_len = 0usize;
+    for t in tensors {
+        if t.name == "__metadata__" {
+            return Err(invalid("the tensor name \"__metadata__\" is reserved".into()));
+        }
+        if !names.insert(t.name) {
+            return Err(invalid(format!("tensor {:?} is named twice", t.name)));
+        }
+        let n_bytes = t.shape.iter().try_fold(t.dtype.size(), |acc, &d| acc.checked_mul(d));
+        if n_bytes != Some(t.bytes.len()) {
+            return Err(invalid(match n_bytes {
+                Some(n) => {
+                    format!("tensor {:?}: {} {:?} needs {n} bytes, got {}", t.name, t.dtype, t.shape, t.bytes.len())
+                }
+                None => format!("tensor {:?}: shape {:?} overflows", t.name, t.shape),
+            }));
+        }
+        let begin = data_len;
+        data_len += t.bytes.len();
+        header.insert(
+            t.name.to_string(),
+            serde_json::json!({ "dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [begin, data_len] }),
+        );
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while !json.len().is_multiple_of(8) {
+        json.push(b' ');
+    }
+    if json.len() as u64 > MAX_HEADER_BYTES {
+        return Err(invalid(format!("the header of {} bytes exceeds the limit of {MAX_HEADER_BYTES}", json.len())));
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + data_len);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for t in tensors {
+        out.extend_from_slice(t.bytes);
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically: a new temporary file in the same folder, `fsync`, rename over
+/// `path`, then `fsync` of the folder (on Unix). A crash leaves the old file or the complete new one,
+/// never half of one; the temporary file is removed on failure.
+///
+/// # Errors
+/// The I/O error (the caller names the file in its own error type).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let file_name =
+        path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves `tensors` and `metadata` to `path` as a safetensors file ([`serialize`]), atomically
+/// ([`write_atomic`]).
+///
+/// # Errors
+/// The errors of [`serialize`]; [`Error::FormatIo`] naming `path` when it cannot be written.
+pub fn save(path: impl AsRef<Path>, tensors: &[TensorData<'_>], metadata: &BTreeMap<String, String>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = serialize(tensors, metadata)?;
+    write_atomic(path, &bytes).map_err(|source| Error::FormatIo { path: path.to_path_buf(), source })
 }

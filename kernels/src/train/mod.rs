@@ -3,4 +3,5 @@
 //! of the `kernels::llm` decoder build on these.
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod optim;
