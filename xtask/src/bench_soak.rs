@@ -45,7 +45,29 @@ struct Plan {
     recovery: f64,
 }
 
+/// The soak's pass conditions (issue: bounded, answers every admitted request, flat memory, recovery).
+///
+/// * Every request is answered 200 or shed with 503: no connection error, no other status, and no
+///   admitted answer later than the deadline.
+/// * Under 2× capacity the server sheds, and its goodput stays at least [`GOODPUT_MIN`] of capacity
+///   (a bounded queue keeps it working at capacity instead of collapsing: Welsh and Culler).
+/// * Resident memory after the capacity phase grows at most [`RSS_GROWTH_MAX`] over its value
+///   before the overload.
+/// * At half capacity afterwards nothing is shed and at least [`RECOVERY_MIN`] of the offered
+///   requests per second are answered.
+const GOODPUT_MIN: f64 = 0.8;
+const RSS_GROWTH_MAX: f64 = 0.10;
+const RECOVERY_MIN: f64 = 0.95;
+
+/// Measures with the release build of `sovereign` (built here).
 pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
+    let sovereign = build_sovereign(ws)?;
+    run_binary(ws, &sovereign, quick, out)
+}
+
+/// Measures with the `sovereign` binary at `sovereign` (CI passes its test build's, so the soak
+/// costs no build). Writes the record, then fails when a pass condition does not hold.
+pub fn run_binary(ws: &Workspace, sovereign: &Path, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("soak"));
     std::fs::create_dir_all(&out)?;
     let plan = if quick {
@@ -53,11 +75,10 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     } else {
         Plan { warmup: 5.0, capacity: 20.0, overload: 180.0, recovery: 90.0 }
     };
-    let sovereign = build_sovereign(ws)?;
     let gguf = datasets::models::file_path(CHAT, GGUF)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("the SmolLM2 GGUF (run `cargo xtask models`)")?;
-    let server = Server::start(&sovereign, &gguf)?;
+    let server = Server::start(sovereign, &gguf)?;
     let addr = server.addr;
     let stop_tokens = stop_tokens(addr)?;
     let body = json!({
@@ -105,14 +126,62 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     drop(server);
 
     let rss = std::mem::take(&mut *rss.lock().unwrap_or_else(|e| e.into_inner()));
-    let record = record(&outcomes, &rss, capacity, baseline_rss, &metrics, quick, &plan);
+    let mut record = record(&outcomes, &rss, capacity, baseline_rss, &metrics, quick, &plan);
+    let failed = checks(&mut record);
     std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
     std::fs::write(out.join("plot.svg"), plot(&record))?;
     let table = table(&record);
     std::fs::write(out.join("table.md"), &table)?;
     println!("{table}");
     println!("written: {}", out.display());
+    if !failed.is_empty() {
+        bail!("the soak failed: {}", failed.join("; "));
+    }
     Ok(())
+}
+
+/// Judges the pass conditions into `record["checks"]`; returns the failed ones, described.
+fn checks(record: &mut Value) -> Vec<String> {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let (overload, recovery) = (&record["phases"]["overload"], &record["phases"]["recovery"]);
+    let (o, r) = (&overload["result"], &recovery["result"]);
+    let unanswered = f(&o["other_errors"]) + f(&r["other_errors"]);
+    let late = f(&o["past_deadline"]) + f(&r["past_deadline"]);
+    let goodput = f(&o["admitted_per_s"]) / f(&record["capacity_rps"]);
+    let growth = f(&record["rss"]["growth"]);
+    let recovered = f(&r["admitted_per_s"]) / f(&recovery["rate"]);
+    let list = [
+        (
+            "every request answered 200 or 503, none admitted past its deadline",
+            unanswered == 0.0 && late == 0.0,
+            format!("{unanswered} unanswered or other errors, {late} past the deadline"),
+        ),
+        (
+            "under 2x capacity it sheds and keeps its goodput",
+            f(&o["shed"]) > 0.0 && goodput >= GOODPUT_MIN,
+            format!("{} shed, goodput {goodput:.2}x capacity (at least {GOODPUT_MIN})", o["shed"]),
+        ),
+        (
+            "resident memory flat",
+            growth <= RSS_GROWTH_MAX,
+            format!("grew {:+.1}% (at most {:.0}%)", growth * 100.0, RSS_GROWTH_MAX * 100.0),
+        ),
+        (
+            "full throughput back at half capacity",
+            f(&r["shed"]) == 0.0 && recovered >= RECOVERY_MIN,
+            format!("{} shed, {recovered:.2}x the offered rate answered (at least {RECOVERY_MIN})", r["shed"]),
+        ),
+    ];
+    let mut failed = Vec::new();
+    let mut out = Vec::new();
+    for (name, pass, detail) in list {
+        if !pass {
+            failed.push(format!("{name}: {detail}"));
+        }
+        out.push(json!({"check": name, "pass": pass, "measured": detail}));
+    }
+    record["checks"] = Value::Array(out);
+    failed
 }
 
 fn build_sovereign(ws: &Workspace) -> Result<PathBuf> {
@@ -411,6 +480,12 @@ fn table(r: &Value) -> String {
         );
     }
     let mb = |v: &Value| v.as_f64().map_or("–".into(), |b| format!("{:.0} MB", b / 1e6));
+    t += "\n| check | pass | measured |\n|---|---|---|\n";
+    for c in r["checks"].as_array().into_iter().flatten() {
+        let pass = if c["pass"] == true { "yes" } else { "**no**" };
+        t +=
+            &format!("| {} | {pass} | {} |\n", c["check"].as_str().unwrap_or(""), c["measured"].as_str().unwrap_or(""));
+    }
     t += &format!(
         "\nResident memory: {} after warm-up, at most {} after ({:+.1}%). Recovery admitted {:.2}× the offered half capacity.\n",
         mb(&r["rss"]["after_warmup_bytes"]),

@@ -56,6 +56,14 @@ pub fn run(ws: &Workspace) -> Result<()> {
             Box::new(clippy_and_test_workspace),
         ),
         (
+            "soak (quick): sovereign serve at 2x then 0.5x its capacity, the test build's binary",
+            Box::new(|ws| {
+                let sovereign = ws.target_dir().join("debug/sovereign");
+                ensure!(sovereign.is_file(), "{} is missing: the test build makes it", sovereign.display());
+                crate::bench_soak::run_binary(ws, &sovereign, true, None)
+            }),
+        ),
+        (
             "fuzz the file-format readers (GGUF, safetensors, tokenizer.json; 30 s each, nightly + ASan)",
             Box::new(|ws| crate::fuzz::run(ws, None, 30)),
         ),

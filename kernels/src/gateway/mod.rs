@@ -226,7 +226,8 @@ async fn observe_request(
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(flight);
     let seconds = start.elapsed().as_secs_f64();
-    gw.metrics.http_duration.with(&[route, ""]).observe(seconds);
+    let model = response.extensions().get::<ModelLabel>().map_or("", |m| m.0.as_str());
+    gw.metrics.http_duration.with(&[route, model]).observe(seconds);
     tracing::info!(parent: &span, code = response.status().as_u16(), seconds, "answered");
     if let Some(v) = own {
         response.headers_mut().insert(TRACEPARENT, v);
@@ -253,14 +254,30 @@ pub async fn serve(
             }
         })
     });
+    // Canary windows are judged on a timer too, so a rollout whose traffic stops still ends its window.
+    let ticker = canary_tick_ms(&gateway.config).map(|every| {
+        let g = gateway.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(every)).await;
+                g.controls.tick(&g.metrics);
+            }
+        })
+    });
     let result = axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::Server(format!("gateway: {e}")));
-    if let Some(c) = checker {
-        c.abort();
+    for task in [checker, ticker].into_iter().flatten() {
+        task.abort();
     }
     result
+}
+
+/// How often the canaries' windows are judged: a quarter of the shortest window, within
+/// [50 ms, 1 s]; `None` without canaries.
+fn canary_tick_ms(config: &GatewayConfig) -> Option<u64> {
+    config.canaries.iter().map(|c| c.window_ms).min().map(|w| (w / 4).clamp(50, 1000))
 }
 
 // ---- answers ------------------------------------------------------------------
@@ -446,11 +463,42 @@ impl Gateway {
     }
 }
 
+/// The `model` label of a request's metrics: the requested model when a backend serves it, else
+/// `unknown` (a label per unknown name a client sends would grow the series without bound).
+fn model_label(gw: &Gateway, model: &str) -> String {
+    if gw.config.backends.iter().any(|b| b.models.iter().any(|m| m == model)) {
+        model.to_owned()
+    } else {
+        UNKNOWN_MODEL.to_owned()
+    }
+}
+
+/// The `model` label of requests for models no backend serves (and of those without a model).
+pub const UNKNOWN_MODEL: &str = "unknown";
+
+/// The model label of an answered request, for [`observe_request`]'s duration histogram.
+#[derive(Clone)]
+struct ModelLabel(String);
+
+/// [`proxy_request`], with the request's model label attached to the answer.
 async fn proxy(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: std::result::Result<Bytes, BytesRejection>,
     endpoint: &'static str,
+) -> Response {
+    let mut label = None;
+    let mut response = proxy_request(State(gw), headers, body, endpoint, &mut label).await;
+    response.extensions_mut().insert(ModelLabel(label.unwrap_or_else(|| UNKNOWN_MODEL.to_owned())));
+    response
+}
+
+async fn proxy_request(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+    endpoint: &'static str,
+    label: &mut Option<String>,
 ) -> Response {
     let caller = match authenticate(&gw, &headers) {
         Ok(c) => c,
@@ -495,10 +543,12 @@ async fn proxy(
     let Some(model) = request["model"].as_str().map(str::to_owned) else {
         return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", "`model` is required", Some("model"), None);
     };
+    let known = model_label(&gw, &model);
+    *label = Some(known.clone());
     let mut ticket = Ticket {
         caller_key: caller.key,
         caller: caller.name.clone(),
-        model: model.clone(),
+        model: known,
         endpoint,
         controls: controls::RequestControls::default(),
     };

@@ -920,8 +920,12 @@ async fn the_backend_is_called_in_the_callers_trace_with_a_span_of_its_own() {
             assert_ne!(gateway.trace_id, caller.trace_id, "no traceparent: a new trace");
         }
     }
+    // A model no backend serves is counted under `unknown`, not under the name the client made up.
+    let r = client.post(format!("{url}/v1/chat/completions")).bearer_auth("sk-t").json(&chat("made-up-7", "hi"));
+    assert_eq!(r.send().await.unwrap().status(), 404);
     // The contract's families are on the gateway's /metrics.
     let page = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("made-up-7"), "a client's model name became a label value:\n{page}");
     let families = kernels::observe::prom::parse(&page).unwrap();
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         families
@@ -934,7 +938,11 @@ async fn the_backend_is_called_in_the_callers_trace_with_a_span_of_its_own() {
     assert_eq!(value("sovereign_build_info", &[("component", "gateway")]), 1.0, "{page}");
     let chat_route = [("route", "/v1/chat/completions"), ("model", "m"), ("code", "200")];
     assert_eq!(value("sovereign_http_requests_total", &chat_route), 2.0, "{page}");
-    assert_eq!(value("sovereign_http_request_duration_seconds_count", &[("route", "/v1/chat/completions")]), 2.0);
+    let chat_model = |model| [("route", "/v1/chat/completions"), ("model", model)];
+    assert_eq!(value("sovereign_http_request_duration_seconds_count", &chat_model("m")), 2.0, "{page}");
+    assert_eq!(value("sovereign_http_request_duration_seconds_count", &chat_model("unknown")), 1.0, "{page}");
+    let unknown = [("route", "/v1/chat/completions"), ("model", "unknown"), ("code", "404")];
+    assert_eq!(value("sovereign_http_requests_total", &unknown), 1.0, "{page}");
     assert_eq!(value("sovereign_gateway_requests_total", &[("key", "t"), ("status", "200")]), 2.0, "{page}");
     assert_eq!(value("sovereign_http_requests_in_flight", &[]), 1.0, "the /metrics request itself");
 }

@@ -334,6 +334,24 @@ async fn a_canary_answering_500s_is_rolled_back_after_one_window_and_its_errors_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_window_is_judged_on_the_gateways_timer_when_traffic_stops() {
+    let v1 = FaultBackend::start("v1", &["m"], |_| Fault::None).await;
+    let v2 = FaultBackend::start("v2", &["m"], |_| Fault::Status(500)).await;
+    let clock = Clock::manual(0);
+    let rules = "percent = 25\nwindow_ms = 60000\nmin_requests = 5\nmax_error_rate = 0.05\nmax_p99_ms = 2000";
+    let (url, gw) = start(&canary_config(&v1, &v2, rules), clock.clone()).await;
+    round(&url, 40).await;
+    // No request follows the window's end: the timer (every second for a minute's window) judges it.
+    clock.advance(60_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !matches!(gw.controls.canary_state("m"), Some(CanaryState::RolledBack { .. })) {
+        assert!(std::time::Instant::now() < deadline, "not judged: {:?}", gw.controls.canary_state("m"));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    has_line(&metrics(&url).await, "sovereign_gateway_canary_state{model=\"m\"} 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_canary_breaching_its_p99_is_rolled_back() {
     let v1 = FaultBackend::start("v1", &["m"], |_| Fault::None).await;
     let v2 = FaultBackend::start("v2", &["m"], |_| Fault::Slow(300)).await;

@@ -647,5 +647,33 @@ async fn a_real_prometheus_scrapes_the_gateway_and_evaluates_the_slo_rules() {
     // Half the answers are 5xx (bad, and /metrics left out of the SLI): the recorded ratio is about 1/2.
     let ratio = ratio.expect("a recorded ratio");
     assert!((0.3..=0.7).contains(&ratio), "5m error ratio {ratio}");
+    // `sovereign observe burn` reads the same recording rules from the same server.
+    #[cfg(feature = "cli")]
+    {
+        let (slo_file, url) = (deploy().join("slo.toml"), prom.url.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_sovereign"))
+                .args(["observe", "burn", "--slo"])
+                .arg(slo_file)
+                .args(["--prometheus", &url])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let row: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|c| c.len() == 4 && c[0] == "availability" && c[1] == "5m")
+            .unwrap_or_else(|| panic!("no 5m availability row:\n{text}"));
+        let (bad, burn): (f64, f64) = (row[2].parse().unwrap(), row[3].parse().unwrap());
+        assert!((0.3..=0.7).contains(&bad), "{text}");
+        let budget = error_budget(slos.availability.as_ref().expect("an availability SLO").objective);
+        assert!((burn - bad / budget).abs() <= 0.01 * burn, "burn rate is not bad ratio / budget:\n{text}");
+        // Half the answers failing burns the budget hundreds of times too fast: the fast page holds.
+        assert!(text.lines().any(|l| l.starts_with("PAGE AvailabilityBudgetBurn") && l.contains("1h/5m")), "{text}");
+    }
     traffic.abort();
 }

@@ -321,6 +321,9 @@ fn llvm_cov_totals(tool: &Path, krate: &Path) -> serde_json::Value {
         .args(["llvm-cov", "--json", "--summary-only", "--manifest-path"])
         .arg(krate.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir())
+        // As kernels::quality::coverage does: CI's test build runs clippy's driver as rustc.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -278,6 +278,23 @@ fn concurrent_updates_give_exact_totals() {
 }
 
 #[test]
+fn plain_families_encode_to_the_registrys_exact_text_and_parse_back() {
+    // Registry → text → families → text: the same bytes (escapes, special values, histograms).
+    let text = sample_registry().encode();
+    let mut again = String::new();
+    prom::encode_families(&prom::parse(&text).unwrap(), &mut again);
+    assert_eq!(again, text);
+    // Another exporter's text (comments, timestamps, untyped, summary) parses back to the same families.
+    let foreign = "# TYPE up gauge\nup{job=\"a\",path=\"C:\\\\x\"} 1 1712345678000\n# TYPE rpc summary\n\
+                   rpc{quantile=\"0.5\"} 0.01\nrpc_sum 1.5\nrpc_count 3\nno_type 7\n";
+    let first = prom::parse(foreign).unwrap();
+    let mut text = String::new();
+    prom::encode_families(&first, &mut text);
+    assert_eq!(prom::parse(&text).unwrap(), first, "{text}");
+    assert!(text.contains("# TYPE no_type untyped\n"), "{text}");
+}
+
+#[test]
 fn parse_reads_what_other_exporters_write() {
     let text = "# A free comment\n\n# HELP up Whether the target is up.\n# TYPE up gauge\nup{job=\"a\" , instance=\"b\",} 1 1712345678000\n\
                 up{job=\"c\"}\t0\n# TYPE rpc summary\nrpc{quantile=\"0.5\"} 0.01\nrpc_sum 1.5\nrpc_count 3\nno_type_here 7 -5\n  \n\
