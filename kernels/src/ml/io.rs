@@ -24,11 +24,9 @@
 //! process), parses it with [`Safetensors`] and validates kind, version, arrays and shapes.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
-use crate::formats::safetensors::{Dtype, Safetensors};
+use crate::formats::safetensors::{self, Dtype, Safetensors};
 use crate::{Error, Result};
 
 /// One named array of a model.
@@ -272,35 +270,10 @@ fn encode(model_kind: &str, parts: &Parts, meta: &ModelMeta) -> Result<Vec<u8>> 
 }
 // ANCHOR_END: encode
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, `fsync`, rename over
-/// `path`, then `fsync` of the folder (on Unix). The temporary file is removed on failure.
+/// Writes `bytes` to `path` atomically ([`safetensors::write_atomic`]: a temporary file in the same
+/// folder, `fsync`, rename over `path`, then `fsync` of the folder on Unix).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path.file_name().ok_or_else(|| file_error(path, "not a file path"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        file_error(path, format!("cannot write: {e}"))
-    })
+    safetensors::write_atomic(path, bytes).map_err(|e| file_error(path, format!("cannot write: {e}")))
 }
 
 /// Saves `model` with `meta` to `path` as a safetensors file (see the module docs for the layout),
