@@ -103,6 +103,10 @@ enum Command {
         /// (a week's or `kernels` only).
         #[arg(long)]
         render_only: bool,
+        /// `bench soak` only: drive this `sovereign` binary instead of building a release one
+        /// (CI drives its test build's `target/debug/sovereign`).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
     },
     /// Build the book (`--serve` to browse it; `--check` to check every page in headless Chromium).
     Book {
@@ -210,14 +214,17 @@ fn main() -> Result<()> {
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "serve-model" => bench_serve_model::run(&ws, quick, out),
-        Command::Bench { week, quick, out, .. } if week == "soak" => bench_soak::run(&ws, quick, out),
+        Command::Bench { week, quick, out, binary, .. } if week == "soak" => match binary {
+            Some(binary) => bench_soak::run_binary(&ws, &binary, quick, out),
+            None => bench_soak::run(&ws, quick, out),
+        },
         Command::Bench { week, quick, out, .. } if week == "registry" => bench_registry::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "score" => bench_score::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "structured" => bench_structured::run(&ws, quick, out),
         Command::Bench { week, quick, out, render_only, .. } if week == "rag" => {
             bench_rag::run(&ws, quick, out, render_only)
         }
-        Command::Bench { week, course, quick, out, render_only } => {
+        Command::Bench { week, course, quick, out, render_only, .. } => {
             let mode = if render_only { bench::Mode::RenderRecord } else { bench::Mode::Measure { quick } };
             bench::run(&ws, &week, course, mode, out)
         }

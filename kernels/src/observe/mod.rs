@@ -21,7 +21,7 @@
 //! | `sovereign_http_requests_in_flight` | gauge | | requests being answered now |
 //! | `sovereign_tokens_total` | counter | `model`, `kind` | tokens processed, `kind` = `prompt` or `completion` |
 //! | `sovereign_queue_depth` | gauge | `queue` | work admitted but not started (`queue` = `engine`, `batcher`) |
-//! | `sovereign_requests_shed_total` | counter | `reason`, `priority` | requests refused by overload control (`queue_full`, `deadline`, `kv_budget`, `priority`) |
+//! | `sovereign_requests_shed_total` | counter | `reason`, `priority` | requests refused by overload control (`queue_full`, `deadline_unreachable`, `deadline`, `kv_budget`, `priority`) |
 //!
 //! Servers add their own families under their own prefix (`sovereign_engine_*`, `sovereign_model_*`,
 //! `sovereign_gateway_*`).

@@ -651,6 +651,23 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
             return Ok(response);
         }
+        Err(Refused::DeadlineUnreachable { waiting, expected_wait, retry_after }) => {
+            shed(state, "deadline_unreachable");
+            let seconds = retry_after.as_secs().max(1);
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                format!(
+                    "the server is overloaded: {waiting} sequences wait, about {:.1} s, past this request's deadline; retry in {seconds} s",
+                    expected_wait.as_secs_f64()
+                ),
+                None,
+                Some("overloaded"),
+            )
+            .into_response();
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+            return Ok(response);
+        }
         Err(Refused::Stopped) => {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

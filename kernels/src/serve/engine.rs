@@ -129,6 +129,8 @@ pub struct EngineStats {
     pub cancelled: AtomicU64,
     /// Sequences that left the queue recently, per second (`f64` bits; the `Retry-After` estimate).
     drain_rate: AtomicU64,
+    /// Seconds from start to end of recently finished sequences, smoothed (`f64` bits).
+    service_seconds: AtomicU64,
 }
 
 impl EngineStats {
@@ -136,7 +138,27 @@ impl EngineStats {
     pub fn drain_rate(&self) -> f64 {
         f64::from_bits(self.drain_rate.load(Ordering::Relaxed))
     }
+
+    /// How long a sequence runs from its prefill to its end, recently (an exponentially weighted
+    /// mean over finished sequences, weight [`SERVICE_WEIGHT`] for the newest; 0 before the first).
+    pub fn service_seconds(&self) -> f64 {
+        f64::from_bits(self.service_seconds.load(Ordering::Relaxed))
+    }
+
+    /// Folds one finished sequence's run time into [`EngineStats::service_seconds`] (engine thread only).
+    fn record_service(&self, seconds: f64) {
+        let old = self.service_seconds();
+        let new = if old == 0.0 { seconds } else { old + SERVICE_WEIGHT * (seconds - old) };
+        self.service_seconds.store(new.to_bits(), Ordering::Relaxed);
+    }
 }
+
+/// Admission wants the predicted finish this many times over inside the deadline: the prediction is
+/// a mean of recent waits and run times, and a request's own wait varies around it.
+pub const DEADLINE_MARGIN: f64 = 1.25;
+
+/// The weight of the newest sequence in [`EngineStats::service_seconds`].
+pub const SERVICE_WEIGHT: f64 = 0.2;
 
 /// How far back the drain rate looks.
 pub const DRAIN_WINDOW: Duration = Duration::from_secs(10);
@@ -173,6 +195,17 @@ pub enum Refused {
         /// Sequences waiting when it was refused.
         waiting: usize,
         /// When a retry may find room, from the recent drain rate.
+        retry_after: Duration,
+    },
+    /// The sequences ahead would, at the recent drain rate and service time, keep this request from
+    /// finishing before its deadline: refused now (a cheap 503) rather than admitted to fail later
+    /// (a wasted 504).
+    DeadlineUnreachable {
+        /// Sequences waiting when it was refused.
+        waiting: usize,
+        /// The time the drain rate and the recent service time predict until it would finish.
+        expected_wait: Duration,
+        /// When a retry may find the queue short enough.
         retry_after: Duration,
     },
     /// The engine thread has stopped.
@@ -232,6 +265,8 @@ pub struct Engine {
 struct Running {
     job: Job,
     deadline: Option<Instant>,
+    /// When it was admitted to run (its prefill).
+    started: Instant,
     cache: KvCache,
     sampler: Sampler,
     /// Tokens to feed next step: the prompt first, then the last token.
@@ -306,11 +341,13 @@ impl Engine {
 
     // ANCHOR: try_submit
     /// Queues a request's sequences (one per choice) all or none: refused when they would make more
-    /// than [`Limits::max_queue`] wait (unless none waits). Each is dropped before its prefill if
+    /// than [`Limits::max_queue`] wait (unless none waits), or when, with others waiting, the recent
+    /// drain rate and service time say they would finish only after `deadline`. Each is dropped before its prefill if
     /// `deadline` passes while it waits, and cut at `deadline` if it runs.
     ///
     /// # Errors
-    /// [`Refused::QueueFull`] with a retry estimate, or [`Refused::Stopped`].
+    /// [`Refused::QueueFull`] or [`Refused::DeadlineUnreachable`] with a retry estimate, or
+    /// [`Refused::Stopped`].
     pub fn try_submit(&self, jobs: Vec<Job>, deadline: Option<Instant>) -> std::result::Result<(), Refused> {
         let mut queue = self.shared.lock();
         if queue.stopped {
@@ -319,6 +356,20 @@ impl Engine {
         let waiting = queue.waiting.len();
         if waiting > 0 && waiting.saturating_add(jobs.len()) > self.limits.max_queue {
             return Err(Refused::QueueFull { waiting, retry_after: self.retry_after(waiting + jobs.len()) });
+        }
+        // The request's last sequence starts once everything ahead of it and its own others have,
+        // then runs for about the recent service time.
+        let rate = self.stats.drain_rate();
+        if let Some(deadline) = deadline
+            && waiting > 0
+            && rate > 0.0
+        {
+            let seconds = (waiting + jobs.len()) as f64 / rate + self.stats.service_seconds();
+            let expected_wait = Duration::from_secs_f64(seconds.min(1e6));
+            if Instant::now() + expected_wait.mul_f64(DEADLINE_MARGIN) >= deadline {
+                let retry_after = self.retry_after(waiting);
+                return Err(Refused::DeadlineUnreachable { waiting, expected_wait, retry_after });
+            }
         }
         queue.waiting.extend(jobs.into_iter().map(|job| Queued { job, deadline }));
         self.stats.waiting.store(queue.waiting.len(), Ordering::Relaxed);
@@ -422,11 +473,12 @@ fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, shared: &Share
                 stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 false
             } else if r.expired(now) {
+                // Counted before the client hears of it, so whoever waits on the event sees the count.
+                stats.expired_running.fetch_add(1, Ordering::Relaxed);
                 let _ = r.job.events.send(Event::Failed(format!(
                     "the request's deadline passed after {} generated tokens",
                     r.generated
                 )));
-                stats.expired_running.fetch_add(1, Ordering::Relaxed);
                 false
             } else {
                 true
@@ -482,22 +534,20 @@ fn run(model: &LlamaModel, tokenizer: &Bpe, config: EngineConfig, shared: &Share
                 }
             };
             stats.generated_tokens.fetch_add((r.generated - before) as u64, Ordering::Relaxed);
-            match end {
-                Some(finish) => {
-                    finish_sequence(r, finish);
-                    finished.push(i);
-                }
-                // A complete grammar ends the sequence as its end token would.
-                None if r.job.extras.constraint.as_ref().is_some_and(Constraint::is_finished) => {
-                    finish_sequence(r, FinishReason::Stop);
-                    finished.push(i);
-                }
-                None => {}
+            // A complete grammar ends the sequence as its end token would.
+            let end = end.or_else(|| {
+                r.job.extras.constraint.as_ref().is_some_and(Constraint::is_finished).then_some(FinishReason::Stop)
+            });
+            if let Some(finish) = end {
+                // Counted before the client hears `Done`, so whoever waits on it sees the count.
+                stats.finished.fetch_add(1, Ordering::Relaxed);
+                stats.record_service(r.started.elapsed().as_secs_f64());
+                finish_sequence(r, finish);
+                finished.push(i);
             }
         }
         for &i in finished.iter().rev() {
             running.swap_remove(i);
-            stats.finished.fetch_add(1, Ordering::Relaxed);
         }
         stats.active.store(running.len(), Ordering::Relaxed);
     }
@@ -537,6 +587,7 @@ fn admit(model: &LlamaModel, config: EngineConfig, queued: Queued, running: &mut
         counts: Vec::new(),
         job,
         deadline,
+        started: Instant::now(),
     });
 }
 
