@@ -164,7 +164,7 @@ pub(crate) fn expect_len(len: usize, expected: usize) -> Result<()> {
 }
 
 /// Checks `a` (`m × k`), `b` (`k × n`, or `n × k`: the same length) and `c` (`m × n`) against `shape`.
-fn check_gemm(a: &[f32], b: &[f32], c: &[f32], shape: GemmShape) -> Result<()> {
+pub(crate) fn check_gemm<T>(a: &[T], b: &[T], c: &[T], shape: GemmShape) -> Result<()> {
     let GemmShape { m, n, k } = shape;
     expect_len(a.len(), area(m, k, "A")?)?;
     expect_len(b.len(), area(k, n, "B")?)?;

@@ -154,19 +154,15 @@ fn ensure_coverage_tools(ws: &Workspace) -> Result<()> {
 /// builds the benches and examples too), denied as `cargo clippy -- -D warnings` denies them.
 fn clippy_and_test_workspace(ws: &Workspace) -> Result<()> {
     let driver = clippy_driver()?;
-    let with_clippy = |cmd: &mut std::process::Command| {
+    let cargo_test = |extra: &[&str]| -> Result<std::process::Command> {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace", "--all-features"]).args(extra);
+        exclude_labs(ws, &mut cmd)?;
         cmd.env("RUSTC_WORKSPACE_WRAPPER", &driver).env("CLIPPY_ARGS", clippy_args(&["-D", "warnings"]));
+        Ok(cmd)
     };
-    let mut build = cargo();
-    build.args(["test", "--workspace", "--all-features", "--all-targets", "--no-run"]);
-    exclude_labs(ws, &mut build)?;
-    with_clippy(&mut build);
-    tools::run(&mut build).context("clippy or the test build failed")?;
-    let mut test = cargo();
-    test.args(["test", "--workspace", "--all-features"]);
-    exclude_labs(ws, &mut test)?;
-    with_clippy(&mut test);
-    tools::run(&mut test)
+    tools::run(&mut cargo_test(&["--all-targets", "--no-run"])?).context("clippy or the test build failed")?;
+    tools::run(&mut cargo_test(&[])?)
 }
 
 /// The toolchain's `clippy-driver` (not rustup's proxy, which would add a process per crate).

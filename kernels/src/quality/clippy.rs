@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,18 +35,7 @@ pub struct Clippy {
 pub fn measure(dir: &Path, options: &crate::quality::Options) -> Result<Clippy> {
     let shown = format!("cargo clippy --message-format=json {}", options.cargo_args.join(" "));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["clippy", "--message-format=json", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .args(&options.cargo_args)
-        .current_dir(dir)
-        // CI's own test build runs clippy's driver as the workspace's rustc; the measured
-        // crate is another workspace and must build as it would on its own.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CLIPPY_ARGS");
-    if let Some(target) = &options.target_dir {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
+    let mut cmd = crate::quality::cargo_tool(cargo.as_ref(), &["clippy", "--message-format=json"], dir, options);
     let out = cmd.output().map_err(|e| Error::QualityTool {
         command: shown.clone(),
         dir: dir.to_path_buf(),

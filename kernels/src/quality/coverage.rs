@@ -9,7 +9,6 @@
 //! their own.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,18 +67,7 @@ pub fn cargo_llvm_cov() -> Result<PathBuf> {
 /// `--all-features`) and returns its totals.
 pub fn measure(dir: &Path, options: &crate::quality::Options) -> Result<Coverage> {
     let tool = cargo_llvm_cov()?;
-    let mut cmd = Command::new(&tool);
-    cmd.args(["llvm-cov", "--json", "--summary-only", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .args(&options.cargo_args)
-        .current_dir(dir)
-        // CI's own test build runs clippy's driver as the workspace's rustc; the measured
-        // crate is another workspace and must build as it would on its own.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CLIPPY_ARGS");
-    if let Some(target) = &options.target_dir {
-        cmd.env("CARGO_TARGET_DIR", target);
-    }
+    let mut cmd = crate::quality::cargo_tool(tool.as_ref(), &["llvm-cov", "--json", "--summary-only"], dir, options);
     let shown = format!("cargo llvm-cov --json --summary-only {}", options.cargo_args.join(" "));
     let out = cmd.output().map_err(|e| Error::QualityTool {
         command: shown.clone(),

@@ -93,6 +93,25 @@ pub struct Report {
     pub score: Score,
 }
 
+/// `program subcommand… --manifest-path DIR/Cargo.toml cargo_args…` run in `dir`, with the
+/// options' target folder. CI's own test build runs clippy's driver as the workspace's rustc
+/// (`RUSTC_WORKSPACE_WRAPPER`, `CLIPPY_ARGS`); the measured crate is another workspace and is
+/// built as it would be on its own, so both are dropped.
+fn cargo_tool(program: &std::ffi::OsStr, subcommand: &[&str], dir: &Path, options: &Options) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(subcommand)
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .args(&options.cargo_args)
+        .current_dir(dir)
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
+    if let Some(target) = &options.target_dir {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    cmd
+}
+
 /// The package name of the crate at `dir`, or [`Error::QualityNotACrate`].
 pub fn crate_name(dir: &Path) -> Result<String> {
     let not = |reason: String| Error::QualityNotACrate { path: dir.to_path_buf(), reason };

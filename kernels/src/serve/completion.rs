@@ -638,35 +638,15 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
     match engine.try_submit(jobs, Some(deadline)) {
         Ok(()) => {}
         Err(Refused::QueueFull { waiting, retry_after }) => {
-            shed(state, "queue_full");
-            let seconds = retry_after.as_secs().max(1);
-            let mut response = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                format!("the server is overloaded ({waiting} sequences wait); retry in {seconds} s"),
-                None,
-                Some("overloaded"),
-            )
-            .into_response();
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
-            return Ok(response);
+            let why = format!("the server is overloaded ({waiting} sequences wait)");
+            return Ok(overloaded(state, "queue_full", &why, retry_after));
         }
-        Err(Refused::DeadlineUnreachable { waiting, expected_wait, retry_after }) => {
-            shed(state, "deadline_unreachable");
-            let seconds = retry_after.as_secs().max(1);
-            let mut response = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                format!(
-                    "the server is overloaded: {waiting} sequences wait, about {:.1} s, past this request's deadline; retry in {seconds} s",
-                    expected_wait.as_secs_f64()
-                ),
-                None,
-                Some("overloaded"),
-            )
-            .into_response();
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
-            return Ok(response);
+        Err(Refused::DeadlineUnreachable { waiting, expected_finish, retry_after }) => {
+            let why = format!(
+                "the server is overloaded: {waiting} sequences wait, it would finish in about {:.1} s, past this request's deadline",
+                expected_finish.as_secs_f64()
+            );
+            return Ok(overloaded(state, "deadline_unreachable", &why, retry_after));
         }
         Err(Refused::Stopped) => {
             return Err(ApiError::new(
@@ -723,6 +703,23 @@ async fn run(state: &Arc<AppState>, model: &str, mut plan: Plan) -> ApiResult<Re
 /// (`reason` = `queue_full`, `deadline` or `kv_budget`; this server has no priorities).
 fn shed(state: &AppState, reason: &str) {
     state.metrics.shed.with(&[reason, ""]).inc();
+}
+
+/// A refusal at admission: counted as shed for `reason`, answered 503 `overloaded` with `why` and a
+/// `Retry-After` of whole seconds (at least 1).
+fn overloaded(state: &AppState, reason: &str, why: &str, retry_after: std::time::Duration) -> Response {
+    shed(state, reason);
+    let seconds = retry_after.as_secs().max(1);
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        format!("{why}; retry in {seconds} s"),
+        None,
+        Some("overloaded"),
+    )
+    .into_response();
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+    response
 }
 
 /// The answer to a request whose deadline passed.

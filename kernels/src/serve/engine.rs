@@ -204,7 +204,7 @@ pub enum Refused {
         /// Sequences waiting when it was refused.
         waiting: usize,
         /// The time the drain rate and the recent service time predict until it would finish.
-        expected_wait: Duration,
+        expected_finish: Duration,
         /// When a retry may find the queue short enough.
         retry_after: Duration,
     },
@@ -342,8 +342,8 @@ impl Engine {
     // ANCHOR: try_submit
     /// Queues a request's sequences (one per choice) all or none: refused when they would make more
     /// than [`Limits::max_queue`] wait (unless none waits), or when, with others waiting, the recent
-    /// drain rate and service time say they would finish only after `deadline`. Each is dropped before its prefill if
-    /// `deadline` passes while it waits, and cut at `deadline` if it runs.
+    /// drain rate and service time say they would finish only after `deadline`. Each is dropped
+    /// before its prefill if `deadline` passes while it waits, and cut at `deadline` if it runs.
     ///
     /// # Errors
     /// [`Refused::QueueFull`] or [`Refused::DeadlineUnreachable`] with a retry estimate, or
@@ -365,10 +365,10 @@ impl Engine {
             && rate > 0.0
         {
             let seconds = (waiting + jobs.len()) as f64 / rate + self.stats.service_seconds();
-            let expected_wait = Duration::from_secs_f64(seconds.min(1e6));
-            if Instant::now() + expected_wait.mul_f64(DEADLINE_MARGIN) >= deadline {
+            let expected_finish = Duration::from_secs_f64(seconds.min(1e6));
+            if Instant::now() + expected_finish.mul_f64(DEADLINE_MARGIN) >= deadline {
                 let retry_after = self.retry_after(waiting);
-                return Err(Refused::DeadlineUnreachable { waiting, expected_wait, retry_after });
+                return Err(Refused::DeadlineUnreachable { waiting, expected_finish, retry_after });
             }
         }
         queue.waiting.extend(jobs.into_iter().map(|job| Queued { job, deadline }));

@@ -408,8 +408,8 @@ fn a_request_the_queue_would_keep_past_its_deadline_is_refused_at_once() {
     // a request due in 10 ms cannot start in time and is refused; one due in an hour is admitted.
     let (tight, mut tight_rx) = job(&prompt, 8);
     match engine.try_submit(vec![tight], Some(Instant::now() + Duration::from_millis(10))) {
-        Err(Refused::DeadlineUnreachable { waiting: 2, expected_wait, retry_after }) => {
-            assert!(expected_wait > Duration::from_millis(10), "{expected_wait:?}");
+        Err(Refused::DeadlineUnreachable { waiting: 2, expected_finish, retry_after }) => {
+            assert!(expected_finish > Duration::from_millis(10), "{expected_finish:?}");
             assert!(retry_after >= Duration::from_secs(1));
         }
         other => panic!("{other:?}"),

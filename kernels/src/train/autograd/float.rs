@@ -6,7 +6,7 @@ use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use crate::Result;
-use crate::matmul::{GemmShape, area, expect_len};
+use crate::matmul::{GemmShape, check_gemm};
 
 /// A real number type the tape computes in: the arithmetic, the elementary functions the ops need,
 /// and the dense products every matrix op runs on.
@@ -74,14 +74,6 @@ pub trait Float:
     fn dot(a: &[Self], b: &[Self]) -> Self {
         a.iter().zip(b).map(|(&x, &y)| x * y).sum()
     }
-}
-
-/// The lengths of a GEMM's three operands against its shape (`B` has `k·n` values either way).
-fn check_gemm<T>(a: &[T], b: &[T], c: &[T], shape: GemmShape) -> Result<()> {
-    let GemmShape { m, n, k } = shape;
-    expect_len(a.len(), area(m, k, "A")?)?;
-    expect_len(b.len(), area(k, n, "B")?)?;
-    expect_len(c.len(), area(m, n, "C")?)
 }
 
 macro_rules! elementary {
