@@ -71,7 +71,7 @@ pub fn run_binary(ws: &Workspace, sovereign: &Path, quick: bool, out: Option<Pat
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("soak"));
     std::fs::create_dir_all(&out)?;
     let plan = if quick {
-        Plan { warmup: 3.0, capacity: 8.0, overload: 30.0, recovery: 20.0 }
+        Plan { warmup: 3.0, capacity: 20.0, overload: 30.0, recovery: 15.0 }
     } else {
         Plan { warmup: 5.0, capacity: 20.0, overload: 180.0, recovery: 90.0 }
     };
@@ -108,9 +108,15 @@ pub fn run_binary(ws: &Workspace, sovereign: &Path, quick: bool, out: Option<Pat
     let mut outcomes = closed_loop(addr, &body, 2 * MAX_BATCH, plan.warmup, t0, "warmup");
     let capacity_start = t0.elapsed().as_secs_f64();
     let measured = closed_loop(addr, &body, 2 * MAX_BATCH, plan.capacity, t0, "capacity");
-    let capacity = measured.iter().filter(|o| o.status == 200 && o.done <= capacity_start + plan.capacity).count()
-        as f64
-        / plan.capacity;
+    // Completions over the time they took: the clients start together, so answers come in batches,
+    // and a fixed window would also count the idle tail after the last batch it holds.
+    let answered: Vec<f64> = measured
+        .iter()
+        .filter(|o| o.status == 200 && o.done <= capacity_start + plan.capacity)
+        .map(|o| o.done)
+        .collect();
+    let last = answered.iter().copied().fold(capacity_start, f64::max);
+    let capacity = if last > capacity_start { answered.len() as f64 / (last - capacity_start) } else { 0.0 };
     outcomes.extend(measured);
     if capacity <= 0.0 {
         bail!("no request completed while measuring capacity");

@@ -94,7 +94,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
             Ok(()) => println!("{} {name} ({:.0} s)", style("ok").green(), start.elapsed().as_secs_f64()),
             Err(e) => {
                 println!("{} {name}: {e:#}", style("FAILED").red().bold());
-                failed.push(name);
+                failed.push(format!("{name} ({e:#})"));
             }
         }
     }
@@ -105,7 +105,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
         run_start.elapsed().as_secs_f64() / 60.0
     );
     if !failed.is_empty() {
-        bail!("failed: {}", failed.join(", "));
+        bail!("failed:\n  {}", failed.join("\n  "));
     }
     Ok(())
 }
