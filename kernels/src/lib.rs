@@ -607,6 +607,24 @@ pub enum Error {
         /// The signer's key id (16 hex).
         key_id: String,
     },
+    /// A signature by a key the keyring revokes (a `revoked <key id>` line): refused whatever it signed.
+    #[cfg(feature = "registry")]
+    #[error("registry: {subject} is signed by key {key_id}, which the keyring revokes")]
+    RegistryRevokedKey {
+        /// What was signed.
+        subject: String,
+        /// The revoked key id (16 hex).
+        key_id: String,
+    },
+    /// A version whose signed manifest names a parent version the registry does not hold.
+    #[cfg(feature = "registry")]
+    #[error("registry: {reference} names parent {parent}, which the registry does not know")]
+    RegistryUnknownParent {
+        /// `name@version` of the child.
+        reference: String,
+        /// The parent it names.
+        parent: String,
+    },
     /// A signature that does not verify (RFC 8032, strict) under the named trusted key.
     #[cfg(feature = "registry")]
     #[error("registry: bad signature on {subject} (key {key_id})")]

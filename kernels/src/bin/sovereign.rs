@@ -4,6 +4,7 @@
 //! ```text
 //! sovereign serve --demo                      # SmolLM2-135M-Instruct + all-MiniLM-L6-v2 on 127.0.0.1:8080
 //! sovereign serve --model m.gguf --port 9000  # any LLaMA-family GGUF with a ChatML template
+//! sovereign serve --registry reg --name m --version 1 --keyring keys --key k.seal  # verified (sovereign/serve_registry.rs)
 //! sovereign serve --demo --rag-index idx/     # … plus POST /v1/rag over a `sovereign rag index` folder
 //! sovereign gguf inspect m.gguf               # metadata and tensor table
 //! sovereign tokenize --model m.gguf "text"    # token ids and pieces
@@ -43,6 +44,8 @@ mod registry;
 mod score;
 #[path = "sovereign/serve_model.rs"]
 mod serve_model;
+#[path = "sovereign/serve_registry.rs"]
+mod serve_registry;
 #[path = "sovereign/trace.rs"]
 mod trace;
 
@@ -182,6 +185,8 @@ struct ServeArgs {
     /// the index must have been built with this embedding model).
     #[arg(long)]
     rag_index: Option<PathBuf>,
+    #[command(flatten)]
+    from_registry: serve_registry::RegistryModelArgs,
 }
 
 /// Runs the command; an error is printed as one `error:` line with its causes (no backtrace) and exits 1.
@@ -249,10 +254,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         chat_path.get_or_insert(chat);
         embedding_dir.get_or_insert(embed);
     }
-    if chat_path.is_none() && embedding_dir.is_none() {
-        bail!("nothing to serve: give --demo, --model or --embedding-model");
+    if chat_path.is_none() && embedding_dir.is_none() && !args.from_registry.given() {
+        bail!("nothing to serve: give --demo, --model, --registry or --embedding-model");
     }
-    let mut models = Models::default();
+    let mut models = Models { chat: args.from_registry.load(args.model_id.as_deref())?, ..Models::default() };
     if let Some(path) = chat_path {
         let id = match (&args.model_id, args.demo && args.model.is_none()) {
             (Some(id), _) => id.clone(),

@@ -4,7 +4,11 @@
 //! - A key id is the first 16 hex characters of BLAKE3(public key bytes).
 //! - Key files are text: `#` comment lines and one line of 64 hex characters (the 32-byte public key, or
 //!   the 32-byte secret seed). A keyring file is any number of public-key lines; a keyring folder is
-//!   every `*.pub` file in it. Signing-key files are created `0600` with `create_new` and refused when
+//!   every `*.pub` file in it. A keyring file may also hold `revoked <16 hex key id>` lines: a revoked key
+//!   is refused ([`Error::RegistryRevokedKey`]) whatever it signed, even when its public key is listed
+//!   (in any file of the folder). Files without such lines read as before; a reader older than
+//!   revocation refuses a file with one (it is not a key line), so revocation never fails open.
+//!   Signing-key files are created `0600` with `create_new` and refused when
 //!   group- or world-accessible.
 //! - Every signature covers `domain || bytes`, with a distinct NUL-terminated domain per kind of signed
 //!   thing ([`MANIFEST_DOMAIN`], [`PROMOTION_DOMAIN`]), so a signature can never be reused for another kind.
@@ -15,7 +19,7 @@
 //!   registry) covers the canonical statement `{"blake3":"<hex>","size":<bytes>}` of the file's contents:
 //!   not its name, so a renamed copy still verifies and a changed byte never does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -262,10 +266,17 @@ impl SignatureBlob {
     }
 }
 
-/// The public keys an operator trusts, by key id. Only these can make a signature valid.
+/// The public keys an operator trusts, by key id, and the key ids it revokes. Only a listed key that
+/// is not revoked can make a signature valid.
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
     keys: BTreeMap<KeyId, VerifyingKey>,
+    revoked: BTreeSet<KeyId>,
+}
+
+/// The line of a keyring file that revokes `id`.
+pub fn revocation_line(id: &KeyId) -> String {
+    format!("revoked {id}\n")
 }
 
 impl Keyring {
@@ -294,10 +305,25 @@ impl Keyring {
         Ok(ring)
     }
 
-    /// Adds every public key of a key file.
+    /// Adds every public key of a key file and records its `revoked <key id>` lines.
     pub fn add_file(&mut self, path: &Path) -> Result<(), Error> {
         let text = fs::read_to_string(path).map_err(io_err(path))?;
-        for k in key_lines(&text, path)? {
+        // Revocation lines are taken out (left blank, so key-line errors keep their line numbers).
+        let mut keys_only = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            match line.trim().strip_prefix("revoked") {
+                Some(rest) if rest.starts_with(char::is_whitespace) => {
+                    let id = KeyId::parse(rest.trim()).map_err(|_| Error::RegistryKeyFile {
+                        path: path.to_path_buf(),
+                        reason: format!("line {}: expected `revoked <16 hex key id>`", i + 1),
+                    })?;
+                    self.revoke(id);
+                }
+                _ => keys_only.push_str(line),
+            }
+            keys_only.push('\n');
+        }
+        for k in key_lines(&keys_only, path)? {
             self.add(&k).map_err(|_| Error::RegistryKeyFile {
                 path: path.to_path_buf(),
                 reason: "not a valid Ed25519 public key".into(),
@@ -318,9 +344,24 @@ impl Keyring {
         Ok(id)
     }
 
-    /// The trusted key ids.
+    /// Revokes `id`: signatures by it are refused from now on, whether or not its key is listed.
+    pub fn revoke(&mut self, id: KeyId) {
+        self.revoked.insert(id);
+    }
+
+    /// True when `id` is revoked.
+    pub fn is_revoked(&self, id: &KeyId) -> bool {
+        self.revoked.contains(id)
+    }
+
+    /// The revoked key ids.
+    pub fn revoked(&self) -> impl Iterator<Item = &KeyId> {
+        self.revoked.iter()
+    }
+
+    /// The trusted key ids (listed and not revoked).
     pub fn key_ids(&self) -> impl Iterator<Item = &KeyId> {
-        self.keys.keys()
+        self.keys.keys().filter(|id| !self.revoked.contains(*id))
     }
 
     /// The 32-byte public key of a trusted key id.
@@ -328,14 +369,18 @@ impl Keyring {
         self.keys.get(id).map(|k| k.to_bytes())
     }
 
-    /// True when `id` is trusted.
+    /// True when `id` is trusted (listed and not revoked).
     pub fn contains(&self, id: &KeyId) -> bool {
-        self.keys.contains_key(id)
+        self.keys.contains_key(id) && !self.revoked.contains(id)
     }
 
     // ANCHOR: keyring_verify
-    /// Checks `sig` over `domain || bytes`: the key id must be trusted and the signature valid (strict).
+    /// Checks `sig` over `domain || bytes`: the key id must be trusted (listed, not revoked) and the
+    /// signature valid (strict).
     pub fn verify(&self, domain: &[u8], bytes: &[u8], sig: &SignatureBlob, subject: &str) -> Result<(), Error> {
+        if self.revoked.contains(&sig.key_id) {
+            return Err(Error::RegistryRevokedKey { subject: subject.to_string(), key_id: sig.key_id.to_string() });
+        }
         let vk = self.keys.get(&sig.key_id).ok_or_else(|| Error::RegistryUntrustedKey {
             subject: subject.to_string(),
             key_id: sig.key_id.to_string(),

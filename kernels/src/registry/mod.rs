@@ -9,6 +9,7 @@
 //! <root>/objects/<2 hex>/<62 hex>   blobs (artefacts and manifests) by BLAKE3 digest      (store)
 //! <root>/refs/<name>/<version>      the manifest digest of name@version (the commit point)
 //! <root>/sigs/<manifest hex>        the manifest's signature: key id (8 B) || Ed25519 (64 B) (keys)
+//! <root>/sealed/<manifest hex>      a sealed version's ciphertext objects, by artefact name   (secure)
 //! <root>/promotions.log             the signed, hash-chained promotion log                    (stage)
 //! <root>/lock                       the writers' lock                                         (lock)
 //! ```
@@ -22,7 +23,10 @@
 //!
 //! Encryption: the store keeps plaintext objects (their digests are the addresses); sealing applies to
 //! exported bundles ([`ExportConfig::seal`]) and to single files ([`seal`]), with the associated data
-//! binding each ciphertext to its manifest digest and artefact name ([`seal::artefact_aad`]).
+//! binding each ciphertext to its manifest digest and artefact name ([`seal::artefact_aad`]), and to
+//! versions pushed sealed ([`Registry::push_sealed`]): the store then holds only their ciphertext, and the
+//! type-state handle of [`secure`] (`Model<Sealed>` → `Model<Unverified>` → `Model<Verified>`) is the
+//! way to read them.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), kernels::Error> {
@@ -45,6 +49,7 @@ pub mod keys;
 pub mod lock;
 pub mod manifest;
 pub mod seal;
+pub mod secure;
 pub mod stage;
 pub mod store;
 
@@ -258,6 +263,22 @@ impl Registry {
     /// Stores the artefacts, writes and signs the manifest of `spec`, then commits the ref `name@version`
     /// under the lock. Fails with [`Error::RegistryVersionExists`] if the version exists.
     pub fn push(&self, spec: &PushSpec, signer: &Signer) -> Result<Pushed, Error> {
+        let reference = self.check_new(spec)?;
+        let mut artefacts = Vec::with_capacity(spec.artefacts.len());
+        for a in &spec.artefacts {
+            let (digest, size) = match a {
+                ArtefactSource::Path { path, .. } => self.store.put_file(path)?,
+                ArtefactSource::Bytes { bytes, .. } => (self.store.put_bytes(bytes)?, bytes.len() as u64),
+            };
+            artefacts.push(ArtefactEntry { name: a.name().to_string(), digest, size });
+        }
+        let (manifest, bytes, sig) = Self::sign_manifest(spec, artefacts, signer)?;
+        let digest = self.commit(&reference, &bytes, &sig)?;
+        Ok(Pushed { reference, manifest, digest })
+    }
+
+    /// The reference of `spec`, checked: artefact names valid and unique, the version not registered yet.
+    fn check_new(&self, spec: &PushSpec) -> Result<ModelRef, Error> {
         let reference = ModelRef::new(&spec.name, spec.version)?;
         let mut names = BTreeSet::new();
         for a in &spec.artefacts {
@@ -273,14 +294,15 @@ impl Registry {
         if let Some(existing) = self.try_resolve(&reference)? {
             return Err(Error::RegistryVersionExists { reference: reference.to_string(), existing: existing.to_hex() });
         }
-        let mut artefacts = Vec::with_capacity(spec.artefacts.len());
-        for a in &spec.artefacts {
-            let (digest, size) = match a {
-                ArtefactSource::Path { path, .. } => self.store.put_file(path)?,
-                ArtefactSource::Bytes { bytes, .. } => (self.store.put_bytes(bytes)?, bytes.len() as u64),
-            };
-            artefacts.push(ArtefactEntry { name: a.name().to_string(), digest, size });
-        }
+        Ok(reference)
+    }
+
+    /// The manifest of `spec` over `artefacts` (sorted here), its canonical bytes and `signer`'s signature.
+    fn sign_manifest(
+        spec: &PushSpec,
+        mut artefacts: Vec<ArtefactEntry>,
+        signer: &Signer,
+    ) -> Result<(Manifest, Vec<u8>, SignatureBlob), Error> {
         artefacts.sort_by(|a, b| a.name.cmp(&b.name));
         let manifest = Manifest {
             name: spec.name.clone(),
@@ -294,8 +316,7 @@ impl Registry {
         };
         let bytes = manifest.to_canonical_bytes()?;
         let sig = signer.sign(MANIFEST_DOMAIN, &bytes);
-        let digest = self.commit(&reference, &bytes, &sig)?;
-        Ok(Pushed { reference, manifest, digest })
+        Ok((manifest, bytes, sig))
     }
 
     /// Stores manifest bytes and signature, then writes the ref under the lock (refusing an existing
@@ -446,6 +467,10 @@ impl Registry {
         for a in &v.manifest.artefacts {
             let (found, size) = match self.store.rehash(&a.digest) {
                 Ok(x) => x,
+                Err(Error::RegistryNotFound { .. }) if self.sealed_index_path(&v.digest).is_file() => {
+                    // A sealed version ([`secure`]) keeps only ciphertext: it is checked after decryption.
+                    return Err(Error::RegistryKeyRequired { artefact: a.name.clone() });
+                }
                 Err(Error::RegistryNotFound { .. }) => {
                     return Err(Error::RegistryArtefactMissing { reference: r.to_string(), artefact: a.name.clone() });
                 }

@@ -30,6 +30,8 @@ pub mod metrics;
 pub mod openai;
 #[cfg(feature = "rag")]
 pub mod rag;
+#[cfg(feature = "registry")]
+pub mod verified;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -119,7 +121,14 @@ impl ChatModel {
     /// # Errors
     /// The GGUF reader's, tokenizer's and decoder's errors.
     pub fn load(id: impl Into<String>, path: impl AsRef<Path>) -> Result<ChatModel> {
-        let model = LlamaModel::load(path)?;
+        Self::from_llama(id, LlamaModel::load(path)?)
+    }
+
+    /// A chat model over a loaded decoder (tokenizer and ChatML template from its GGUF metadata).
+    ///
+    /// # Errors
+    /// The tokenizer's and chat template's errors.
+    pub(crate) fn from_llama(id: impl Into<String>, model: LlamaModel) -> Result<ChatModel> {
         let tokenizer = Bpe::from_gguf(model.gguf())?;
         let template = ChatTemplate::from_gguf(model.gguf())?;
         let stop_tokens = crate::llm::chat::end_of_turn_tokens(&tokenizer);

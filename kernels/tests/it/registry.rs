@@ -1,8 +1,12 @@
 //! `kernels::registry`: round trips (push → sign → verify → pull, seal → open with a raw key and a
 //! passphrase, export → import), stages and lineage, crash leftovers and concurrent writers, interop
 //! with an independent implementation (the `cryptography` package in the peers' venv:
-//! `kernels/tests/fixtures/registry/peer.py`), and the tamper suite in `registry/tamper.rs`.
+//! `kernels/tests/fixtures/registry/peer.py`), the tamper suite in `registry/tamper.rs`, the type-state
+//! pipeline's refusals in `registry/secure.rs` and `sovereign serve` from a sealed registry in `registry/serve_cli.rs`.
 
+mod secure;
+#[cfg(feature = "cli")]
+mod serve_cli;
 mod tamper;
 
 pub(crate) use crate::tmp::Tmp;

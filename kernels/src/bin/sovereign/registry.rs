@@ -9,6 +9,7 @@
 //! sovereign registry lineage --registry reg fraud@2 --keyring keys
 //! sovereign registry pull --registry reg fraud@1 --keyring keys --out serving/
 //! sovereign registry encrypt --passphrase-env PASS model.safetensors model.sealed
+//! sovereign registry push --registry reg --name m --version 2 --key keys/release.key --seal-key-file keys/seal.seal m.gguf
 //! ```
 //!
 //! A version's manifest is signed once, by `push`: it names its signer's key id, a signature by another key
@@ -220,6 +221,10 @@ pub struct PushArgs {
     /// The training data file, recorded by its BLAKE3 digest.
     #[arg(long)]
     training_data: Option<PathBuf>,
+    /// Encrypt the artefacts at rest with this 32-byte key (from `keygen --seal`): the manifest signs the
+    /// plaintext, the registry keeps only ciphertext (`sovereign serve --registry … --key` reads it).
+    #[arg(long)]
+    seal_key_file: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -275,7 +280,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
 // ------------------------------------------------------------------ helpers
 
 /// Opens an existing registry folder (never creates one by mistake on a typo'd path).
-fn open_existing(path: &Path) -> Result<Registry> {
+pub fn open_existing(path: &Path) -> Result<Registry> {
     if !path.join("refs").is_dir() || !path.join("objects").is_dir() {
         bail!("{} is not a registry (no refs/ and objects/; `registry push` creates one)", path.display());
     }
@@ -323,7 +328,7 @@ impl SealKeyArgs {
 
 /// Reads a 32-byte key: 64 hex characters (comment lines `#` allowed) or exactly 32 raw bytes; refuses a
 /// file others may read.
-fn read_seal_key(path: &Path) -> Result<[u8; 32]> {
+pub fn read_seal_key(path: &Path) -> Result<[u8; 32]> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).with_context(|| format!("reading key file {}", path.display()))?;
     let mode = meta.permissions().mode();
@@ -445,7 +450,10 @@ fn push(args: PushArgs) -> Result<()> {
         spec = spec.training_data(digest);
     }
     let pb = spinner(format!("pushing {}@{}", args.name, args.version));
-    let pushed = registry.push(&spec, &signer)?;
+    let pushed = match &args.seal_key_file {
+        Some(k) => registry.push_sealed(&spec, &signer, &SealKey::Raw(read_seal_key(k)?))?,
+        None => registry.push(&spec, &signer)?,
+    };
     pb.finish_and_clear();
     let m = &pushed.manifest;
     if args.json {
@@ -459,7 +467,8 @@ fn push(args: PushArgs) -> Result<()> {
             "training_data": m.training_data.map(|d| d.to_hex()),
         }));
     } else {
-        println!("pushed {}: manifest {}, signed by key {}", pushed.reference, pushed.digest, m.signer_key_id);
+        let sealed = if args.seal_key_file.is_some() { " (artefacts sealed)" } else { "" };
+        println!("pushed {}{sealed}: manifest {}, signed by key {}", pushed.reference, pushed.digest, m.signer_key_id);
         for a in &m.artefacts {
             println!("  {:<32} {:>12} bytes  {}", a.name, a.size, a.digest);
         }
