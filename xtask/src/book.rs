@@ -1,9 +1,13 @@
-//! `cargo xtask book`: installs mdbook and its plugins when missing, ships KaTeX offline, builds;
-//! `--check` then opens every page in headless Chromium (`book_check.mjs`, puppeteer-core).
+//! `cargo xtask book`: installs mdbook when missing, renders the maths with KaTeX at build time
+//! (`book_katex.mjs`, a preprocessor run by node) and ships its stylesheet and fonts, builds, and
+//! checks every internal link and anchor of the built pages; `--check` then opens every page in
+//! headless Chromium (`book_check.mjs`, puppeteer-core).
 
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use autograder::Workspace;
 
 use crate::tools::{self, CargoTool, ensure_cargo_tools, path_with_tools};
@@ -16,18 +20,22 @@ const PUPPETEER_CORE: &str = "puppeteer-core@24.43.1";
 /// The browser check, written next to its `node_modules` in the cache and run with node.
 const BOOK_CHECK: &str = include_str!("book_check.mjs");
 
+/// The maths preprocessor `book/book.toml` names (run by node from the book's folder).
+const BOOK_KATEX: &str = "xtask/src/book_katex.mjs";
+
 pub fn run(ws: &Workspace, serve: bool) -> Result<()> {
     ensure_tools(ws)?;
-    ensure_katex_assets(ws)?;
+    let katex = ensure_katex_assets(ws)?;
+    ensure!(ws.root.join(BOOK_KATEX).is_file(), "{BOOK_KATEX} is missing");
     let book = ws.root.join("book");
     let mut cmd = Command::new("mdbook");
-    cmd.env("PATH", path_with_tools(ws)).current_dir(&ws.root);
+    cmd.env("PATH", path_with_tools(ws)).env("KATEX_DIST", &katex).current_dir(&ws.root);
     if serve {
         cmd.args(["serve", "book", "--hostname", "127.0.0.1"]);
         return tools::run(&mut cmd);
     }
     cmd.args(["build", "book"]);
-    let spinner = autograder::progress::spinner("building the book with mdbook (KaTeX, link check)");
+    let spinner = autograder::progress::spinner("building the book with mdbook (maths by KaTeX)");
     let out = cmd.output().context("running mdbook")?;
     spinner.finish_and_clear();
     let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -41,30 +49,97 @@ pub fn run(ws: &Workspace, serve: bool) -> Result<()> {
         eprint!("{log}");
         bail!("the book has {} problem(s)", problems.len().max(1));
     }
-    println!("book built: {}", book.join("book/html/index.html").display());
+    let html = book.join("book/html");
+    let links = check_links(&html)?;
+    println!("book built: {} ({links} internal links and anchors checked)", html.join("index.html").display());
     Ok(())
+}
+
+/// Checks every relative `href` and `src` of the built pages: the file exists and, for a
+/// `#fragment` into a page, the page has that `id`. Returns how many links it checked.
+///
+/// mdbook's own output is regular (double-quoted attributes), so a scan for the two attributes
+/// suffices; links leaving the book (`https:`, `mailto:`) are the browser check's concern.
+fn check_links(html: &Path) -> Result<usize> {
+    let mut ids: HashMap<PathBuf, HashSet<String>> = HashMap::new();
+    let (mut checked, mut broken) = (0, Vec::new());
+    for entry in walkdir::WalkDir::new(html) {
+        let entry = entry?;
+        let page = entry.path();
+        if page.extension().is_none_or(|e| e != "html") {
+            continue;
+        }
+        let text = std::fs::read_to_string(page).with_context(|| format!("reading {}", page.display()))?;
+        let dir = page.parent().expect("a page is in a folder");
+        for link in attribute_values(&text, "href").into_iter().chain(attribute_values(&text, "src")) {
+            if link.contains(':') || link.starts_with("//") {
+                continue;
+            }
+            checked += 1;
+            let (path, fragment) = link.split_once('#').map_or((link, None), |(p, f)| (p, Some(f)));
+            let path = path.split('?').next().unwrap_or(path);
+            // Site-absolute links (404.html has them) start from the book's root.
+            let target = match path.strip_prefix('/') {
+                _ if path.is_empty() => page.to_path_buf(),
+                Some(from_root) => html.join(from_root),
+                None => dir.join(path),
+            };
+            let target = if target.is_dir() { target.join("index.html") } else { target };
+            let page_name = page.strip_prefix(html).unwrap_or(page).display();
+            if !target.is_file() {
+                broken.push(format!("{page_name}: {link} (no such file)"));
+            } else if let Some(fragment) = fragment.filter(|f| !f.is_empty())
+                && target.extension().is_some_and(|e| e == "html")
+            {
+                if !ids.contains_key(&target) {
+                    let text =
+                        std::fs::read_to_string(&target).with_context(|| format!("reading {}", target.display()))?;
+                    ids.insert(target.clone(), attribute_values(&text, "id").into_iter().map(str::to_owned).collect());
+                }
+                if !ids[&target].contains(fragment) {
+                    broken.push(format!("{page_name}: {link} (no id \"{fragment}\" there)"));
+                }
+            }
+        }
+    }
+    if !broken.is_empty() {
+        for b in &broken {
+            eprintln!("  broken link: {b}");
+        }
+        bail!("the book has {} broken internal link(s)", broken.len());
+    }
+    Ok(checked)
+}
+
+/// The values of every `name="…"` attribute in `html`.
+fn attribute_values<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+    let needle = format!(" {name}=\"");
+    html.match_indices(needle.as_str())
+        .filter_map(|(at, _)| {
+            let rest = &html[at + needle.len()..];
+            rest.find('"').map(|end| &rest[..end])
+        })
+        .collect()
 }
 
 fn ensure_tools(ws: &Workspace) -> Result<()> {
     ensure_cargo_tools(
         ws,
         &[
+            // The only tool built from source: KaTeX runs in node (`book_katex.mjs`, where the
+            // mdbook-katex plugin cost minutes of a fresh machine's build), and the link check is
+            // `check_links` here (where mdbook-linkcheck2 did).
             CargoTool { krate: "mdbook", version: "0.5.4", bin: "mdbook", locked: true },
-            // Unlocked so it resolves the mdbook 0.5.4 preprocessor interface.
-            CargoTool { krate: "mdbook-katex", version: "0.10.0", bin: "mdbook-katex", locked: false },
-            CargoTool { krate: "mdbook-linkcheck2", version: "0.13.0", bin: "mdbook-linkcheck2", locked: true },
         ],
     )
 }
 
-/// Copies KaTeX's stylesheet to `book/theme/katex/` and its fonts to
-/// `book/src/theme/katex/fonts/` (where the stylesheet looks for them once built).
-fn ensure_katex_assets(ws: &Workspace) -> Result<()> {
+/// Unpacks KaTeX's npm package into the cache when missing and copies its stylesheet to
+/// `book/theme/katex/` and its fonts to `book/src/theme/katex/fonts/` (where the stylesheet looks
+/// for them once built). Returns the package's `dist/` folder, which `book_katex.mjs` renders with.
+fn ensure_katex_assets(ws: &Workspace) -> Result<PathBuf> {
     let css = ws.root.join("book/theme/katex/katex.min.css");
     let fonts = ws.root.join("book/src/theme/katex/fonts");
-    if css.is_file() && fonts.is_dir() {
-        return Ok(());
-    }
     let cache = ws.cache_dir().join(format!("katex-{KATEX_VERSION}"));
     let dist = cache.join("package/dist");
     if !dist.join("katex.min.css").is_file() {
@@ -80,10 +155,12 @@ fn ensure_katex_assets(ws: &Workspace) -> Result<()> {
             .context("npm pack produced no tarball")?;
         tools::run(Command::new("tar").arg("xzf").arg(&tarball).current_dir(&cache))?;
     }
-    std::fs::create_dir_all(css.parent().expect("has parent"))?;
-    std::fs::copy(dist.join("katex.min.css"), &css)?;
-    tools::copy_dir(&dist.join("fonts"), &fonts)?;
-    Ok(())
+    if !(css.is_file() && fonts.is_dir()) {
+        std::fs::create_dir_all(css.parent().expect("has parent"))?;
+        std::fs::copy(dist.join("katex.min.css"), &css)?;
+        tools::copy_dir(&dist.join("fonts"), &fonts)?;
+    }
+    Ok(dist)
 }
 
 /// Renders every page of the built book in headless Chromium and fails on what a reader would
