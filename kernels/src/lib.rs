@@ -1230,6 +1230,17 @@ pub enum Error {
         reason: String,
     },
     // Error variants of kernels::train (optim helper) go above this line.
+    /// A LoRA configuration that cannot build adapters (the field, and why): a rank of 0, a
+    /// projection name that does not exist, a dropout outside `[0, 1)`.
+    #[cfg(feature = "finetune")]
+    #[error("LoRA config {field}: {reason}")]
+    LoraConfig {
+        /// The field of `LoraConfig` at fault (`rank`, `alpha`, `dropout`, `targets`).
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    // Error variants of kernels::train (finetune helper) go above this line.
     /// The full-text engine failed.
     #[cfg(feature = "search")]
     #[error("search engine: {0}")]

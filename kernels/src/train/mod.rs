@@ -5,3 +5,9 @@
 pub mod autograd;
 pub mod checkpoint;
 pub mod optim;
+#[cfg(feature = "finetune")]
+pub mod decoder;
+#[cfg(feature = "finetune")]
+pub mod lora;
+#[cfg(feature = "finetune")]
+pub mod qlinear;

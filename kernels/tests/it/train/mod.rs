@@ -2,3 +2,9 @@
 
 mod autograd;
 mod optim;
+#[cfg(feature = "finetune")]
+mod decoder;
+#[cfg(feature = "finetune")]
+mod lora;
+#[cfg(feature = "finetune")]
+mod qlinear;
