@@ -518,16 +518,27 @@ impl Registry {
         Ok(out)
     }
 
-    /// Records that `r` entered `stage`: verifies `r` (with artefacts) and the log, then appends a
-    /// signed entry under the lock. The signer must be in `keyring`. Returns the new log head.
+    /// Records that `r` entered `stage`: verifies `r` (with artefacts; a sealed version as far as it can
+    /// be without its key, [`Registry::verify_sealed`]) and the log, then appends a signed entry under the
+    /// lock. The signer must be in `keyring`. Returns the new log head.
     pub fn promote(&self, r: &ModelRef, stage: Stage, signer: &Signer, keyring: &Keyring) -> Result<LogHead, Error> {
+        if keyring.is_revoked(signer.key_id()) {
+            return Err(Error::RegistryRevokedKey {
+                subject: format!("promotion of {r}"),
+                key_id: signer.key_id().to_string(),
+            });
+        }
         if !keyring.contains(signer.key_id()) {
             return Err(Error::RegistryUntrustedKey {
                 subject: format!("promotion of {r}"),
                 key_id: signer.key_id().to_string(),
             });
         }
-        let v = self.verify(r, keyring)?;
+        let v = if self.sealed_index_path(&self.resolve(r)?).is_file() {
+            self.verify_sealed(r, keyring)?
+        } else {
+            self.verify(r, keyring)?
+        };
         let _lock = self.lock()?;
         stage::append(&self.log_path(), keyring, signer, r, &v.digest, stage, now_ms())
     }

@@ -43,6 +43,7 @@
 //! fails its tag, and what decrypts must still hash to the signed digests. No plaintext of a sealed
 //! version is ever written to the store.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -441,6 +442,44 @@ impl Registry {
         write_atomic(&index_path, index.as_bytes(), 0o644)?;
         let committed = self.commit(&reference, &bytes, &sig)?;
         Ok(Pushed { reference, manifest, digest: committed })
+    }
+
+    /// Verifies a sealed version as far as it can be without its key: the manifest
+    /// ([`Registry::verify_manifest`]: digest, signature by a trusted, unrevoked key, signer, version),
+    /// that the sealed index lists exactly the manifest's artefacts, and that each ciphertext object is
+    /// intact at its address. The plaintext digests are checked only by [`Model::verify`] after
+    /// [`Model::decrypt`]. Used by [`Registry::promote`] for sealed versions.
+    pub fn verify_sealed(&self, r: &ModelRef, keyring: &Keyring) -> Result<super::Verified, Error> {
+        let v = self.verify_manifest(r, keyring)?;
+        let index_path = self.sealed_index_path(&v.digest);
+        let text = read_optional(&index_path)?
+            .ok_or_else(|| Error::RegistryNotFound { what: format!("sealed index of {r}") })?;
+        let listed = parse_index(&String::from_utf8_lossy(&text), &index_path)?;
+        let signed: BTreeSet<&str> = v.manifest.artefacts.iter().map(|a| a.name.as_str()).collect();
+        let sealed: BTreeSet<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
+        if let Some(name) = signed.difference(&sealed).next() {
+            return Err(Error::RegistryArtefactMissing { reference: r.to_string(), artefact: name.to_string() });
+        }
+        if let Some(name) = sealed.difference(&signed).next() {
+            return Err(Error::RegistryInvalid {
+                what: "artefact",
+                value: name.to_string(),
+                reason: format!("not in the signed manifest of {r}"),
+            });
+        }
+        for (name, d) in &listed {
+            match self.store().rehash(d) {
+                Ok((found, _)) if found == *d => {}
+                Ok((found, _)) => {
+                    return Err(Error::RegistryObjectCorrupt { expected: d.to_hex(), found: found.to_hex() });
+                }
+                Err(Error::RegistryNotFound { .. }) => {
+                    return Err(Error::RegistryArtefactMissing { reference: r.to_string(), artefact: name.clone() });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(v)
     }
 
     /// Reads version `r` for the type-state pipeline, checking nothing yet: the manifest the ref names,

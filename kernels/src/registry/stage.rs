@@ -99,6 +99,11 @@ pub enum LogCheck {
         /// The key id in the entry.
         key_id: String,
     },
+    /// The entry is signed by a key the keyring revokes.
+    RevokedKey {
+        /// The key id in the entry.
+        key_id: String,
+    },
     /// The entry's signature does not verify.
     BadSignature {
         /// The key id in the entry.
@@ -131,6 +136,7 @@ impl fmt::Display for LogCheck {
                 write!(f, "previous-entry hash {found}, expected {expected} (chain broken)")
             }
             Self::UntrustedKey { key_id } => write!(f, "signed by key {key_id}, which is not in the keyring"),
+            Self::RevokedKey { key_id } => write!(f, "signed by key {key_id}, which the keyring revokes"),
             Self::BadSignature { key_id } => write!(f, "bad signature (key {key_id}): the entry was edited"),
             Self::ManifestMismatch { expected, found } => {
                 write!(f, "names manifest {found}, the version's ref names {expected}")
@@ -234,6 +240,7 @@ fn parse_line(i: usize, line: &[u8], prev: &Digest, keyring: &Keyring) -> Result
     let signed = canonical(body(seq, &found_prev, &model, &manifest, stage, at));
     keyring.verify(PROMOTION_DOMAIN, &signed, &signature, "promotion entry").map_err(|e| match e {
         Error::RegistryUntrustedKey { key_id, .. } => fail(LogCheck::UntrustedKey { key_id }),
+        Error::RegistryRevokedKey { key_id, .. } => fail(LogCheck::RevokedKey { key_id }),
         _ => fail(LogCheck::BadSignature { key_id: signature.key_id.to_string() }),
     })?;
     if seq != i as u64 {

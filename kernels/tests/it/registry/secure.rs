@@ -11,7 +11,9 @@ use kernels::Error;
 use kernels::registry::keys::revocation_line;
 use kernels::registry::seal::{self, SealKey, artefact_aad};
 use kernels::registry::secure::{Model, Pulled, Verified};
-use kernels::registry::{ArtefactSource, Digest, Keyring, Manifest, ModelRef, PushSpec, Registry, Signer};
+use kernels::registry::{
+    ArtefactSource, Digest, Keyring, LogCheck, Manifest, ModelRef, PushSpec, Registry, Signer, Stage,
+};
 
 const KEY: SealKey = SealKey::Raw([5; 32]);
 
@@ -139,6 +141,31 @@ fn a_known_parent_verifies() {
     c.reg.push_sealed(&spec, &c.signer, &KEY).unwrap();
     let v = run(&c).unwrap_or_else(|(s, e)| panic!("{s:?}: {e}"));
     assert_eq!(v.manifest().parents, vec![r("m@1")]);
+}
+
+#[test]
+fn a_sealed_version_is_promoted_and_a_revoked_signer_breaks_the_log_replay() {
+    let c = case("secure-promote", "m@1");
+    c.reg.promote(&c.reference, Stage::Production, &c.signer, &c.keyring).unwrap();
+    assert_eq!(c.reg.stage_of(&c.reference, &c.keyring, None).unwrap(), Some(Stage::Production));
+    let mut revoked = c.keyring.clone();
+    revoked.revoke(c.signer.key_id().clone());
+    match c.reg.promotion_log(&revoked, None) {
+        Err(Error::RegistryLog { entry: 0, check: LogCheck::RevokedKey { key_id } }) => {
+            assert_eq!(key_id, c.signer.key_id().to_string())
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.reg.promote(&r("p@1"), Stage::Staging, &c.signer, &revoked) {
+        Err(Error::RegistryRevokedKey { subject, .. }) => assert_eq!(subject, "promotion of p@1"),
+        other => panic!("{other:?}"),
+    }
+    // Without the key, promotion still checks the ciphertext objects at their addresses.
+    flip_byte(&ciphertext_path(&c, "model.bin"), 10);
+    match c.reg.promote(&c.reference, Stage::Archived, &c.signer, &c.keyring) {
+        Err(Error::RegistryObjectCorrupt { .. }) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 type Tamper = fn(&mut Case);
