@@ -3,7 +3,7 @@
 //! Every test compares against an independent reference: a scalar twin, a
 //! naive sort, brute-force search, or a hand-computed value.
 
-#[cfg(any(feature = "monitor", feature = "rag"))]
+#[cfg(any(feature = "monitor", feature = "rag", feature = "train"))]
 mod fixture_check;
 mod fusion;
 mod lowp;

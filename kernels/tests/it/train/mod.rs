@@ -2,6 +2,7 @@
 
 mod autograd;
 mod optim;
+mod reference;
 #[cfg(feature = "finetune")]
 mod decoder;
 #[cfg(feature = "finetune")]
