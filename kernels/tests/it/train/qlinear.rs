@@ -97,6 +97,25 @@ fn quant_linear_matches_dense_on_real_smollm2_tensors() {
 }
 
 #[test]
+fn dense_weights_go_through_gemm_as_dense_linear() {
+    let (rows, outf, inf) = (3, 7, 10);
+    let w = Arc::new(values(outf * inf, 31, 1.0));
+    let q = QuantLinear::dense(Arc::clone(&w), outf, inf).unwrap();
+    assert_eq!(q.format(), None);
+    assert_eq!(q.weight_bytes(), outf * inf * 4);
+    let d = DenseLinear::new(w, outf, inf).unwrap();
+    let (x, dy) = (values(rows * inf, 32, 1.0), values(rows * outf, 33, 1.0));
+    let (mut y1, mut y2) = (vec![0.0f32; rows * outf], vec![0.0f32; rows * outf]);
+    q.forward(&x, rows, &mut y1).unwrap();
+    d.forward(&x, rows, &mut y2).unwrap();
+    assert_eq!(y1, y2);
+    let (mut dx1, mut dx2) = (vec![0.0f32; rows * inf], vec![0.0f32; rows * inf]);
+    q.backward(&dy, rows, &mut dx1).unwrap();
+    d.backward(&dy, rows, &mut dx2).unwrap();
+    assert_eq!(dx1, dx2);
+}
+
+#[test]
 fn quant_linear_reads_single_rows_and_rejects_wrong_shapes() {
     let q = QuantLinear::from_gguf(&gguf(), "blk.0.attn_v.weight").unwrap();
     let (outf, inf) = (q.out_features(), q.in_features());
