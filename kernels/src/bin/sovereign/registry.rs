@@ -9,6 +9,7 @@
 //! sovereign registry lineage --registry reg fraud@2 --keyring keys
 //! sovereign registry pull --registry reg fraud@1 --keyring keys --out serving/
 //! sovereign registry encrypt --passphrase-env PASS model.safetensors model.sealed
+//! sovereign registry revoke --keyring keys 0123456789abcdef                  # appends `revoked <key id>`
 //! sovereign registry push --registry reg --name m --version 2 --key keys/release.key --seal-key-file keys/seal.seal m.gguf
 //! ```
 //!
@@ -65,6 +66,15 @@ pub enum RegistryCommand {
     },
     /// Register a new model version: store its artefacts, write and sign its manifest.
     Push(PushArgs),
+    /// Revoke a key in a keyring: a `revoked <key id>` line (in the file, or in a folder's revoked.pub);
+    /// every signature by it is refused from then on, wherever that keyring is used.
+    Revoke {
+        /// The keyring: a .pub file, or a folder of them.
+        #[arg(long)]
+        keyring: PathBuf,
+        /// The key id to revoke (16 hex characters).
+        key_id: String,
+    },
     /// Sign a file outside a registry: a detached signature (FILE.sig) over its BLAKE3 digest and size.
     Sign {
         /// The signing key file (from `keygen`).
@@ -260,6 +270,7 @@ pub fn run(command: RegistryCommand) -> Result<()> {
     match command {
         RegistryCommand::Keygen { dir, name, seal, json } => keygen_cmd(&dir, &name, seal, json),
         RegistryCommand::Push(args) => push(args),
+        RegistryCommand::Revoke { keyring, key_id } => revoke(&keyring, &key_id),
         RegistryCommand::Sign { key, file, out, json } => sign(&key, &file, out, json),
         RegistryCommand::VerifyFile { file, sig, keyring: ring, json } => verify_file(&file, sig, &ring, json),
         RegistryCommand::Pull { at, out, json } => pull(&at, &out, json),
@@ -473,6 +484,31 @@ fn push(args: PushArgs) -> Result<()> {
             println!("  {:<32} {:>12} bytes  {}", a.name, a.size, a.digest);
         }
     }
+    Ok(())
+}
+
+fn revoke(ring: &Path, key_id: &str) -> Result<()> {
+    let id = kernels::registry::KeyId::parse(key_id)?;
+    let file = if ring.is_dir() { ring.join("revoked.pub") } else { ring.to_path_buf() };
+    let mut text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && ring.is_dir() => {
+            "# sovereign-registry revoked keys\n".to_string()
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading keyring {}", file.display()))),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&kernels::registry::keys::revocation_line(&id));
+    kernels::registry::atomic::write_atomic(&file, text.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", file.display()))?;
+    // Read back: the keyring must still load, now with the key revoked.
+    let loaded = keyring(ring)?;
+    if !loaded.is_revoked(&id) {
+        bail!("{} does not revoke {id} after writing", ring.display());
+    }
+    println!("revoked key {id} in {}", file.display());
     Ok(())
 }
 

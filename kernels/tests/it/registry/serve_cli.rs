@@ -1,9 +1,9 @@
 //! The secure model pipeline end to end through the `sovereign` binary (issue 17): keygen (a signing
 //! key and an encryption key) → push (signs the manifest over the plaintext, then seals the artefact)
 //! → `sovereign serve --registry … --key …` (pull → decrypt → verify → serve) answers a chat completion
-//! with SmolLM2-135M-Instruct; then, with one byte of the stored ciphertext flipped, `sovereign serve`
-//! exits 1 with the typed error's message before binding its port (the port is held by the test during
-//! the run, and the error is not the bind's).
+//! with SmolLM2-135M-Instruct; then with the signer revoked (`registry revoke`), and with one byte of
+//! the stored ciphertext flipped, `sovereign serve` exits 1 with the typed error's message before
+//! binding its port (the port is held by the test during the run, and the error is not the bind's).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -70,7 +70,9 @@ fn sovereign_serves_a_sealed_signed_registry_model_and_refuses_a_tampered_one() 
         .unwrap_or_else(|e| panic!("{e}"));
     let tmp = Tmp::new("secure-serve");
     let d = tmp.0.as_path();
-    ok(d, &["registry", "keygen", "--dir", "keys", "--name", "release"]);
+    let keys: Value =
+        serde_json::from_str(&ok(d, &["registry", "keygen", "--dir", "keys", "--name", "release", "--json"])).unwrap();
+    let key_id = keys["key_id"].as_str().unwrap();
     ok(d, &["registry", "keygen", "--dir", "keys", "--name", "seal", "--seal"]);
     let artefact = format!("model.gguf={}", gguf.display());
     let pushed = ok(
@@ -135,6 +137,19 @@ fn sovereign_serves_a_sealed_signed_registry_model_and_refuses_a_tampered_one() 
     assert_eq!(status, 200, "{v}");
     assert!(v["choices"][0]["message"]["content"].as_str().is_some_and(|c| !c.is_empty()), "{v}");
     assert!(seen.iter().any(|l| l.contains("verified, signed by key")), "{seen:?}");
+
+    // Revoke the signer: refused (after decryption, at verification) before the port is bound.
+    ok(d, &["registry", "revoke", "--keyring", "keys", key_id]);
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let out = sovereign(d).args(SERVE).args(["--port", &port]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let typed = kernels::Error::RegistryRevokedKey { subject: "manifest smollm2@1".into(), key_id: key_id.into() };
+    assert!(stderr.contains(&typed.to_string()), "stderr lacks {typed}:\n{stderr}");
+    assert!(!stderr.contains("binding") && !stderr.contains("on http://"), "{stderr}");
+    drop(held);
+    std::fs::remove_file(d.join("keys/revoked.pub")).unwrap();
 
     // Tamper one byte of the stored ciphertext: refused before the port is bound.
     let reg = Registry::open(&d.join("reg")).unwrap();
