@@ -13,15 +13,21 @@
 //! key of the operator's pinned [`Keyring`] that the keyring does not revoke, the ref still names that
 //! manifest, the decrypted artefacts hash to the signed digests, and every parent the manifest names is
 //! a version this registry holds, itself signed by a trusted key. Encryption adds confidentiality at
-//! rest (a copy of the registry without the key reveals no weights), and its tag binds each ciphertext
-//! to its manifest digest and artefact name.
+//! rest (a copy of the registry without the key reveals no weights; the manifest, with names, sizes,
+//! digests, metrics and lineage, stays in clear), and its tag binds each ciphertext to its manifest
+//! digest and artefact name.
 //!
 //! It does **not** prove that the model is good, safe or unpoisoned, that its training data was clean or
 //! what the `training_data` digest says it was, that its metrics are honest, nor anything about a key
 //! that leaked before it was revoked: a signature carries the publisher's word, and the trust you put in
 //! the publisher. The symmetric key proves nothing about the publisher (whoever holds it can seal other
-//! bytes; [`Model::verify`] is what refuses them). Revocation takes effect where the keyring says so;
-//! a server with an old keyring file still trusts the key.
+//! bytes; [`Model::verify`] is what refuses them), and a wrong key and a tampered ciphertext are the
+//! same failure by design of the AEAD. Revocation takes effect where the keyring says so; a server with
+//! an old keyring file still trusts the key. Freshness is the caller's: the version served is the one
+//! named (`name@version`), and nothing says it is the newest one published.
+//!
+//! Pulling reads every artefact whole into memory (decryption is one AEAD message per artefact, as in
+//! [`seal`]), so plaintext is never written to disk unless [`Model::write_to`] is asked to.
 //!
 //! # Refusals (typed errors, nothing is given out)
 //!
