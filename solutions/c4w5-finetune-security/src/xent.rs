@@ -1,0 +1,78 @@
+//! Softmax cross-entropy over the rows of a logits matrix, with an ignore index, and its gradient
+//! (task `c4w5.softmax-xent`, 14 points).
+//!
+//! A language model's training loss: row `t` of the logits scores every token of the vocabulary for
+//! position `t`, and the loss is the mean over the positions that count of
+//! `−log softmax(x_t)[y_t] = logsumexp(x_t) − x_t[y_t]`. Positions whose target is the ignore index
+//! (PyTorch's and Hugging Face's `-100`: the prompt, padding) are left out of the sum **and** of the
+//! count. The gradient with respect to the logits is `(softmax(x_t) − onehot(y_t)) / count` on the
+//! rows that count and `0` on the others.
+
+use crate::{Error, Result, shape};
+
+/// The target that [`cross_entropy`] skips by convention (PyTorch's `ignore_index` default).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// The loss and its gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Xent {
+    /// The mean cross-entropy over the rows that count (`0` when none counts).
+    pub loss: f64,
+    /// `∂loss/∂logits`, `rows × vocab` like the logits.
+    pub grad: Vec<f64>,
+    /// How many rows counted (targets other than the ignore index).
+    pub count: usize,
+}
+
+// ANCHOR: cross_entropy
+/// Mean softmax cross-entropy of `logits` (`rows × vocab`, row-major, `rows = targets.len()`) against
+/// `targets`, skipping rows whose target is `ignore_index`, and its gradient (task
+/// `c4w5.softmax-xent`).
+///
+/// * Per counted row, with `m = max_j x_j` (subtracted so `exp` cannot overflow):
+///   `lse = m + ln Σ_j e^{x_j − m}`, loss term `lse − x_target`, gradient `e^{x_j − lse} − [j = target]`.
+/// * The loss is the sum of the terms divided by `count`, and so is every gradient value.
+/// * When every row is ignored (or there is no row) the loss is `0` and the gradient all zeros, as in
+///   `kernels::train` (PyTorch gives NaN: 0/0).
+///
+/// # Errors
+/// [`Error::Shape`] (op `cross_entropy`) when `vocab` is 0 or `logits.len()` is not
+/// `targets.len()·vocab`; [`Error::InvalidInput`] naming the position of a target outside `0..vocab`
+/// that is not `ignore_index`. Nothing is computed before the input is checked.
+pub fn cross_entropy(logits: &[f64], vocab: usize, targets: &[i64], ignore_index: i64) -> Result<Xent> {
+    // BEGIN SOLUTION c4w5.softmax-xent
+    if vocab == 0 || logits.len() != targets.len() * vocab {
+        return Err(shape(
+            "cross_entropy",
+            format!("{} logits for {} targets × vocab {vocab}", logits.len(), targets.len()),
+        ));
+    }
+    for (pos, &t) in targets.iter().enumerate() {
+        if t != ignore_index && !(0..vocab as i64).contains(&t) {
+            return Err(Error::InvalidInput(format!("target {t} at position {pos} is outside 0..{vocab}")));
+        }
+    }
+    let mut grad = vec![0.0; logits.len()];
+    let count = targets.iter().filter(|&&t| t != ignore_index).count();
+    if count == 0 {
+        return Ok(Xent { loss: 0.0, grad, count });
+    }
+    let inv = 1.0 / count as f64;
+    let mut total = 0.0;
+    for ((row, g), &t) in logits.chunks_exact(vocab).zip(grad.chunks_exact_mut(vocab)).zip(targets) {
+        if t == ignore_index {
+            continue;
+        }
+        let t = t as usize;
+        let m = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        let lse = m + row.iter().map(|&x| (x - m).exp()).sum::<f64>().ln();
+        total += lse - row[t];
+        for (g, &x) in g.iter_mut().zip(row) {
+            *g = inv * (x - lse).exp();
+        }
+        g[t] -= inv;
+    }
+    Ok(Xent { loss: total / count as f64, grad, count })
+    // END SOLUTION
+}
+// ANCHOR_END: cross_entropy
