@@ -1084,3 +1084,194 @@ fn parse_header(buf: &[u8]) -> Result<Header> {
     }
     Ok(Header { version, alignment, data_offset: data_offset as usize, metadata, tensors })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/// One tensor for [`serialize`]: its name, dims in ggml order (`dims[0]` contiguous), type and
+/// bytes (`n_elements / block_len · block_bytes` of them).
+#[derive(Debug, Clone)]
+pub struct GgufTensor<'a> {
+    /// The tensor's name (`"blk.0.attn_q.weight"`, …).
+    pub name: String,
+    /// Dimensions in ggml order.
+    pub dims: Vec<u64>,
+    /// The element type.
+    pub ggml_type: GgmlType,
+    /// The data.
+    pub bytes: std::borrow::Cow<'a, [u8]>,
+}
+
+impl<'a> GgufTensor<'a> {
+    /// A tensor of `gguf` as it is in the file, its bytes borrowed.
+    pub fn of(view: TensorView<'a>) -> GgufTensor<'a> {
+        GgufTensor {
+            name: view.info.name.clone(),
+            dims: view.info.dims.clone(),
+            ggml_type: view.info.ggml_type,
+            bytes: std::borrow::Cow::Borrowed(view.bytes),
+        }
+    }
+}
+
+impl MetadataType {
+    /// The `gguf_metadata_value_type` id.
+    pub fn id(self) -> u32 {
+        use MetadataType::*;
+        match self {
+            U8 => 0,
+            I8 => 1,
+            U16 => 2,
+            I16 => 3,
+            U32 => 4,
+            I32 => 5,
+            F32 => 6,
+            Bool => 7,
+            String => 8,
+            Array => 9,
+            U64 => 10,
+            I64 => 11,
+            F64 => 12,
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_array(out: &mut Vec<u8>, a: &MetadataArray) {
+    use MetadataArray as A;
+    out.extend_from_slice(&a.element_type().id().to_le_bytes());
+    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    match a {
+        A::U8(v) => out.extend_from_slice(v),
+        A::I8(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::Bool(v) => v.iter().for_each(|&x| out.push(u8::from(x))),
+        A::String(v) => v.iter().for_each(|s| put_str(out, s)),
+        A::Array(v) => v.iter().for_each(|inner| put_array(out, inner)),
+        A::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        A::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &MetadataValue) {
+    use MetadataValue as V;
+    out.extend_from_slice(&v.value_type().id().to_le_bytes());
+    match v {
+        V::U8(x) => out.push(*x),
+        V::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::Bool(x) => out.push(u8::from(*x)),
+        V::String(s) => put_str(out, s),
+        V::Array(a) => put_array(out, a),
+        V::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        V::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+    }
+}
+
+/// A GGUF v3 file of `metadata` (in this order) and `tensors` (in this order, each at the next
+/// multiple of the alignment), laid out as llama.cpp's writers do, so that re-writing a file read by
+/// [`Gguf`] with its own metadata and tensors gives the same bytes. The alignment is the metadata's
+/// `general.alignment` (a `u32`), 32 without one.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for duplicate keys or tensor names, a bad `general.alignment`, a
+/// tensor with more than 4 or no dimensions, whose first dimension is not a whole number of blocks,
+/// or whose byte count does not match its dims and type.
+pub fn serialize(metadata: &[(String, MetadataValue)], tensors: &[GgufTensor<'_>]) -> Result<Vec<u8>> {
+    let bad = |reason: String| Error::InvalidParameter(format!("gguf: {reason}"));
+    let mut keys = std::collections::HashSet::new();
+    let mut alignment = DEFAULT_ALIGNMENT;
+    for (key, value) in metadata {
+        if !keys.insert(key.as_str()) {
+            return Err(bad(format!("metadata key {key:?} given twice")));
+        }
+        if key == "general.alignment" {
+            alignment = match value.as_u32() {
+                Some(a) if a > 0 && a.is_power_of_two() => u64::from(a),
+                _ => return Err(bad(format!("general.alignment {value:?} is not a power of two u32"))),
+            };
+        }
+    }
+    let pad = |n: u64| n.div_ceil(alignment) * alignment;
+    let mut names = std::collections::HashSet::new();
+    let mut offsets = Vec::with_capacity(tensors.len());
+    let mut data_len = 0u64;
+    for t in tensors {
+        if !names.insert(t.name.as_str()) {
+            return Err(bad(format!("tensor {:?} given twice", t.name)));
+        }
+        if t.dims.is_empty() || t.dims.len() > MAX_DIMS {
+            return Err(bad(format!("tensor {:?} has {} dimensions (1 to {MAX_DIMS})", t.name, t.dims.len())));
+        }
+        let (block_len, block_bytes) = (t.ggml_type.block_len() as u64, t.ggml_type.block_bytes() as u64);
+        if !t.dims[0].is_multiple_of(block_len) {
+            return Err(bad(format!(
+                "tensor {:?}: first dimension {} is not a multiple of {}'s block of {block_len}",
+                t.name,
+                t.dims[0],
+                t.ggml_type.name()
+            )));
+        }
+        let elements = t.dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+        let expected = elements.and_then(|n| (n / block_len).checked_mul(block_bytes));
+        if expected != Some(t.bytes.len() as u64) {
+            return Err(bad(format!(
+                "tensor {:?}: {} bytes for dims {:?} of {}",
+                t.name,
+                t.bytes.len(),
+                t.dims,
+                t.ggml_type.name()
+            )));
+        }
+        data_len = pad(data_len);
+        offsets.push(data_len);
+        data_len += t.bytes.len() as u64;
+    }
+    let mut out = Vec::with_capacity(data_len as usize + (1 << 20));
+    out.extend_from_slice(b"GGUF");
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (key, value) in metadata {
+        put_str(&mut out, key);
+        put_value(&mut out, value);
+    }
+    for (t, offset) in tensors.iter().zip(&offsets) {
+        put_str(&mut out, &t.name);
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        t.dims.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+        out.extend_from_slice(&t.ggml_type.id().to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    // The data section starts aligned, so aligning absolute positions gives the offsets above.
+    for t in tensors {
+        out.resize(pad(out.len() as u64) as usize, 0);
+        out.extend_from_slice(&t.bytes);
+    }
+    Ok(out)
+}
+
+/// Writes [`serialize`]'s file to `path` atomically (a temporary file renamed over it).
+///
+/// # Errors
+/// As [`serialize`], and [`Error::FormatIo`] when the file cannot be written.
+pub fn save(path: impl AsRef<Path>, metadata: &[(String, MetadataValue)], tensors: &[GgufTensor<'_>]) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = serialize(metadata, tensors)?;
+    super::safetensors::write_atomic(path, &bytes)
+        .map_err(|source| Error::FormatIo { path: path.to_path_buf(), source })
+}

@@ -8,6 +8,8 @@ pub mod optim;
 #[cfg(feature = "finetune")]
 pub mod decoder;
 #[cfg(feature = "finetune")]
+pub mod export;
+#[cfg(feature = "finetune")]
 pub mod lora;
 #[cfg(feature = "finetune")]
 pub mod qlinear;

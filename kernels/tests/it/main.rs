@@ -11,7 +11,14 @@ mod matmul;
 mod ops;
 mod quant;
 mod simd;
-#[cfg(any(feature = "cli", feature = "registry", feature = "audit", feature = "score", feature = "serve-model"))]
+#[cfg(any(
+    feature = "cli",
+    feature = "registry",
+    feature = "audit",
+    feature = "score",
+    feature = "serve-model",
+    feature = "finetune"
+))]
 mod tmp;
 
 #[cfg(feature = "ann")]
