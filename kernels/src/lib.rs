@@ -1240,6 +1240,27 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A line of a chat-format JSON Lines file that cannot be a training conversation (the file, the
+    /// 1-based line, 0 for the file as a whole, and why).
+    #[cfg(feature = "finetune")]
+    #[error("fine-tuning data {path}:{line}: {reason}")]
+    FinetuneData {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The 1-based line (0: the whole file).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A fine-tuning setting out of range (the field of `FinetuneConfig`, and why).
+    #[cfg(feature = "finetune")]
+    #[error("fine-tuning config {field}: {reason}")]
+    FinetuneConfig {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     // Error variants of kernels::train (finetune helper) go above this line.
     /// The full-text engine failed.
     #[cfg(feature = "search")]

@@ -19,11 +19,14 @@
 //! sovereign pipeline run|plan|status FILE.toml  # kernels::pipeline (sovereign/pipeline.rs)
 //! sovereign quality --path CRATE --fail-under B  # kernels::quality (sovereign/quality.rs)
 //! sovereign observe rules --slo slo.toml      # kernels::observe (sovereign/observe.rs)
+//! sovereign finetune --model m.gguf --data d.jsonl --out run/  # kernels::train::finetune (sovereign/finetune.rs)
 //! ```
 //!
 //! Every subcommand prints a progress indicator on long work (on a terminal), has `--json` where a
 //! script reads the output, and fails with a non-zero exit and a message naming the bad input.
 
+#[path = "sovereign/finetune.rs"]
+mod finetune;
 #[path = "sovereign/gateway.rs"]
 mod gateway;
 #[path = "sovereign/ml.rs"]
@@ -125,6 +128,8 @@ enum Command {
     },
     /// Grade a Rust crate: coverage, clippy, complexity, duplication, docs, unsafe, todo!() (a CI gate).
     Quality(Box<quality::QualityArgs>),
+    /// QLoRA fine-tuning of a GGUF chat model on chat JSON Lines (checkpoints, resume, PEFT adapter).
+    Finetune(Box<finetune::FinetuneArgs>),
     /// Observability: SLO rules for Prometheus, burn rates.
     Observe {
         #[command(subcommand)]
@@ -215,6 +220,7 @@ fn run(command: Command) -> Result<()> {
         Command::Monitor { command } => monitor::run(command),
         Command::Pipeline { command } => pipeline::run(command),
         Command::Quality(args) => quality::run(*args),
+        Command::Finetune(args) => finetune::run(*args),
         Command::Observe { command } => observe::run(command),
     }
 }

@@ -8,6 +8,8 @@ pub mod optim;
 #[cfg(feature = "finetune")]
 pub mod decoder;
 #[cfg(feature = "finetune")]
+pub mod finetune;
+#[cfg(feature = "finetune")]
 pub mod export;
 #[cfg(feature = "finetune")]
 pub mod lora;

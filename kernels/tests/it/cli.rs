@@ -821,3 +821,50 @@ fn cli_registry_manifest_fuzz_seeds_are_canonical() {
         assert_eq!(m.to_canonical_bytes().unwrap(), committed);
     }
 }
+
+// ------------------------------------------------------------------ finetune
+
+/// `sovereign finetune`: a 2-step run interrupted after step 1 (`--stop-after`) and continued with
+/// `--resume` writes the checkpoint, the PEFT adapter and metrics.json; a malformed line is named.
+#[test]
+fn cli_finetune_stops_resumes_and_writes_the_adapter() {
+    let tmp = Tmp::new("cli-finetune");
+    let d = tmp.0.as_path();
+    let model = datasets::models::file_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let model = model.to_str().unwrap();
+    let line = |q: &str, a: &str| {
+        format!(
+            r#"{{"messages":[{{"role":"system","content":"Be brief."}},{{"role":"user","content":"{q}"}},{{"role":"assistant","content":"{a}"}}]}}"#
+        )
+    };
+    fs::write(d.join("train.jsonl"), [line("2+2?", "4"), line("Sky?", "blue")].join("\n")).unwrap();
+    fs::write(d.join("eval.jsonl"), line("3+3?", "6")).unwrap();
+    // The model path of the cache has no blank (a space would split it below).
+    let base = format!(
+        "finetune --model {model} --data train.jsonl --eval eval.jsonl --out run --rank 2 --targets q,v \
+         --lr 0.01 --steps 2 --seed 3"
+    );
+    let run = |extra: &str| {
+        let line = format!("{base} {extra}");
+        ok_json(d, &line.split_whitespace().collect::<Vec<_>>())
+    };
+    let first = run("--stop-after 1");
+    assert_eq!((first["steps"].as_u64(), first["finished"].as_bool()), (Some(1), Some(false)), "{first}");
+    assert!(d.join("run/checkpoint.safetensors").exists());
+    let second = run("--resume");
+    assert_eq!(
+        (second["steps"].as_u64(), second["resumed_from"].as_u64(), second["finished"].as_bool()),
+        (Some(2), Some(1), Some(true)),
+        "{second}"
+    );
+    assert!(second["eval_loss_before"].as_f64().is_some() && second["eval_loss_after"].as_f64().is_some());
+    for f in ["adapter_model.safetensors", "adapter_config.json", "metrics.json"] {
+        assert!(d.join("run").join(f).exists(), "{f} missing");
+    }
+    let metrics: Value = serde_json::from_slice(&fs::read(d.join("run/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["steps"], 2);
+    fs::write(d.join("bad.jsonl"), format!("{}\n{{\"messages\": 3}}\n", line("a", "b"))).unwrap();
+    let bad = ["finetune", "--model", model, "--data", "bad.jsonl", "--out", "bad", "--steps", "1"];
+    fails(d, &bad, &["bad.jsonl:2", "messages"]);
+}

@@ -6,6 +6,8 @@ mod reference;
 #[cfg(feature = "finetune")]
 mod decoder;
 #[cfg(feature = "finetune")]
+mod finetune;
+#[cfg(feature = "finetune")]
 mod export;
 #[cfg(feature = "finetune")]
 mod lora;
