@@ -4,14 +4,14 @@
 
 pub mod autograd;
 pub mod checkpoint;
-pub mod optim;
 #[cfg(feature = "finetune")]
 pub mod decoder;
 #[cfg(feature = "finetune")]
-pub mod finetune;
-#[cfg(feature = "finetune")]
 pub mod export;
 #[cfg(feature = "finetune")]
+pub mod finetune;
+#[cfg(feature = "finetune")]
 pub mod lora;
+pub mod optim;
 #[cfg(feature = "finetune")]
 pub mod qlinear;
