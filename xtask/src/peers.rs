@@ -42,7 +42,7 @@ const PACKAGES: &[&str] = &[
     "pytrec-eval-terrier==0.5.11", // trec_eval as a Python module: the reference of kernels::rag::eval's metrics
     "prometheus-client==0.26.0", // the official Python client's text parser: the reference of kernels::observe::prom
     "bm25s==0.3.16",      // a NumPy BM25: the speed peer of kernels::rag's sparse retrieval
-    "jax==0.10.2",        // float64 autodiff on the CPU: the reference gradients of kernels::train (PyTorch needs CUDA packages)
+    "jax==0.10.2", // float64 autodiff on the CPU: the reference gradients of kernels::train (PyTorch needs CUDA packages)
     "jaxlib==0.10.2",
 ];
 
