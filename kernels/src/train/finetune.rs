@@ -107,8 +107,9 @@ pub struct FinetuneConfig {
 }
 
 impl FinetuneConfig {
-    /// A configuration with the defaults used in the course: rank 8 on every projection, α 16, lr 1e-3
-    /// with 10% warm-up, one example per step, clip at 1, max 256 tokens.
+    /// A configuration with the defaults used in the course: rank 8 on every projection, α 16, no
+    /// dropout, lr 1e-3 decaying to 1e-4 without warm-up, 100 steps of one example, clip at 1, at most
+    /// 256 tokens, no held-out set, no weight decay, seed 0.
     pub fn new(model: impl Into<PathBuf>, data: impl Into<PathBuf>, out: impl Into<PathBuf>) -> FinetuneConfig {
         FinetuneConfig {
             model: model.into(),
@@ -519,9 +520,9 @@ pub struct FinetuneReport {
     pub finished: bool,
     /// The step this run resumed from (`None`: a fresh run).
     pub resumed_from: Option<u64>,
-    /// Training and held-out examples.
+    /// Training examples (after tokenisation).
     pub train_examples: usize,
-    /// Held-out examples.
+    /// Held-out examples (after tokenisation).
     pub eval_examples: usize,
     /// Held-out loss before training (mean per assistant token).
     pub eval_loss_before: Option<f64>,
