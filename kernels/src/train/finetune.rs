@@ -29,7 +29,7 @@ use serde_json::Value as Json;
 use super::autograd::{IGNORE_INDEX, Tape};
 use super::checkpoint;
 use super::decoder::LoraDecoder;
-use super::lora::{LoraConfig, LoraMode};
+use super::lora::{LoraConfig, LoraMode, splitmix};
 use super::optim::{AdamWConfig, CosineSchedule, GradAccumulator, Optimizer, clip_grad_norm};
 use crate::formats::gguf::Gguf;
 use crate::llm::argmax;
@@ -544,15 +544,6 @@ pub struct FinetuneReport {
     pub trainable_values: usize,
     /// Threads of the rayon pool.
     pub threads: usize,
-}
-
-/// splitmix64 (Steele, Lea & Flood, OOPSLA 2014): the loop's RNG, one `u64` of state.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A Fisher–Yates permutation of `0..n` from the RNG.

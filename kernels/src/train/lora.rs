@@ -217,8 +217,9 @@ pub fn peft_name(layer: usize, target: LoraTarget, matrix: LoraMatrix) -> String
     format!("base_model.model.model.layers.{layer}.{}.{}.lora_{m}.weight", target.parent(), target.module())
 }
 
-/// splitmix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014).
-fn splitmix(state: &mut u64) -> u64 {
+/// splitmix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014);
+/// also the training loop's RNG (`train::finetune`).
+pub(super) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

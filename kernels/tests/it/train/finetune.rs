@@ -2,7 +2,7 @@
 //! targets through SmolLM2's own chat template, the JSON-shape check of replies, configuration errors,
 //! and a tiny run resumed from its checkpoint giving the same adapter bytes as an uninterrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kernels::Error;
 use kernels::llm::chat::ChatMessage;
@@ -14,24 +14,7 @@ use kernels::train::finetune::{
 use kernels::train::lora::{ADAPTER_WEIGHTS_FILE, LoraTarget};
 
 use super::qlinear::{gguf, model_path};
-
-/// A fresh temp folder for this test, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("kernels-finetune-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::tmp::Tmp;
 
 /// Parsing `text` fails at `line` with a reason containing `needle`.
 fn check_bad_line(text: &str, line: usize, needle: &str) {
@@ -158,7 +141,7 @@ fn tiny(dir: &Path, out: &str, steps: u64) -> FinetuneConfig {
 
 #[test]
 fn a_resumed_run_gives_the_same_adapter_bytes_as_an_uninterrupted_one() {
-    let dir = Dir::new("resume");
+    let dir = Tmp::new("finetune-resume");
     let straight = finetune(&tiny(&dir.0, "straight", 4), |_| {}).unwrap();
     assert!(straight.finished && straight.steps == 4, "{straight:?}");
     let mut first = tiny(&dir.0, "split", 4);
