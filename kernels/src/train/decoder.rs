@@ -51,6 +51,30 @@ pub struct DecoderPass {
     pub params: Vec<Var>,
 }
 
+/// What a training pass does with the blocks' activations ([`LoraDecoder::loss_and_grads`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activations {
+    /// Keep every intermediate value on the tape until the backward pass (fastest).
+    #[default]
+    Keep,
+    /// Keep only each block's input and recompute the block in the backward pass (activation
+    /// checkpointing: about one more forward pass of compute for a fraction of the memory).
+    Recompute,
+}
+
+/// The result of [`LoraDecoder::loss_and_grads`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepGrads {
+    /// The mean cross-entropy.
+    pub loss: f32,
+    /// The gradient of every parameter, in [`LoraDecoder::params`] order.
+    pub grads: Vec<Vec<f32>>,
+    /// The most activation memory ([`Tape::bytes`], plus the saved block inputs when recomputing)
+    /// the pass held at once.
+    pub peak_activation_bytes: usize,
+}
+
 impl DecoderPass {
     /// The gradient of every parameter from `grads` (zeros for one the loss does not reach), in
     /// [`LoraDecoder::params`] order: the `grads` argument of `Optimizer::step`.
@@ -183,6 +207,22 @@ impl LoraDecoder {
     /// [`Error::InvalidParameter`] for no tokens, more than the context length, or an id outside the
     /// vocabulary; the ops' errors.
     pub fn forward(&self, tape: &mut Tape<f32>, tokens: &[u32], mode: LoraMode) -> Result<DecoderPass> {
+        self.check_tokens(tokens)?;
+        let x = self.embed(tape, tokens)?;
+        let leaves = (0..self.adapters.adapters().len())
+            .map(|i| self.adapters.leaves(tape, i).map(Some))
+            .collect::<Result<Vec<Option<(Var, Var)>>>>()?;
+        let params = leaves.iter().flatten().flat_map(|&(a, b)| [a, b]).collect();
+        let mut x = x;
+        for l in 0..self.blocks.len() {
+            x = self.block(tape, l, x, &leaves, mode)?;
+        }
+        let logits = self.head(tape, x)?;
+        Ok(DecoderPass { logits, loss: None, params })
+    }
+
+    /// Checks `tokens` for [`LoraDecoder::forward`].
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
         let c = &self.config;
         if tokens.is_empty() {
             return Err(Error::InvalidParameter("the decoder needs at least one token".into()));
@@ -200,50 +240,66 @@ impl LoraDecoder {
                 c.vocab_size
             )));
         }
-        let (t, d) = (tokens.len(), c.d_model);
-        let eps = f64::from(c.rms_eps);
-        let base_freq = f64::from(c.rope_base);
-        let positions: Vec<usize> = (0..t).collect();
-        let mut emb = vec![0.0f32; t * d];
+        Ok(())
+    }
+
+    /// The embedding rows of `tokens` (only those rows dequantised), `[t, d]`, as a constant.
+    fn embed(&self, tape: &mut Tape<f32>, tokens: &[u32]) -> Result<Var> {
+        let d = self.config.d_model;
+        let mut emb = vec![0.0f32; tokens.len() * d];
         for (row, &id) in emb.chunks_exact_mut(d).zip(tokens) {
             self.token_embd.dequantize_rows(id as usize..id as usize + 1, row)?;
         }
-        let mut x = tape.constant(emb, &[t, d])?;
-        let leaves = (0..self.adapters.adapters().len())
-            .map(|i| self.adapters.leaves(tape, i))
-            .collect::<Result<Vec<(Var, Var)>>>()?;
-        let params = leaves.iter().flat_map(|&(a, b)| [a, b]).collect();
-        for (l, block) in self.blocks.iter().enumerate() {
-            let proj = |tape: &mut Tape<f32>, target: LoraTarget, x: Var| -> Result<Var> {
-                let i = LoraTarget::ALL.iter().position(|&t| t == target).unwrap_or(0);
-                let base: Arc<dyn FrozenLinear<f32>> = block.proj[i].clone();
-                match self.adapters.find(l, target) {
-                    Some(ai) => self.adapters.forward(tape, ai, x, base, leaves[ai], mode),
-                    None => tape.linear_frozen(x, base),
+        tape.constant(emb, &[tokens.len(), d])
+    }
+
+    /// Block `l` on `x` (`[t, d]`, positions `0..t`). `leaves[i]` holds adapter `i`'s `(A, B)` for
+    /// every adapter of this block.
+    fn block(&self, tape: &mut Tape<f32>, l: usize, x: Var, leaves: &[Option<(Var, Var)>], mode: LoraMode) -> Result<Var> {
+        let c = &self.config;
+        let block = &self.blocks[l];
+        let (t, d) = (tape.shape(x)[0], c.d_model);
+        let eps = f64::from(c.rms_eps);
+        let base_freq = f64::from(c.rope_base);
+        let positions: Vec<usize> = (0..t).collect();
+        let proj = |tape: &mut Tape<f32>, target: LoraTarget, x: Var| -> Result<Var> {
+            let i = LoraTarget::ALL.iter().position(|&t| t == target).unwrap_or(0);
+            let base: Arc<dyn FrozenLinear<f32>> = block.proj[i].clone();
+            match self.adapters.find(l, target) {
+                Some(ai) => {
+                    let ab = leaves[ai].ok_or_else(|| {
+                        Error::InvalidParameter(format!("no leaves for adapter {ai} (block {l}, {target:?})"))
+                    })?;
+                    self.adapters.forward(tape, ai, x, base, ab, mode)
                 }
-            };
-            let attn_norm = tape.constant_shared(Arc::clone(&block.attn_norm), &[d])?;
-            let xn = tape.rms_norm(x, attn_norm, eps)?;
-            let q = proj(tape, LoraTarget::Q, xn)?;
-            let k = proj(tape, LoraTarget::K, xn)?;
-            let v = proj(tape, LoraTarget::V, xn)?;
-            let q = tape.rope(q, &positions, c.head_dim, base_freq)?;
-            let k = tape.rope(k, &positions, c.head_dim, base_freq)?;
-            let att = tape.causal_attention(q, k, v, c.n_heads, c.n_kv_heads)?;
-            let o = proj(tape, LoraTarget::O, att)?;
-            x = tape.add(x, o)?;
-            let ffn_norm = tape.constant_shared(Arc::clone(&block.ffn_norm), &[d])?;
-            let xn = tape.rms_norm(x, ffn_norm, eps)?;
-            let gate = proj(tape, LoraTarget::Gate, xn)?;
-            let up = proj(tape, LoraTarget::Up, xn)?;
-            let h = tape.swiglu(gate, up)?;
-            let down = proj(tape, LoraTarget::Down, h)?;
-            x = tape.add(x, down)?;
-        }
-        let out_norm = tape.constant_shared(Arc::clone(&self.output_norm), &[d])?;
-        let xn = tape.rms_norm(x, out_norm, eps)?;
-        let logits = tape.linear_frozen(xn, self.output.clone())?;
-        Ok(DecoderPass { logits, loss: None, params })
+                None => tape.linear_frozen(x, base),
+            }
+        };
+        let attn_norm = tape.constant_shared(Arc::clone(&block.attn_norm), &[d])?;
+        let xn = tape.rms_norm(x, attn_norm, eps)?;
+        let q = proj(tape, LoraTarget::Q, xn)?;
+        let k = proj(tape, LoraTarget::K, xn)?;
+        let v = proj(tape, LoraTarget::V, xn)?;
+        let q = tape.rope(q, &positions, c.head_dim, base_freq)?;
+        let k = tape.rope(k, &positions, c.head_dim, base_freq)?;
+        let att = tape.causal_attention(q, k, v, c.n_heads, c.n_kv_heads)?;
+        let o = proj(tape, LoraTarget::O, att)?;
+        let x = tape.add(x, o)?;
+        let ffn_norm = tape.constant_shared(Arc::clone(&block.ffn_norm), &[d])?;
+        let xn = tape.rms_norm(x, ffn_norm, eps)?;
+        let gate = proj(tape, LoraTarget::Gate, xn)?;
+        let up = proj(tape, LoraTarget::Up, xn)?;
+        let h = tape.swiglu(gate, up)?;
+        let down = proj(tape, LoraTarget::Down, h)?;
+        tape.add(x, down)
+    }
+
+    /// The final norm and the logits through the output matrix.
+    fn head(&self, tape: &mut Tape<f32>, x: Var) -> Result<Var> {
+        let c = &self.config;
+        let out_norm = tape.constant_shared(Arc::clone(&self.output_norm), &[c.d_model])?;
+        let xn = tape.rms_norm(x, out_norm, f64::from(c.rms_eps))?;
+        tape.linear_frozen(xn, self.output.clone())
     }
 
     /// [`LoraDecoder::forward`] and the mean cross-entropy of the logits against `targets` (one per
@@ -256,6 +312,98 @@ impl LoraDecoder {
         let mut pass = self.forward(tape, tokens, mode)?;
         pass.loss = Some(tape.cross_entropy(pass.logits, targets, IGNORE_INDEX)?);
         Ok(pass)
+    }
+
+    /// The loss of `tokens` against `targets` (as [`LoraDecoder::loss`]) and the gradient of every
+    /// parameter ([`LoraDecoder::params`] order), keeping or recomputing the blocks' activations as
+    /// `activations` says, with the activation memory the pass held at its peak.
+    ///
+    /// With [`Activations::Recompute`] (gradient checkpointing: Chen, Xu, Zhang & Guestrin,
+    /// "Training Deep Nets with Sublinear Memory Cost", 2016; Griewank & Walther, "Algorithm 799:
+    /// revolve", 2000) the forward pass keeps only each block's input; the backward pass runs the
+    /// blocks from last to first, each forward again on a fresh tape and then backward from the
+    /// gradient of its output ([`Tape::vjp`]). The ops and their inputs are the same as in one long
+    /// pass, so loss and gradients are the same; the cost is a second forward pass of every block.
+    ///
+    /// # Errors
+    /// As [`LoraDecoder::loss`] and [`Tape::backward`].
+    pub fn loss_and_grads(
+        &self,
+        tape: &mut Tape<f32>,
+        tokens: &[u32],
+        targets: &[i64],
+        mode: LoraMode,
+        activations: Activations,
+    ) -> Result<StepGrads> {
+        if activations == Activations::Keep {
+            tape.clear();
+            let pass = self.loss(tape, tokens, targets, mode)?;
+            let loss = pass.loss.ok_or_else(|| Error::InvalidParameter("the pass has no loss".into()))?;
+            let peak_activation_bytes = tape.bytes();
+            let mut grads = tape.backward(loss)?;
+            let loss = tape.value(loss)[0];
+            return Ok(StepGrads { loss, grads: pass.param_grads(tape, &mut grads), peak_activation_bytes });
+        }
+        self.check_tokens(tokens)?;
+        let (t, d) = (tokens.len(), self.config.d_model);
+        let row_bytes = t * d * std::mem::size_of::<f32>();
+        let mut peak = 0usize;
+        // Forward: keep each block's input only.
+        tape.clear();
+        let x = self.embed(tape, tokens)?;
+        let mut x_vals = tape.value(x).to_vec();
+        let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(self.blocks.len());
+        for l in 0..self.blocks.len() {
+            tape.clear();
+            let x = tape.constant(x_vals.clone(), &[t, d])?;
+            let leaves = self.block_leaves(tape, l)?;
+            let out = self.block(tape, l, x, &leaves, mode)?;
+            inputs.push(x_vals);
+            peak = peak.max(tape.bytes() + row_bytes * inputs.len());
+            x_vals = tape.value(out).to_vec();
+        }
+        // The head: its backward gives the gradient of the last block's output.
+        tape.clear();
+        let x = tape.leaf(x_vals, &[t, d])?;
+        let logits = self.head(tape, x)?;
+        let loss = tape.cross_entropy(logits, targets, IGNORE_INDEX)?;
+        peak = peak.max(tape.bytes() + row_bytes * inputs.len());
+        let loss_value = tape.value(loss)[0];
+        let mut g = tape.backward(loss)?.take(x).unwrap_or_else(|| vec![0.0; t * d]);
+        // Backward, block by block from the last, each recomputed from its saved input.
+        let mut grads: Vec<Vec<f32>> = self.params().iter().map(|p| vec![0.0; p.value.len()]).collect();
+        for l in (0..self.blocks.len()).rev() {
+            let x_in = inputs.pop().ok_or_else(|| Error::InvalidParameter("a block input is missing".into()))?;
+            tape.clear();
+            // The first block's input is the embedding, which gets no gradient.
+            let x = if l == 0 { tape.constant(x_in, &[t, d])? } else { tape.leaf(x_in, &[t, d])? };
+            let leaves = self.block_leaves(tape, l)?;
+            let out = self.block(tape, l, x, &leaves, mode)?;
+            peak = peak.max(tape.bytes() + row_bytes * inputs.len());
+            let mut block_grads = tape.vjp(out, g)?;
+            for (ai, ab) in leaves.iter().enumerate() {
+                if let Some((a, b)) = *ab {
+                    if let Some(ga) = block_grads.take(a) {
+                        grads[2 * ai] = ga;
+                    }
+                    if let Some(gb) = block_grads.take(b) {
+                        grads[2 * ai + 1] = gb;
+                    }
+                }
+            }
+            g = block_grads.take(x).unwrap_or_else(|| vec![0.0; t * d]);
+        }
+        Ok(StepGrads { loss: loss_value, grads, peak_activation_bytes: peak })
+    }
+
+    /// Leaves for the adapters of block `l` only, indexed like [`LoraAdapters::adapters`].
+    fn block_leaves(&self, tape: &mut Tape<f32>, l: usize) -> Result<Vec<Option<(Var, Var)>>> {
+        self.adapters
+            .adapters()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| if a.layer == l { self.adapters.leaves(tape, i).map(Some) } else { Ok(None) })
+            .collect()
     }
 
     /// The next-token targets of `tokens` for [`LoraDecoder::loss`]: `tokens[i + 1]` at position `i`,

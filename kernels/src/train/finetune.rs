@@ -28,7 +28,7 @@ use serde_json::Value as Json;
 
 use super::autograd::{IGNORE_INDEX, Tape};
 use super::checkpoint;
-use super::decoder::LoraDecoder;
+use super::decoder::{Activations, LoraDecoder};
 use super::lora::{LoraConfig, LoraMode, splitmix};
 use super::optim::{AdamWConfig, CosineSchedule, GradAccumulator, Optimizer, clip_grad_norm};
 use crate::formats::gguf::Gguf;
@@ -104,6 +104,9 @@ pub struct FinetuneConfig {
     pub stop_after: Option<u64>,
     /// Resume from this checkpoint (normally `out/`[`CHECKPOINT_FILE`]).
     pub resume_from: Option<PathBuf>,
+    /// Keep the blocks' activations for the backward pass, or recompute them (activation
+    /// checkpointing: less memory, about a third more compute). Gradients are the same either way.
+    pub activations: Activations,
 }
 
 impl FinetuneConfig {
@@ -137,6 +140,7 @@ impl FinetuneConfig {
             generate_examples: 0,
             stop_after: None,
             resume_from: None,
+            activations: Activations::Keep,
         }
     }
 
@@ -544,6 +548,11 @@ pub struct FinetuneReport {
     pub trainable_values: usize,
     /// Threads of the rayon pool.
     pub threads: usize,
+    /// Whether activations were kept or recomputed in this run.
+    pub activations: Activations,
+    /// The most activation memory one example's pass held in this run
+    /// ([`StepGrads::peak_activation_bytes`](super::decoder::StepGrads::peak_activation_bytes)).
+    pub peak_activation_bytes: usize,
 }
 
 /// A Fisher–Yates permutation of `0..n` from the RNG.
@@ -696,6 +705,7 @@ pub fn finetune(config: &FinetuneConfig, mut progress: impl FnMut(&Progress)) ->
     let mut order = permutation(train.len(), &mut state.epoch_rng.clone());
     let mut tape = Tape::new();
     let (mut tokens, mut seconds, mut last_loss, mut run_steps) = (0usize, 0.0f64, None, 0u64);
+    let mut peak_activation_bytes = 0usize;
     while step < total_steps && config.stop_after.is_none_or(|n| run_steps < n) {
         let started = Instant::now();
         let mut acc = GradAccumulator::new();
@@ -711,12 +721,16 @@ pub fn finetune(config: &FinetuneConfig, mut progress: impl FnMut(&Progress)) ->
             let ex = &train[order[state.cursor]];
             state.cursor += 1;
             let seed = splitmix(&mut state.rng);
-            tape.clear();
-            let pass = decoder.loss(&mut tape, &ex.tokens, &ex.targets, LoraMode::Train { seed })?;
-            let loss = pass.loss.ok_or_else(|| Error::InvalidParameter("the decoder returned no loss".into()))?;
-            loss_sum += tape.value(loss)[0];
-            let mut grads = tape.backward(loss)?;
-            acc.add(&pass.param_grads(&tape, &mut grads))?;
+            let step_grads = decoder.loss_and_grads(
+                &mut tape,
+                &ex.tokens,
+                &ex.targets,
+                LoraMode::Train { seed },
+                config.activations,
+            )?;
+            loss_sum += step_grads.loss;
+            peak_activation_bytes = peak_activation_bytes.max(step_grads.peak_activation_bytes);
+            acc.add(&step_grads.grads)?;
             tokens += ex.tokens.len();
         }
         let mut grads = acc.mean()?;
@@ -779,6 +793,8 @@ pub fn finetune(config: &FinetuneConfig, mut progress: impl FnMut(&Progress)) ->
         generation_after,
         trainable_values: decoder.adapters().trainable_values(),
         threads: rayon::current_num_threads(),
+        activations: config.activations,
+        peak_activation_bytes,
     };
     let metrics = config.out.join(METRICS_FILE);
     let json = serde_json::to_vec_pretty(&report).map_err(|e| ckpt_error(&metrics, e.to_string()))?;

@@ -134,6 +134,19 @@ impl<T: Float> Tape<T> {
         self.nodes.is_empty()
     }
 
+    /// The bytes of activation memory the tape holds: every value it owns and everything its ops
+    /// saved for the backward pass (normalisation factors, rotations, attention probabilities). Values
+    /// shared with the caller ([`Tape::constant_shared`]) and frozen layers are not counted: they
+    /// live outside the tape. Measured at the end of a forward pass this is the memory that
+    /// activation checkpointing trades for recomputation.
+    pub fn bytes(&self) -> usize {
+        let values = |node: &Node<T>| match &node.value {
+            Storage::Owned(v) => v.len(),
+            Storage::Shared(_) => 0,
+        };
+        self.nodes.iter().map(|node| (values(node) + node.op.saved_len()) * std::mem::size_of::<T>()).sum()
+    }
+
     /// A trainable input (a parameter): [`Tape::backward`] computes its gradient.
     ///
     /// # Errors
@@ -244,6 +257,26 @@ impl<T: Float> Tape<T> {
         self.run_backward(loss, true)
     }
 
+    /// The vector–Jacobian product of `output` with `grad`: the gradients every leaf would get from a
+    /// loss whose gradient with respect to `output` is `grad` (same shape as `output`). This is how a
+    /// pass that was cut into pieces is differentiated piece by piece, as activation checkpointing
+    /// does: the gradient a later piece computed for this piece's output is fed back in here.
+    ///
+    /// # Errors
+    /// [`crate::Error::TrainShape`] (op `vjp`) when `output` is not on this tape or `grad` does not
+    /// have one value per value of `output`; any error of a product's kernel.
+    pub fn vjp(&self, output: Var, grad: Vec<T>) -> Result<Grads<T>> {
+        let o = self.id(output, "vjp")?;
+        let n = self.val(o).len();
+        if grad.len() != n {
+            return Err(shape_error(
+                "vjp",
+                format!("{} gradient values for an output of shape {:?} ({n} values)", grad.len(), self.dims(o)),
+            ));
+        }
+        self.run_backward_from(o, grad, false)
+    }
+
     fn run_backward(&self, loss: Var, keep_all: bool) -> Result<Grads<T>> {
         let l = self.id(loss, "backward")?;
         let n = self.val(l).len();
@@ -253,9 +286,14 @@ impl<T: Float> Tape<T> {
                 format!("the loss must have exactly one value, it has shape {:?} ({n} values)", self.dims(l)),
             ));
         }
+        self.run_backward_from(l, vec![T::ONE], keep_all)
+    }
+
+    /// Backward from node `l`, whose gradient is `seed`.
+    fn run_backward_from(&self, l: usize, seed: Vec<T>, keep_all: bool) -> Result<Grads<T>> {
         let mut store = GradStore { slots: (0..self.nodes.len()).map(|_| None).collect(), pool: Vec::new() };
         if self.needs(l) {
-            store.slots[l] = Some(vec![T::ONE]);
+            store.slots[l] = Some(seed);
         }
         for i in (0..=l).rev() {
             if !self.nodes[i].requires_grad {

@@ -52,6 +52,20 @@ pub(super) enum Op<T: Float> {
     CrossEntropy { logits: usize, targets: Vec<usize>, lse: Vec<T>, count: usize },
 }
 
+impl<T: Float> Op<T> {
+    /// How many values the op saved for its backward pass (counted by [`Tape::bytes`]).
+    pub(super) fn saved_len(&self) -> usize {
+        match self {
+            Op::RmsNorm { inv_rms, .. } => inv_rms.len(),
+            Op::Rope { cos, sin, .. } => cos.len() + sin.len(),
+            Op::Attention { probs, .. } => probs.len(),
+            Op::CrossEntropy { lse, targets, .. } => lse.len() + targets.len() * std::mem::size_of::<usize>() / std::mem::size_of::<T>(),
+            Op::Embedding { ids, .. } => ids.len() * std::mem::size_of::<u32>() / std::mem::size_of::<T>(),
+            _ => 0,
+        }
+    }
+}
+
 /// `dst = srcᵀ`: `src` is `rows × cols`, `dst` becomes `cols × rows`.
 pub(super) fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize, dst: &mut Vec<T>) {
     dst.clear();
