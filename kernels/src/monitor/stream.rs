@@ -27,7 +27,12 @@
 //!   conventional cut-offs);
 //! - a categorical column alerts on chi-squared when its p-value is below `chi2_p_value` (0.001)
 //!   **and** the Jensen–Shannon distance exceeds `chi2_min_js` (0.05): with thousands of rows a day
-//!   the test finds trivial differences significant, so the effect size must be material too.
+//!   the test finds trivial differences significant, so the effect size must be material too;
+//! - on groups with at least `min_rows` rows (missing ones included), a change in the share of
+//!   missing values alerts when it is at least `missing_delta` (0.05) in absolute terms **and** the
+//!   two-proportion z-test against the reference gives a p-value below `missing_p_value` (0.001).
+//!   Missing values sit outside the histograms, so PSI cannot see an outage that drops values at
+//!   random; this rule does (statistic `missing_fraction`, value the group's missing fraction).
 //!
 //! With a date column the alerts come from the per-day groups (rows without a date count only in
 //! the overall figures); without one, from the whole table.
@@ -443,12 +448,35 @@ pub struct Thresholds {
     pub chi2_min_js: f64,
     /// Groups (days) with fewer non-missing values raise no alert (their statistics are noise).
     pub min_rows: u64,
+    /// The smallest change of the missing fraction that alerts (absolute, e.g. 0.02 → 0.07)…
+    #[serde(default = "default_missing_delta")]
+    pub missing_delta: f64,
+    /// …when the two-proportion z-test against the reference is also below this p-value.
+    #[serde(default = "default_missing_p_value")]
+    pub missing_p_value: f64,
+}
+
+fn default_missing_delta() -> f64 {
+    0.05
+}
+
+fn default_missing_p_value() -> f64 {
+    0.001
 }
 
 impl Default for Thresholds {
-    /// PSI 0.1 / 0.25, chi-squared p < 0.001 with JS > 0.05, at least 100 values.
+    /// PSI 0.1 / 0.25, chi-squared p < 0.001 with JS > 0.05, at least 100 values; a missing
+    /// fraction 0.05 away from the reference's with p < 0.001.
     fn default() -> Self {
-        Thresholds { psi_warn: 0.1, psi_alert: 0.25, chi2_p_value: 0.001, chi2_min_js: 0.05, min_rows: 100 }
+        Thresholds {
+            psi_warn: 0.1,
+            psi_alert: 0.25,
+            chi2_p_value: 0.001,
+            chi2_min_js: 0.05,
+            min_rows: 100,
+            missing_delta: default_missing_delta(),
+            missing_p_value: default_missing_p_value(),
+        }
     }
 }
 
@@ -491,9 +519,9 @@ pub struct Alert {
     pub day: Option<i32>,
     /// The day as `YYYY-MM-DD`.
     pub date: Option<String>,
-    /// `psi` or `chi_squared`.
+    /// `psi`, `chi_squared` or `missing_fraction`.
     pub statistic: String,
-    /// The PSI, or the chi-squared p-value.
+    /// The PSI, the chi-squared p-value, or the group's missing fraction.
     pub value: f64,
     /// Warn or alert.
     pub level: Level,
@@ -713,6 +741,12 @@ impl<'p> DriftAccumulator<'p> {
                 t.psi_warn, t.psi_alert
             )));
         }
+        if !((0.0..=1.0).contains(&t.missing_delta) && t.missing_p_value > 0.0 && t.missing_p_value <= 1.0) {
+            return Err(Error::InvalidParameter(format!(
+                "drift thresholds: missing_delta {} must be in [0, 1] and missing_p_value {} in (0, 1]",
+                t.missing_delta, t.missing_p_value
+            )));
+        }
         let columns = profile
             .columns
             .iter()
@@ -886,9 +920,6 @@ impl<'p> DriftAccumulator<'p> {
     fn judge(&self, d: &ColumnDrift) -> Vec<Alert> {
         let t = &self.config.thresholds;
         let mut alerts = Vec::new();
-        if d.rows - d.missing < t.min_rows {
-            return alerts;
-        }
         let alert = |statistic: &str, value: f64, level: Level, detail: String| Alert {
             column: d.column.clone(),
             day: d.day,
@@ -898,6 +929,24 @@ impl<'p> DriftAccumulator<'p> {
             level,
             detail,
         };
+        let delta = (d.missing_fraction - d.reference_missing_fraction).abs();
+        if d.rows >= t.min_rows && delta >= t.missing_delta {
+            let p = two_proportion_p_value(d.reference_missing_fraction, self.profile.rows, d.missing_fraction, d.rows);
+            if p < t.missing_p_value {
+                alerts.push(alert(
+                    "missing_fraction",
+                    d.missing_fraction,
+                    Level::Alert,
+                    format!(
+                        "missing fraction {:.4} vs {:.4} in the reference (change >= {}, z-test p {p:.2e} < {})",
+                        d.missing_fraction, d.reference_missing_fraction, t.missing_delta, t.missing_p_value
+                    ),
+                ));
+            }
+        }
+        if d.rows - d.missing < t.min_rows {
+            return alerts;
+        }
         if let Some(psi) = d.psi {
             if psi >= t.psi_alert {
                 alerts.push(alert("psi", psi, Level::Alert, format!("PSI >= {}", t.psi_alert)));
@@ -918,6 +967,23 @@ impl<'p> DriftAccumulator<'p> {
         }
         alerts
     }
+}
+
+/// The two-sided p-value of the two-proportion z-test of fractions `p0` of `n0` and `p1` of `n1`
+/// (pooled variance; `z²` is chi-squared with one degree of freedom). 1 when the pooled fraction is
+/// 0 or 1 (no variance: the fractions are equal).
+fn two_proportion_p_value(p0: f64, n0: u64, p1: f64, n1: u64) -> f64 {
+    let (n0, n1) = (n0 as f64, n1 as f64);
+    if n0 == 0.0 || n1 == 0.0 {
+        return 1.0;
+    }
+    let pooled = (p0 * n0 + p1 * n1) / (n0 + n1);
+    let var = pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1);
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = (p1 - p0) / var.sqrt();
+    super::special::chi2_sf(z * z, 1.0)
 }
 
 /// The reference's counts, with the unseen slot (0) after a categorical column's categories.

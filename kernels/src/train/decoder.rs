@@ -255,7 +255,14 @@ impl LoraDecoder {
 
     /// Block `l` on `x` (`[t, d]`, positions `0..t`). `leaves[i]` holds adapter `i`'s `(A, B)` for
     /// every adapter of this block.
-    fn block(&self, tape: &mut Tape<f32>, l: usize, x: Var, leaves: &[Option<(Var, Var)>], mode: LoraMode) -> Result<Var> {
+    fn block(
+        &self,
+        tape: &mut Tape<f32>,
+        l: usize,
+        x: Var,
+        leaves: &[Option<(Var, Var)>],
+        mode: LoraMode,
+    ) -> Result<Var> {
         let c = &self.config;
         let block = &self.blocks[l];
         let (t, d) = (tape.shape(x)[0], c.d_model);
@@ -370,6 +377,7 @@ impl LoraDecoder {
         peak = peak.max(tape.bytes() + row_bytes * inputs.len());
         let loss_value = tape.value(loss)[0];
         let mut g = tape.backward(loss)?.take(x).unwrap_or_else(|| vec![0.0; t * d]);
+        // ANCHOR: recompute
         // Backward, block by block from the last, each recomputed from its saved input.
         let mut grads: Vec<Vec<f32>> = self.params().iter().map(|p| vec![0.0; p.value.len()]).collect();
         for l in (0..self.blocks.len()).rev() {
@@ -393,6 +401,7 @@ impl LoraDecoder {
             }
             g = block_grads.take(x).unwrap_or_else(|| vec![0.0; t * d]);
         }
+        // ANCHOR_END: recompute
         Ok(StepGrads { loss: loss_value, grads, peak_activation_bytes: peak })
     }
 

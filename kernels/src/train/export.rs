@@ -115,3 +115,47 @@ pub fn save_merged_gguf(
     crate::formats::safetensors::write_atomic(path, &bytes)
         .map_err(|source| Error::FormatIo { path: path.to_path_buf(), source })
 }
+
+/// [`merged_gguf`] of a base model that came from the registry: only a
+/// [`Model<Verified>`](crate::registry::secure::Model) (decrypted and signature-checked against a
+/// pinned keyring) can be fine-tuned into a new model file. `artefact` names the GGUF file in the
+/// version's manifest.
+///
+/// ```no_run
+/// # fn main() -> kernels::Result<()> {
+/// use kernels::registry::secure::{Model, Verified};
+/// use kernels::train::export::{MergeConfig, merged_gguf_of_verified};
+/// use kernels::train::lora::LoraAdapters;
+/// fn export(base: &Model<Verified>, adapters: &LoraAdapters) -> kernels::Result<Vec<u8>> {
+///     merged_gguf_of_verified(base, "model.gguf", adapters, MergeConfig::default())
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A model that was pulled but not verified does not compile in its place:
+///
+/// ```compile_fail,E0308
+/// use kernels::registry::secure::{Model, Unverified};
+/// use kernels::train::export::{MergeConfig, merged_gguf_of_verified};
+/// use kernels::train::lora::LoraAdapters;
+/// fn export(base: &Model<Unverified>, adapters: &LoraAdapters) -> kernels::Result<Vec<u8>> {
+///     merged_gguf_of_verified(base, "model.gguf", adapters, MergeConfig::default())
+/// }
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidParameter`] when the version has no artefact `artefact`; the GGUF reader's errors
+/// on its bytes; as [`merged_gguf`].
+#[cfg(feature = "registry")]
+pub fn merged_gguf_of_verified(
+    base: &crate::registry::secure::Model<crate::registry::secure::Verified>,
+    artefact: &str,
+    adapters: &LoraAdapters,
+    config: MergeConfig,
+) -> Result<Vec<u8>> {
+    let bytes = base.artefact(artefact).ok_or_else(|| {
+        Error::InvalidParameter(format!("the verified model {} has no artefact {artefact}", base.reference()))
+    })?;
+    merged_gguf(&Gguf::from_vec(bytes.to_vec())?, adapters, config)
+}

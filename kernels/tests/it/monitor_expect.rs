@@ -774,6 +774,10 @@ fn monitor_stream_bad_files_are_typed_errors() {
     inverted.thresholds.psi_warn = 0.5;
     let r = run(&good, &inverted);
     assert!(matches!(&r, Err(Error::InvalidParameter(m)) if m.contains("psi_warn 0.5")), "{r:?}");
+    let mut bad_missing = DriftConfig::default();
+    bad_missing.thresholds.missing_delta = 1.5;
+    let r = run(&good, &bad_missing);
+    assert!(matches!(&r, Err(Error::InvalidParameter(m)) if m.contains("missing_delta 1.5")), "{r:?}");
     let r = build_profile(&[], &profile_config());
     assert!(matches!(&r, Err(Error::InvalidParameter(m)) if m.contains("no batches")), "{r:?}");
 
@@ -960,6 +964,26 @@ fn monitor_shift_experiment_flags_exactly_the_shifted_columns_and_days() {
     let lossy_report = drift_parquet(&lossy_path, &profile, &drift_config, &mut |_| {}).expect("drift");
     let missing: u64 = lossy_report.days.iter().filter(|d| d.column == "amount").map(|d| d.missing).sum();
     assert_eq!(missing, nulled.len() as u64);
+    // PSI sees nothing (the nulls are a random tenth, outside the histogram); the missing-fraction
+    // rule flags exactly the lossy days, from the first one.
+    let missing_alerts: BTreeSet<(String, i32)> = lossy_report
+        .alerts
+        .iter()
+        .filter(|a| a.statistic == "missing_fraction")
+        .map(|a| (a.column.clone(), a.day.expect("per day") - start_day))
+        .collect();
+    let lossy_days: BTreeSet<(String, i32)> = (24..28).map(|d| ("amount".to_owned(), d)).collect();
+    assert_eq!(missing_alerts, lossy_days, "alerts: {:#?}", lossy_report.alerts);
+    let other: BTreeSet<(String, i32)> = lossy_report
+        .alerts
+        .iter()
+        .filter(|a| a.statistic != "missing_fraction")
+        .map(|a| (a.column.clone(), a.day.expect("per day") - start_day))
+        .collect();
+    assert_eq!(other, expected, "the lost values change no other alert");
+    for a in lossy_report.alerts.iter().filter(|a| a.statistic == "missing_fraction") {
+        println!("missing-value alert: {} {}: {}", a.column, a.date.as_deref().unwrap_or("?"), a.detail);
+    }
 }
 
 // ------------------------------------------------------------------ the CLI

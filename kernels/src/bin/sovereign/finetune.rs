@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use kernels::train::finetune::{self, CHECKPOINT_FILE, EvalData, FinetuneConfig, Progress, TrainLength};
 use kernels::train::decoder::Activations;
+use kernels::train::finetune::{self, CHECKPOINT_FILE, EvalData, FinetuneConfig, Progress, TrainLength};
 use kernels::train::lora::LoraTarget;
 
 #[derive(clap::Args)]

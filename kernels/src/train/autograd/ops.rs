@@ -59,7 +59,9 @@ impl<T: Float> Op<T> {
             Op::RmsNorm { inv_rms, .. } => inv_rms.len(),
             Op::Rope { cos, sin, .. } => cos.len() + sin.len(),
             Op::Attention { probs, .. } => probs.len(),
-            Op::CrossEntropy { lse, targets, .. } => lse.len() + targets.len() * std::mem::size_of::<usize>() / std::mem::size_of::<T>(),
+            Op::CrossEntropy { lse, targets, .. } => {
+                lse.len() + targets.len() * std::mem::size_of::<usize>() / std::mem::size_of::<T>()
+            }
             Op::Embedding { ids, .. } => ids.len() * std::mem::size_of::<u32>() / std::mem::size_of::<T>(),
             _ => 0,
         }

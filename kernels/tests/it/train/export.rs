@@ -145,3 +145,44 @@ fn a_merged_fine_tune_is_w_plus_sba_loads_in_kernels_llm_and_answers_as_the_adap
     let n = gguf().tensor_infos().len();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{n} F16 Q4_1 F16"));
 }
+
+/// The registry path of the pipeline: SmolLM2 pushed sealed, pulled, decrypted and verified, and the
+/// fine-tune merged from the `Model<Verified>` gives the same bytes as the merge of the file itself.
+#[cfg(feature = "registry")]
+#[test]
+fn a_verified_registry_model_exports_the_same_merged_file() {
+    use kernels::registry::seal::SealKey;
+    use kernels::registry::secure::Pulled;
+    use kernels::registry::{ArtefactSource, PushSpec, Registry};
+    use kernels::train::export::merged_gguf_of_verified;
+
+    let config = LoraConfig { rank: 2, targets: vec![LoraTarget::V], ..Default::default() };
+    let mut dec = LoraDecoder::from_gguf(gguf(), config).unwrap();
+    for (i, p) in dec.params_mut().iter_mut().enumerate().filter(|(i, _)| i % 2 == 1) {
+        p.value = values(p.value.len(), 3 + i as u64, 0.01);
+    }
+    let dir = crate::tmp::Tmp::new("export-verified");
+    let reg = Registry::open(&dir.join("reg")).unwrap();
+    let signer = crate::registry::signer(3);
+    let key = SealKey::Raw([9; 32]);
+    let gguf_bytes = std::fs::read(model_path()).unwrap();
+    reg.push_sealed(
+        &PushSpec::new("smollm2", 1).artefact(ArtefactSource::bytes("model.gguf", gguf_bytes)),
+        &signer,
+        &key,
+    )
+    .unwrap();
+    let Pulled::Sealed(sealed) = reg.pull_model(&crate::registry::r("smollm2@1")).unwrap() else {
+        panic!("a sealed push pulls sealed")
+    };
+    let verified = sealed.decrypt(&key).unwrap().verify(&crate::registry::keyring(&[&signer])).unwrap();
+
+    let from_registry =
+        merged_gguf_of_verified(&verified, "model.gguf", dec.adapters(), MergeConfig::default()).unwrap();
+    let from_file = merged_gguf(&gguf(), dec.adapters(), MergeConfig::default()).unwrap();
+    assert!(from_registry == from_file, "the merges differ ({} vs {} bytes)", from_registry.len(), from_file.len());
+    match merged_gguf_of_verified(&verified, "weights.gguf", dec.adapters(), MergeConfig::default()) {
+        Err(Error::InvalidParameter(m)) => assert!(m.contains("weights.gguf"), "{m}"),
+        other => panic!("expected InvalidParameter, got {:?}", other.map(|b| b.len())),
+    }
+}
