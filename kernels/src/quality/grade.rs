@@ -18,7 +18,10 @@
 //! | safety | `max(0, 1 − penalty · U)` for `U` `unsafe` blocks without `// SAFETY:` |
 //! | todo | `max(0, 1 − penalty · T)` for `T` `todo!()`/`unimplemented!()` |
 //!
-//! The grade is the first of A, B, C, D whose lowest score (`[grade]`) the score reaches, else F.
+//! The grade is the first of A, B, C, D whose lowest score (`[grade]`) the score reaches, else F;
+//! a crate with any `todo!()`/`unimplemented!()` grades at most `[todo] cap` (C by default). A
+//! stub is unfinished work however clean the rest is: without the cap an untouched lab stub (all
+//! `todo!()`, no other findings) scored A (93.3), since the todo category weighs only 5 points.
 //! Unlike pmat's TDG (which scores files on structural and semantic debt and grades A+…F), this
 //! grades a whole crate and includes the measurements only tools give (coverage, clippy).
 
@@ -115,7 +118,16 @@ pub struct Config {
     pub duplication: DuplicationConfig,
     pub docs: DocsConfig,
     pub safety: PenaltyConfig,
-    pub todo: PenaltyConfig,
+    pub todo: TodoConfig,
+}
+
+/// The `todo!()`/`unimplemented!()` rule: a per-finding penalty and a grade cap.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TodoConfig {
+    pub penalty: f64,
+    /// The best grade a crate with any of them can get (`A`: no cap).
+    pub cap: Grade,
 }
 
 impl Default for Config {
@@ -303,6 +315,9 @@ pub struct Score {
     pub score: f64,
     pub grade: Grade,
     pub parts: Vec<Part>,
+    /// Why the grade is worse than the score's band, when a cap applied.
+    #[serde(default)]
+    pub capped: Option<String>,
 }
 
 /// Applies the formula of the module docs.
@@ -332,5 +347,14 @@ pub fn score(config: &Config, m: &Measurements) -> Score {
     let total_weight: f64 = parts.iter().map(|p| p.weight).sum();
     let points: f64 = parts.iter().map(|p| p.points).sum();
     let score = if total_weight > 0.0 { 100.0 * points / total_weight } else { 100.0 };
-    Score { score, grade: config.grade(score), parts }
+    let mut grade = config.grade(score);
+    let mut capped = None;
+    if m.todos > 0 && grade < config.todo.cap {
+        capped = Some(format!(
+            "{} todo!()/unimplemented!() left: at most {} (the score alone gives {grade})",
+            m.todos, config.todo.cap
+        ));
+        grade = config.todo.cap;
+    }
+    Score { score, grade, parts, capped }
 }

@@ -23,6 +23,9 @@ pub fn to_markdown(r: &Report) -> String {
     let mut s = String::new();
     let m = &r.metrics;
     let _ = writeln!(s, "# Quality of `{}`: grade {} ({:.1}/100)\n", r.crate_name, r.score.grade, r.score.score);
+    if let Some(why) = &r.score.capped {
+        let _ = writeln!(s, "Grade capped: {why}.\n");
+    }
     let _ = writeln!(s, "Crate: `{}`, {} source files under `src/`.\n", r.path, m.files);
     let _ = writeln!(s, "| category | measured | weight | sub-score | points |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|");

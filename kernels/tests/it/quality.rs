@@ -265,8 +265,16 @@ fn scoring_formula() {
         100.0 * (75.0 - 20.0 * 0.2) / 75.0,
         Grade::A,
     );
-    // One function in ten over the limits (half the complexity points), two todo!()s (half the todo points).
-    check_score(Measurements { complexity: (10, 1), todos: 2, ..perfect.clone() }, 87.5, Grade::B);
+    // One function in ten over the limits (half the complexity points), two todo!()s (half the todo
+    // points): the score is a B's, but any todo!() caps the grade at C.
+    check_score(Measurements { complexity: (10, 1), todos: 2, ..perfect.clone() }, 87.5, Grade::C);
+    // A stub: every other category perfect, one todo!() per task.
+    let stub = score(&Config::default(), &Measurements { todos: 3, ..perfect.clone() });
+    assert_eq!((stub.grade, stub.score > 90.0), (Grade::C, true), "{stub:?}");
+    assert!(stub.capped.as_deref().is_some_and(|c| c.contains("3 todo!()") && c.contains("gives A")), "{stub:?}");
+    let uncapped = Config::parse("q.toml", "[todo]\ncap = \"A\"\n").unwrap();
+    assert_eq!(score(&uncapped, &Measurements { todos: 3, ..perfect.clone() }).grade, Grade::A);
+    assert_eq!(score(&Config::default(), &perfect).capped, None);
     // Docs: 3 of 4 documented is half-way from 0.5 to 1.
     check_score(Measurements { docs: (4, 3), ..perfect.clone() }, 95.0, Grade::A);
     let worst = Measurements {
