@@ -201,7 +201,7 @@ pub fn gemm_with(backend: Backend, a: &[f32], b: &[f32], c: &mut [f32], shape: G
     backend.require()?;
     check_gemm(a, b, c, shape)?;
     let b_view = blocked::MatRef { data: b, row_stride: shape.n, col_stride: 1 };
-    blocked::gemm(backend, a, b_view, c, shape, true);
+    blocked::gemm(backend, a, blocked::BSource::View(b_view), c, shape, true);
     Ok(())
 }
 
@@ -213,7 +213,71 @@ pub fn gemm_nt_with(backend: Backend, a: &[f32], b: &[f32], c: &mut [f32], shape
     backend.require()?;
     check_gemm(a, b, c, shape)?;
     let b_view = blocked::MatRef { data: b, row_stride: 1, col_stride: shape.k };
-    blocked::gemm(backend, a, b_view, c, shape, true);
+    blocked::gemm(backend, a, blocked::BSource::View(b_view), c, shape, true);
+    Ok(())
+}
+
+/// A right-hand matrix packed once for many products: the weights of a layer, multiplied by a new
+/// batch of activations at every call. [`gemm`] and [`gemm_nt`] pack `B` into the micro-kernel's
+/// panel order on every call, which for a small `m` (one sentence of a dozen tokens) costs about as
+/// much as the product itself; [`gemm_packed`] reads the panels this made at load.
+///
+/// The panels are those the blocked loop would make, for [`Backend::best`] at packing time, so for
+/// `m ≥ 4` a packed product gives the same bits as [`gemm_nt`] (or [`gemm`]) on the same operands.
+/// For smaller `m` the unpacked functions run GEMVs instead, which sum in another order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedMatrix {
+    blocks: blocked::PackedBlocks,
+}
+
+impl PackedMatrix {
+    /// Packs `B` stored `n × k` (a weight matrix `[out, in]`, as [`gemm_nt`] takes it), for
+    /// `C = A·Bᵀ`.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] when `b.len() != n·k`.
+    pub fn pack_nt(b: &[f32], n: usize, k: usize) -> Result<PackedMatrix> {
+        expect_len(b.len(), area(n, k, "B")?)?;
+        let view = blocked::MatRef { data: b, row_stride: 1, col_stride: k };
+        Ok(PackedMatrix { blocks: blocked::pack_all(Backend::best(), view, k, n) })
+    }
+
+    /// Packs `B` stored `k × n` (as [`gemm`] takes it), for `C = A·B`.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] when `b.len() != k·n`.
+    pub fn pack(b: &[f32], k: usize, n: usize) -> Result<PackedMatrix> {
+        expect_len(b.len(), area(k, n, "B")?)?;
+        let view = blocked::MatRef { data: b, row_stride: n, col_stride: 1 };
+        Ok(PackedMatrix { blocks: blocked::pack_all(Backend::best(), view, k, n) })
+    }
+
+    /// Columns of the product (`out` of a weight matrix).
+    pub fn n(&self) -> usize {
+        self.blocks.n
+    }
+
+    /// The reduction dimension (`in` of a weight matrix).
+    pub fn k(&self) -> usize {
+        self.blocks.k
+    }
+
+    /// Bytes the panels hold (edge panels are padded to the micro-kernel's width).
+    pub fn bytes(&self) -> usize {
+        self.blocks.bytes()
+    }
+}
+
+/// `C = A·B` for `A` `m × k` row-major and `B` packed by [`PackedMatrix::pack_nt`] or
+/// [`PackedMatrix::pack`]; `C` (`m × n`) is overwritten. Parallel as [`gemm`].
+///
+/// # Errors
+/// [`Error::DimensionMismatch`] when `a` is not `m × k` or `c` not `m × n`.
+pub fn gemm_packed(a: &[f32], b: &PackedMatrix, c: &mut [f32], m: usize) -> Result<()> {
+    let shape = GemmShape::new(m, b.n(), b.k());
+    expect_len(a.len(), area(m, shape.k, "A")?)?;
+    expect_len(c.len(), area(m, shape.n, "C")?)?;
+    blocked::gemm(b.blocks.backend, a, blocked::BSource::Packed(&b.blocks), c, shape, true);
     Ok(())
 }
 
@@ -306,11 +370,11 @@ fn batched(backend: Backend, a: &[f32], b: &[f32], c: &mut [f32], shape: BatchSh
         && (each < PARALLEL_MIN_MNK || shape.batch >= 4 * threads)
     {
         c.par_chunks_mut(sc).zip(a.par_chunks(sa)).zip(b.par_chunks(sb)).for_each(|((ci, ai), bi)| {
-            blocked::gemm(backend, ai, b_view(bi), ci, g, false);
+            blocked::gemm(backend, ai, blocked::BSource::View(b_view(bi)), ci, g, false);
         });
     } else {
         for ((ci, ai), bi) in c.chunks_mut(sc).zip(a.chunks(sa)).zip(b.chunks(sb)) {
-            blocked::gemm(backend, ai, b_view(bi), ci, g, true);
+            blocked::gemm(backend, ai, blocked::BSource::View(b_view(bi)), ci, g, true);
         }
     }
     Ok(())

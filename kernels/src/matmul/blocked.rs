@@ -52,6 +52,63 @@ pub(super) struct MatRef<'a> {
     pub col_stride: usize,
 }
 
+/// Where the packed `B` blocks come from: packed per call from a view, or packed once beforehand.
+#[derive(Clone, Copy)]
+pub(super) enum BSource<'a> {
+    /// Pack each `(jc, pc)` block from this view as the loop reaches it.
+    View(MatRef<'a>),
+    /// Every block already packed, in loop order ([`pack_all`]).
+    Packed(&'a PackedBlocks),
+}
+
+/// `B` packed once for [`gemm`] on one backend: every `(jc, pc)` block the loop nest visits, in the
+/// order it visits them, each exactly as the loop would have packed it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct PackedBlocks {
+    /// The backend whose micro-kernel width (`nr`) the panels have.
+    pub backend: Backend,
+    /// `k × n` of the product's `B`.
+    pub k: usize,
+    pub n: usize,
+    /// All blocks, concatenated.
+    data: Vec<f32>,
+    /// Start of each block in `data`, `jc`-major then `pc`.
+    offsets: Vec<usize>,
+}
+
+impl PackedBlocks {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+}
+
+/// Packs every block of `b` (`k × n` as a [`MatRef`]) for [`gemm`] on `backend`, in parallel.
+pub(super) fn pack_all(backend: Backend, b: MatRef<'_>, k: usize, n: usize) -> PackedBlocks {
+    let nr = microkernel::kernel(backend).nr;
+    let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
+    let mut blocks = Vec::new();
+    let mut total = 0;
+    for jc in (0..n).step_by(nc_max.max(1)) {
+        let nc = nc_max.min(n - jc);
+        for pc in (0..k).step_by(kc_max.max(1)) {
+            let kc = kc_max.min(k - pc);
+            blocks.push((jc, nc, pc, kc, total));
+            total += kc * nc.div_ceil(nr) * nr;
+        }
+    }
+    let mut data = vec![0.0f32; total];
+    let mut rest: &mut [f32] = &mut data;
+    let mut jobs = Vec::with_capacity(blocks.len());
+    for &(jc, nc, pc, kc, _) in &blocks {
+        let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kc * nc.div_ceil(nr) * nr);
+        jobs.push((jc, nc, pc, kc, dst));
+        rest = tail;
+    }
+    jobs.into_par_iter().for_each(|(jc, nc, pc, kc, dst)| pack_b(b, pc, kc, jc, nc, nr, dst));
+    PackedBlocks { backend, k, n, data, offsets: blocks.iter().map(|b| b.4).collect() }
+}
+
 /// A raw pointer to `C` that parallel tasks share; each task writes a disjoint set of tiles.
 #[derive(Clone, Copy)]
 struct SharedMut(*mut f32);
@@ -90,7 +147,10 @@ fn block_size(total: usize, max: usize, unit: usize) -> usize {
 // ANCHOR: loop_nest
 /// `C = A·B` for `A` row-major `m × k` (contiguous), `B` any [`MatRef`], `C` row-major `m × n`.
 /// Lengths are the caller's responsibility (checked in `matmul.rs`). `parallel` allows rayon.
-pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], shape: GemmShape, parallel: bool) {
+///
+/// With [`BSource::Packed`] the blocks are read as they were packed (for `backend`), and a small
+/// `m` runs the blocked path too (there is no unpacked `B` to run GEMVs on).
+pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], shape: GemmShape, parallel: bool) {
     let GemmShape { m, n, k } = shape;
     if m == 0 || n == 0 {
         return;
@@ -99,7 +159,7 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], sh
         c.fill(0.0);
         return;
     }
-    if m < SMALL_M {
+    if let (BSource::View(b), true) = (b, m < SMALL_M) {
         return small_m(backend, a, b, c, shape, parallel);
     }
     let kern = microkernel::kernel(backend);
@@ -113,25 +173,37 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: MatRef<'_>, c: &mut [f32], sh
     let kc_max = block_size(k, KC_MAX, 1);
     let c_ptr = SharedMut(c.as_mut_ptr());
 
-    with_scratch(&B_PACK, kc_max * nc_max, |b_pack| {
+    let scratch = if matches!(b, BSource::View(_)) { kc_max * nc_max } else { 0 };
+    with_scratch(&B_PACK, scratch, |b_pack| {
+        let mut block_index = 0;
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
-                let b_pack = &mut b_pack[..kc * nc.div_ceil(nr) * nr];
-                // Micro-panels in groups (a few per thread), each group packed by one task.
-                let panels = nc.div_ceil(nr);
-                let group = if threads > 1 { panels.div_ceil(2 * threads) } else { panels };
-                let pack = |(g, dst): (usize, &mut [f32])| {
-                    let c0 = g * group * nr;
-                    pack_b(b, pc, kc, jc + c0, (nc - c0).min(group * nr), nr, dst)
+                let len = kc * nc.div_ceil(nr) * nr;
+                let b_pack: &[f32] = match b {
+                    BSource::Packed(p) => {
+                        let at = p.offsets[block_index];
+                        &p.data[at..at + len]
+                    }
+                    BSource::View(b) => {
+                        let b_pack = &mut b_pack[..len];
+                        // Micro-panels in groups (a few per thread), each group packed by one task.
+                        let panels = nc.div_ceil(nr);
+                        let group = if threads > 1 { panels.div_ceil(2 * threads) } else { panels };
+                        let pack = |(g, dst): (usize, &mut [f32])| {
+                            let c0 = g * group * nr;
+                            pack_b(b, pc, kc, jc + c0, (nc - c0).min(group * nr), nr, dst)
+                        };
+                        if threads > 1 {
+                            b_pack.par_chunks_mut(kc * nr * group).enumerate().for_each(pack);
+                        } else {
+                            pack((0, b_pack));
+                        }
+                        b_pack
+                    }
                 };
-                if threads > 1 {
-                    b_pack.par_chunks_mut(kc * nr * group).enumerate().for_each(pack);
-                } else {
-                    pack((0, b_pack));
-                }
-                let b_pack: &[f32] = b_pack;
+                block_index += 1;
                 let block = Block { a, k, n, b_pack, kc, pc, jc, c: c_ptr, kern };
                 let tasks = split(m, nc, mr, nr, threads);
                 if tasks.len() > 1 {

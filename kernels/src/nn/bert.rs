@@ -26,7 +26,8 @@
 //! So a padded batch gives the embeddings of its sequences run one by one.
 //!
 //! Weights are read from `model.safetensors` (F32, F16 or BF16, converted to f32 once at load);
-//! matrices stay in PyTorch's `[out, in]` layout, which is what [`matmul::gemm_nt`] multiplies by.
+//! the matrices, in PyTorch's `[out, in]` layout, are packed once at load into the GEMM
+//! micro-kernel's panel order ([`matmul::PackedMatrix::pack_nt`]), so that no call repacks them.
 //! Every input is checked (token ids against the vocabulary, lengths against the position table)
 //! and gives [`Error::ModelInput`], never a panic.
 
@@ -36,7 +37,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::formats::safetensors::Safetensors;
-use crate::matmul::{self, BatchShape, GemmShape};
+use crate::matmul::{self, BatchShape, PackedMatrix};
 use crate::simd;
 use crate::tokenize::WordPiece;
 use crate::{Error, Result};
@@ -204,18 +205,19 @@ struct Token {
     segment: u32,
 }
 
-/// Weights of one transformer layer (PyTorch `[out, in]` layout).
+/// Weights of one transformer layer: the matrices (PyTorch `[out, in]`) packed once at load for
+/// the GEMM's micro-kernel ([`matmul::PackedMatrix`]), so no call repacks them.
 struct Layer {
     /// `[3·hidden, hidden]`: query, key, value stacked.
-    qkv_weight: Vec<f32>,
+    qkv_weight: PackedMatrix,
     qkv_bias: Vec<f32>,
-    attn_out_weight: Vec<f32>,
+    attn_out_weight: PackedMatrix,
     attn_out_bias: Vec<f32>,
     attn_norm_weight: Vec<f32>,
     attn_norm_bias: Vec<f32>,
-    ffn_in_weight: Vec<f32>,
+    ffn_in_weight: PackedMatrix,
     ffn_in_bias: Vec<f32>,
-    ffn_out_weight: Vec<f32>,
+    ffn_out_weight: PackedMatrix,
     ffn_out_bias: Vec<f32>,
     ffn_norm_weight: Vec<f32>,
     ffn_norm_bias: Vec<f32>,
@@ -309,16 +311,19 @@ impl BertModel {
                 qkv_weight.extend(w.get(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
                 qkv_bias.extend(w.get(&format!("{p}attention.self.{part}.bias"), &[h])?);
             }
+            let packed = |name: &str, out: usize, inp: usize| -> Result<PackedMatrix> {
+                PackedMatrix::pack_nt(&w.get(&format!("{p}{name}"), &[out, inp])?, out, inp)
+            };
             layers.push(Layer {
-                qkv_weight,
+                qkv_weight: PackedMatrix::pack_nt(&qkv_weight, 3 * h, h)?,
                 qkv_bias,
-                attn_out_weight: w.get(&format!("{p}attention.output.dense.weight"), &[h, h])?,
+                attn_out_weight: packed("attention.output.dense.weight", h, h)?,
                 attn_out_bias: w.get(&format!("{p}attention.output.dense.bias"), &[h])?,
                 attn_norm_weight: w.get(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
                 attn_norm_bias: w.get(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
-                ffn_in_weight: w.get(&format!("{p}intermediate.dense.weight"), &[i, h])?,
+                ffn_in_weight: packed("intermediate.dense.weight", i, h)?,
                 ffn_in_bias: w.get(&format!("{p}intermediate.dense.bias"), &[i])?,
-                ffn_out_weight: w.get(&format!("{p}output.dense.weight"), &[h, i])?,
+                ffn_out_weight: packed("output.dense.weight", h, i)?,
                 ffn_out_bias: w.get(&format!("{p}output.dense.bias"), &[h])?,
                 ffn_norm_weight: w.get(&format!("{p}output.LayerNorm.weight"), &[h])?,
                 ffn_norm_bias: w.get(&format!("{p}output.LayerNorm.bias"), &[h])?,
@@ -496,17 +501,22 @@ impl BertModel {
         let mut ffn = vec![0.0f32; n * inter];
         for layer in &self.layers {
             // Self-attention.
-            linear(&hidden, &layer.qkv_weight, &layer.qkv_bias, &mut qkv, GemmShape::new(n, 3 * h, h))?;
+            linear(&hidden, &layer.qkv_weight, &layer.qkv_bias, &mut qkv, n)?;
             self.attention(&qkv, lens, &mut context)?;
-            linear(&context, &layer.attn_out_weight, &layer.attn_out_bias, &mut residual, GemmShape::new(n, h, h))?;
+            linear(&context, &layer.attn_out_weight, &layer.attn_out_bias, &mut residual, n)?;
             add_and_norm(&mut residual, &mut hidden, &layer.attn_norm_weight, &layer.attn_norm_bias, eps);
             // Feed-forward.
-            linear(&hidden, &layer.ffn_in_weight, &layer.ffn_in_bias, &mut ffn, GemmShape::new(n, inter, h))?;
-            match c.hidden_act {
-                Activation::GeluErf => ffn.par_chunks_mut(inter).for_each(gelu_erf_in_place),
-                Activation::GeluTanh => ffn.par_chunks_mut(inter).for_each(simd::gelu_in_place),
+            linear(&hidden, &layer.ffn_in_weight, &layer.ffn_in_bias, &mut ffn, n)?;
+            let gelu: fn(&mut [f32]) = match c.hidden_act {
+                Activation::GeluErf => gelu_erf_in_place,
+                Activation::GeluTanh => simd::gelu_in_place,
+            };
+            if ffn.len() >= PARALLEL_MIN_VALUES {
+                ffn.par_chunks_mut(inter).for_each(gelu);
+            } else {
+                ffn.chunks_mut(inter).for_each(gelu);
             }
-            linear(&ffn, &layer.ffn_out_weight, &layer.ffn_out_bias, &mut residual, GemmShape::new(n, h, inter))?;
+            linear(&ffn, &layer.ffn_out_weight, &layer.ffn_out_bias, &mut residual, n)?;
             add_and_norm(&mut residual, &mut hidden, &layer.ffn_norm_weight, &layer.ffn_norm_bias, eps);
         }
         Ok(hidden)
@@ -526,7 +536,7 @@ impl BertModel {
             jobs.push((len, q, c));
             (qkv_rest, ctx_rest) = (qr, cr);
         }
-        jobs.into_par_iter().try_for_each(|(len, qkv, ctx)| {
+        let one = |(len, qkv, ctx): (usize, &[f32], &mut [f32])| -> Result<()> {
             // Gather q (pre-scaled), k, v as [heads × len × d].
             let mut q = vec![0.0f32; heads * len * d];
             let mut k = vec![0.0f32; heads * len * d];
@@ -553,7 +563,9 @@ impl BertModel {
                 }
             }
             Ok(())
-        })
+        };
+        // One sequence runs on the calling thread (its GEMMs still split when large enough).
+        if jobs.len() == 1 { jobs.into_iter().try_for_each(one) } else { jobs.into_par_iter().try_for_each(one) }
     }
 
     /// Pools each sequence's states into one embedding.
@@ -583,20 +595,34 @@ impl BertModel {
     }
 }
 
-/// `out = x·Wᵀ + b` with `W` stored `[out, in]`.
-fn linear(x: &[f32], weight: &[f32], bias: &[f32], out: &mut [f32], shape: GemmShape) -> Result<()> {
-    matmul::gemm_nt(x, weight, out, shape)?;
-    out.par_chunks_mut(shape.n).for_each(|row| simd::axpy(1.0, bias, row));
+/// Below this many values an elementwise pass (bias, GELU, add + LayerNorm) stays on the calling
+/// thread: waking the pool costs more than a pass over a few sentences' rows takes.
+const PARALLEL_MIN_VALUES: usize = 1 << 16;
+
+/// `out = x·Wᵀ + b` with `W` packed from `[out, in]`, for `rows` rows of `x`.
+fn linear(x: &[f32], weight: &PackedMatrix, bias: &[f32], out: &mut [f32], rows: usize) -> Result<()> {
+    matmul::gemm_packed(x, weight, out, rows)?;
+    let add_bias = |row: &mut [f32]| simd::axpy(1.0, bias, row);
+    if out.len() >= PARALLEL_MIN_VALUES {
+        out.par_chunks_mut(weight.n()).for_each(add_bias);
+    } else {
+        out.chunks_mut(weight.n()).for_each(add_bias);
+    }
     Ok(())
 }
 
 /// `hidden = LayerNorm(hidden + delta)`, row by row (`delta` is used as scratch).
 fn add_and_norm(delta: &mut [f32], hidden: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
     let h = weight.len();
-    delta.par_chunks_mut(h).zip(hidden.par_chunks_mut(h)).for_each(|(d, x)| {
+    let row = |(d, x): (&mut [f32], &mut [f32])| {
         simd::axpy(1.0, x, d);
         simd::layer_norm(d, weight, bias, eps, x);
-    });
+    };
+    if hidden.len() >= PARALLEL_MIN_VALUES {
+        delta.par_chunks_mut(h).zip(hidden.par_chunks_mut(h)).for_each(row);
+    } else {
+        delta.chunks_mut(h).zip(hidden.chunks_mut(h)).for_each(row);
+    }
 }
 
 /// GELU with the exact normal CDF, `x·Φ(x) = x/2 · erfc(−x/√2)`, in place (BERT's `"gelu"`).

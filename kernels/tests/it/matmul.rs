@@ -374,3 +374,69 @@ proptest! {
         prop_assert!(c.iter().zip(&c4).all(|(x, y)| 4.0 * x == *y));
     }
 }
+
+/// A matrix packed once gives the bits of the unpacked product for `m ≥ 4` (the same panels, the
+/// same kernel, the same order) and stays within the scalar twin's bound for every `m`, in both
+/// layouts; `C` starts as NaN, so an element left unwritten shows up.
+fn check_packed(m: usize, n: usize, k: usize) {
+    let shape = GemmShape::new(m, n, k);
+    let (a, b) = (noise(m * k, 7 + m as u64), noise(k * n, 11 + n as u64));
+    let bt = transpose(&b, k, n);
+    let mut mag = vec![0.0; m * n];
+    matmul::gemm_scalar(&abs(&a), &abs(&b), &mut mag, shape).unwrap();
+    let mut want = vec![0.0; m * n];
+    matmul::gemm_scalar(&a, &b, &mut want, shape).unwrap();
+    for (layout, packed) in
+        [("nt", matmul::PackedMatrix::pack_nt(&bt, n, k).unwrap()), ("nn", matmul::PackedMatrix::pack(&b, k, n).unwrap())]
+    {
+        let case = format!("packed {layout} {m}x{n}x{k}");
+        assert_eq!((packed.n(), packed.k()), (n, k), "{case}");
+        let mut got = vec![f32::NAN; m * n];
+        matmul::gemm_packed(&a, &packed, &mut got, m).unwrap();
+        assert_close(&case, &got, &want, &mag, k);
+        let mut unpacked = vec![f32::NAN; m * n];
+        if layout == "nt" {
+            matmul::gemm_nt(&a, &bt, &mut unpacked, shape).unwrap();
+        } else {
+            matmul::gemm(&a, &b, &mut unpacked, shape).unwrap();
+        }
+        if m >= 4 {
+            let differ = got.iter().zip(&unpacked).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+            assert_eq!(differ, 0, "{case}: {differ} elements differ from the unpacked product");
+        }
+    }
+}
+
+#[test]
+fn a_packed_matrix_gives_the_unpacked_product() {
+    // BERT-small's layers at a sentence and at a batch, edges of the micro-tiles and cache blocks
+    // (k past 384, n past 768), and m below the unpacked path's GEMV cut-off.
+    for (m, n, k) in [
+        (12, 1152, 384),
+        (12, 384, 1536),
+        (300, 1536, 384),
+        (1, 17, 5),
+        (3, 100, 70),
+        (4, 33, 400),
+        (15, 800, 390),
+        (29, 1, 1),
+    ] {
+        check_packed(m, n, k);
+    }
+}
+
+#[test]
+fn packed_products_refuse_wrong_lengths() {
+    let r = matmul::PackedMatrix::pack_nt(&[0.0; 5], 2, 3);
+    assert!(matches!(r, Err(Error::DimensionMismatch { expected: 6, got: 5 })), "{r:?}");
+    let r = matmul::PackedMatrix::pack(&[0.0; 7], 2, 3);
+    assert!(matches!(r, Err(Error::DimensionMismatch { expected: 6, got: 7 })), "{r:?}");
+    let p = matmul::PackedMatrix::pack_nt(&[1.0; 6], 2, 3).unwrap();
+    let mut c = vec![0.0; 4];
+    let r = matmul::gemm_packed(&[1.0; 5], &p, &mut c, 2);
+    assert!(matches!(r, Err(Error::DimensionMismatch { expected: 6, got: 5 })), "{r:?}");
+    let r = matmul::gemm_packed(&[1.0; 6], &p, &mut c[..3], 2);
+    assert!(matches!(r, Err(Error::DimensionMismatch { expected: 4, got: 3 })), "{r:?}");
+    matmul::gemm_packed(&[1.0; 6], &p, &mut c, 2).unwrap();
+    assert_eq!(c, [3.0; 4]);
+}
