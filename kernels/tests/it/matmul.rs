@@ -386,9 +386,10 @@ fn check_packed(m: usize, n: usize, k: usize) {
     matmul::gemm_scalar(&abs(&a), &abs(&b), &mut mag, shape).unwrap();
     let mut want = vec![0.0; m * n];
     matmul::gemm_scalar(&a, &b, &mut want, shape).unwrap();
-    for (layout, packed) in
-        [("nt", matmul::PackedMatrix::pack_nt(&bt, n, k).unwrap()), ("nn", matmul::PackedMatrix::pack(&b, k, n).unwrap())]
-    {
+    for (layout, packed) in [
+        ("nt", matmul::PackedMatrix::pack_nt(&bt, n, k).unwrap()),
+        ("nn", matmul::PackedMatrix::pack(&b, k, n).unwrap()),
+    ] {
         let case = format!("packed {layout} {m}x{n}x{k}");
         assert_eq!((packed.n(), packed.k()), (n, k), "{case}");
         let mut got = vec![f32::NAN; m * n];
