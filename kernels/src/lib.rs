@@ -256,6 +256,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An HNSW index file that cannot be read or does not hold a valid index (bad magic, another
+    /// version, a truncated section, a link to a node that does not exist, …).
+    #[cfg(feature = "ann")]
+    #[error("HNSW index {path}: {reason}")]
+    AnnIndex {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, naming the section or field.
+        reason: String,
+    },
     /// A model file that ends before a field it declares (or declares more than it holds).
     #[cfg(feature = "formats")]
     #[error("{format}: truncated at byte {offset}: {what} needs {needed} bytes, {available} left")]

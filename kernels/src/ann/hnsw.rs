@@ -35,6 +35,8 @@
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
 
+mod persist;
+
 use super::visited::VisitedSet;
 use super::{Far, Near, Neighbor, check_buffer, prefetch};
 use crate::simd::{self, Metric};
@@ -98,6 +100,17 @@ struct Scratch {
     pruned: Vec<Neighbor>,
     kept: Vec<Neighbor>,
     batch: Vec<u32>,
+}
+
+/// What [`Hnsw::search_filtered`] found, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilteredHits {
+    /// The nearest admitted vectors, ascending by `(distance, id)`.
+    pub hits: Vec<Neighbor>,
+    /// How many stored vectors the predicate admits.
+    pub admitted: usize,
+    /// Whether the admitted vectors were searched exhaustively instead of through the graph.
+    pub exact: bool,
 }
 
 /// A Hierarchical Navigable Small World index (see the module docs).
@@ -353,6 +366,120 @@ impl Hnsw {
         s.query = q;
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
         Ok(out)
+    }
+
+    /// The `k` nearest stored vectors to `query` among those `allowed` admits (a tenant, a date
+    /// range), sorted as [`Hnsw::search`]'s, with how they were found.
+    ///
+    /// The predicate is called once per stored vector to count the admitted ones, `a` of `n`.
+    /// When `a² ≤ ef · 2M · n` the search is **exact** over the admitted vectors: it costs `a`
+    /// distances, about what a graph search that must walk past `n / a` rejected nodes for every
+    /// admitted one would cost (`ef · 2M · n / a`), and it cannot miss. Otherwise the graph is
+    /// searched as usual, every node serving as a stepping stone, but only admitted nodes enter
+    /// the result list, and the search stops only once it holds `ef` of them (hnswlib's filtered
+    /// search does the same). At the default `M = 16` and `ef = 100`, an index of 100,000
+    /// vectors switches to exact search below about 18,000 admitted (18 %).
+    ///
+    /// # Errors
+    /// As [`Hnsw::search`].
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Result<FilteredHits> {
+        self.check_vector(query)?;
+        let ef = ef.max(k);
+        let admitted = (0..self.len as u32).filter(|&id| allowed(id)).count();
+        let exact = (admitted as u128).pow(2) <= ef as u128 * self.m0 as u128 * self.len as u128;
+        if k == 0 || admitted == 0 {
+            return Ok(FilteredHits { hits: Vec::new(), admitted, exact });
+        }
+        let mut s = self.take_scratch();
+        let mut q = std::mem::take(&mut s.query);
+        q.clear();
+        q.extend_from_slice(query);
+        if self.config.metric == Metric::Cosine {
+            normalize(&mut q);
+        }
+        s.results.clear();
+        if exact {
+            for id in (0..self.len as u32).filter(|&id| allowed(id)) {
+                let d = self.dist(&q, self.vector(id));
+                if s.results.len() < k {
+                    s.results.push(Far(Neighbor::new(id, d)));
+                } else if s.results.peek().is_some_and(|f| Neighbor::new(id, d).total_cmp(&f.0).is_lt()) {
+                    s.results.pop();
+                    s.results.push(Far(Neighbor::new(id, d)));
+                }
+            }
+        } else {
+            let mut ep = Neighbor::new(self.entry, self.dist(&q, self.vector(self.entry)));
+            for lc in (1..=self.max_level).rev() {
+                ep = self.greedy_closest(&q, ep, lc);
+            }
+            self.search_layer_filtered(&q, ep, ef, allowed, &mut s);
+        }
+        while s.results.len() > k {
+            s.results.pop();
+        }
+        let mut hits: Vec<Neighbor> = s.results.drain().map(|f| f.0).collect();
+        hits.sort_unstable_by(Neighbor::total_cmp);
+        s.query = q;
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        Ok(FilteredHits { hits, admitted, exact })
+    }
+
+    /// [`Hnsw::search_layer`] on layer 0 where only `allowed` nodes enter the results: the bound
+    /// is the farthest result once there are `ef` of them, infinite before.
+    fn search_layer_filtered(
+        &self,
+        q: &[f32],
+        entry: Neighbor,
+        ef: usize,
+        allowed: &dyn Fn(u32) -> bool,
+        s: &mut Scratch,
+    ) {
+        let Scratch { visited, candidates, results, batch, .. } = s;
+        visited.reset(self.len);
+        candidates.clear();
+        results.clear();
+        visited.insert(entry.id);
+        candidates.push(Near(entry));
+        if allowed(entry.id) {
+            results.push(Far(entry));
+        }
+        let bound = |results: &BinaryHeap<Far>| {
+            if results.len() < ef { f32::INFINITY } else { results.peek().map_or(f32::INFINITY, |f| f.0.distance) }
+        };
+        while let Some(Near(c)) = candidates.pop() {
+            if c.distance > bound(results) {
+                break;
+            }
+            batch.clear();
+            for &e in self.links(c.id, 0) {
+                if visited.insert(e) {
+                    batch.push(e);
+                }
+            }
+            for (j, &e) in batch.iter().enumerate() {
+                if let Some(&next) = batch.get(j + 1) {
+                    self.prefetch_vector(next);
+                }
+                let d = self.dist(q, self.vector(e));
+                if d < bound(results) {
+                    let n = Neighbor::new(e, d);
+                    candidates.push(Near(n));
+                    if allowed(e) {
+                        results.push(Far(n));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn take_scratch(&self) -> Scratch {

@@ -11,7 +11,7 @@ mod visited;
 use std::cmp::Ordering;
 
 pub use exact::{exact_top_k, exact_top_k_batch};
-pub use hnsw::{Hnsw, HnswConfig};
+pub use hnsw::{FilteredHits, Hnsw, HnswConfig};
 
 /// One search hit: the id of a stored vector and its distance to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -221,3 +221,146 @@ fn search_is_usable_from_many_threads() {
         }
     });
 }
+
+/// Recall@k of a filtered search against brute force over the admitted vectors only.
+fn filtered_recall(
+    index: &Hnsw,
+    data: &[f32],
+    qs: &[f32],
+    k: usize,
+    ef: usize,
+    allowed: &dyn Fn(u32) -> bool,
+) -> (f64, bool) {
+    let dim = index.dim();
+    let metric = index.config().metric;
+    let (mut hits, mut total, mut exact) = (0usize, 0usize, None);
+    for q in qs.chunks_exact(dim) {
+        let mut want: Vec<(f32, u32)> = data
+            .chunks_exact(dim)
+            .enumerate()
+            .filter(|&(id, _)| allowed(id as u32))
+            .map(|(id, v)| (metric.distance(q, v), id as u32))
+            .collect();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        want.truncate(k);
+        let got = index.search_filtered(q, k, ef, allowed).unwrap();
+        assert!(got.hits.iter().all(|n| allowed(n.id)), "a hit the filter refuses");
+        assert!(got.hits.windows(2).all(|w| w[0].total_cmp(&w[1]).is_lt()), "hits not sorted");
+        assert_eq!(got.hits.len(), want.len());
+        assert!(exact.is_none_or(|e| e == got.exact), "the path changed between queries");
+        exact = Some(got.exact);
+        let want: HashSet<u32> = want.iter().map(|w| w.1).collect();
+        hits += got.hits.iter().filter(|n| want.contains(&n.id)).count();
+        total += want.len();
+    }
+    (hits as f64 / total as f64, exact.unwrap_or(false))
+}
+
+#[test]
+fn filtered_search_keeps_recall_at_every_selectivity() {
+    let cfg = ClusteredConfig::tier(Tier::Medium, 11);
+    let data = clustered(&cfg);
+    let qs = queries(&cfg, 50);
+    let index = Hnsw::build(&data, cfg.dim, HnswConfig::default()).unwrap();
+    // A tenant id per vector (id mod 100): a filter admitting `pct` tenants admits pct % of them.
+    // (selectivity %, ef, path expected, least recall@10): exact below √(ef · 2M · n) admitted.
+    for (pct, ef, exact, least) in
+        [(50u32, 64, false, 0.95), (20, 16, false, 0.85), (10, 64, true, 1.0), (1, 64, true, 1.0)]
+    {
+        let allowed = move |id: u32| id % 100 < pct;
+        let (r, was_exact) = filtered_recall(&index, &data, &qs, 10, ef, &allowed);
+        eprintln!("filtered search at {pct}% (ef {ef}): recall@10 {r:.3}, exact {was_exact}");
+        assert_eq!(was_exact, exact, "{pct}%: path");
+        assert!(r >= least, "{pct}%: recall@10 {r:.3} < {least}");
+    }
+    // Nothing admitted, or fewer than k: as many hits as there are.
+    let none = index.search_filtered(&qs[..cfg.dim], 10, 64, &|_| false).unwrap();
+    assert_eq!((none.hits.len(), none.admitted), (0, 0));
+    let three = index.search_filtered(&qs[..cfg.dim], 10, 64, &|id| id < 3).unwrap();
+    assert_eq!((three.hits.len(), three.admitted, three.exact), (3, 3, true));
+    let r = index.search_filtered(&qs[..cfg.dim - 1], 10, 64, &|_| true);
+    assert!(matches!(r, Err(Error::DimensionMismatch { .. })), "{r:?}");
+}
+
+#[test]
+fn a_saved_index_loads_with_the_same_graph_and_answers() {
+    let dir = crate::tmp::Tmp::new("hnsw-save");
+    let (cfg, data, qs) = tiny();
+    for metric in METRICS {
+        let (head, tail) = data.split_at(data.len() - 50 * cfg.dim);
+        let mut index = Hnsw::build(head, cfg.dim, config(metric)).unwrap();
+        let path = dir.join(&format!("{metric:?}.hnsw"));
+        index.save(&path).unwrap();
+        let mut loaded = Hnsw::load(&path).unwrap();
+        assert_eq!((loaded.len(), loaded.dim(), loaded.config()), (index.len(), index.dim(), index.config()));
+        assert_eq!((loaded.entry_point(), loaded.max_level()), (index.entry_point(), index.max_level()));
+        for id in 0..index.len() as u32 {
+            for level in 0..=index.level_of(id).unwrap() {
+                assert_eq!(
+                    loaded.neighbors(id, level),
+                    index.neighbors(id, level),
+                    "{metric:?} node {id} layer {level}"
+                );
+            }
+        }
+        for q in qs.chunks_exact(cfg.dim) {
+            assert_eq!(loaded.search(q, 10, 64).unwrap(), index.search(q, 10, 64).unwrap());
+        }
+        // Inserting into both continues the same graph (the level generator's state was saved).
+        for v in tail.chunks_exact(cfg.dim) {
+            assert_eq!(loaded.insert(v).unwrap(), index.insert(v).unwrap());
+        }
+        for q in qs.chunks_exact(cfg.dim) {
+            assert_eq!(loaded.search(q, 10, 64).unwrap(), index.search(q, 10, 64).unwrap());
+        }
+    }
+    // An empty index round-trips too.
+    let empty = Hnsw::new(8, HnswConfig::default()).unwrap();
+    empty.save(dir.join("empty.hnsw")).unwrap();
+    assert!(Hnsw::load(dir.join("empty.hnsw")).unwrap().is_empty());
+}
+
+#[test]
+fn a_damaged_index_file_is_a_typed_error_naming_what_is_wrong() {
+    let dir = crate::tmp::Tmp::new("hnsw-bad");
+    let (cfg, data, _) = tiny();
+    let index = Hnsw::build(&data[..200 * cfg.dim], cfg.dim, HnswConfig::default()).unwrap();
+    let path = dir.join("good.hnsw");
+    index.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let header = 8 + 4 + 4 + 8 * 9;
+    let vectors = header;
+    let links0 = vectors + 200 * cfg.dim * 4;
+    let check = |name: &str, bytes: Vec<u8>, needle: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        match Hnsw::load(&p) {
+            Err(Error::AnnIndex { path, reason }) => {
+                assert_eq!(path, p);
+                assert!(reason.contains(needle), "{name}: {reason:?} lacks {needle:?}");
+            }
+            other => panic!("{name}: expected AnnIndex, got {other:?}"),
+        }
+    };
+    let with = |at: usize, bytes: &[u8]| {
+        let mut b = good.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    check("magic", with(0, b"GGUF"), "bad magic");
+    check("version", with(8, &2u32.to_le_bytes()), "format version 2");
+    check("metric", with(12, &9u32.to_le_bytes()), "unknown metric code 9");
+    check("truncated", good[..good.len() - 3].to_vec(), "truncated");
+    check("trailing", [good.clone(), vec![0; 4]].concat(), "4 bytes after the last section");
+    check("nan", with(vectors + 4 * 5, &f32::NAN.to_le_bytes()), "non-finite");
+    check("count", with(links0, &1000u32.to_le_bytes()), "node 0, layer 0: 1000 links, at most 32");
+    check("link", with(links0 + 4, &5000u32.to_le_bytes()), "link to node 5000, the index has 200");
+    check("missing", dir.join("nowhere").to_string_lossy().as_bytes().to_vec(), "bad magic");
+    match Hnsw::load(dir.join("no-such-file.hnsw")) {
+        Err(Error::AnnIndex { reason, .. }) => assert!(reason.contains("cannot read"), "{reason}"),
+        other => panic!("expected AnnIndex, got {other:?}"),
+    }
+    // The levels: one above the top layer.
+    let levels = links0 + 200 * (1 + 32) * 4;
+    check("level", with(levels, &[60]), "above the top layer");
+}

@@ -12,6 +12,7 @@ mod ops;
 mod quant;
 mod simd;
 #[cfg(any(
+    feature = "ann",
     feature = "cli",
     feature = "registry",
     feature = "audit",
