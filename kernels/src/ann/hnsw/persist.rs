@@ -186,7 +186,7 @@ impl Hnsw {
         if let Some(i) = vectors.iter().position(|v| !v.is_finite()) {
             return Err(r.bad(format!("vector {} holds a non-finite value", i / dim.max(1))));
         }
-        let links0 = r.u32s(len.checked_mul(1 + m0).unwrap_or(usize::MAX), "the layer-0 lists")?;
+        let links0 = r.u32s(len.saturating_mul(1 + m0), "the layer-0 lists")?;
         let levels = r.take(len, "the levels")?.to_vec();
         let upper_links = r.u32s(upper_len, "the upper-layer lists")?;
         if r.at != bytes.len() {
