@@ -241,6 +241,11 @@ impl Hnsw {
             + self.levels.capacity()
     }
 
+    /// The stored vectors, row-major in id order (unit length under cosine, as searched).
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
     /// The top layer of the graph (0 when empty).
     pub fn max_level(&self) -> usize {
         self.max_level

@@ -9,6 +9,7 @@
 //! | `docs.G.jsonl` | one [`DocRecord`] per indexed document (id, title, text hash, chunk ids), by id |
 //! | `chunks.G.jsonl` | one live chunk per line (`{"id": …, <the Chunk's fields>}`), ascending id |
 //! | `vectors.G.f32` | the live chunks' unit vectors, little-endian `f32`, in the order of `chunks.G.jsonl` |
+//! | `graph.G.hnsw` | when the commit had no tombstones: the HNSW graph over those vectors ([`Hnsw::save`]'s format), which [`RagIndex::open`] loads and checks against `vectors.G.f32` instead of rebuilding |
 //! | `bm25/` | a tantivy index (memory-mapped) with one document per live chunk: `body` (the chunk text, tantivy's default tokenizer as [`crate::search`] uses), `chunk` (u64 fast field) and `doc` (the document id, a raw term for `delete_term`) |
 //!
 //! # Commits
@@ -29,8 +30,9 @@
 //! holding deletions, so BM25 statistics count live chunks only and equal a fresh index's). The HNSW graph
 //! cannot delete: a deleted chunk stays in the graph as a tombstone that searches skip (over-fetching by
 //! the number of tombstones) until the next [`RagIndex::open`], which rebuilds the graph from the live
-//! vectors in id order with the stored seed. An index built in one session without deletions therefore
-//! has, after reopening, the very same graph (same vectors, same order, same seed).
+//! vectors in id order with the stored seed. A commit without tombstones saves its graph, which is that
+//! very graph (same vectors, same order, same seed), so opening it loads the graph instead of spending
+//! the build again.
 //!
 //! The corpus hash is BLAKE3 over the documents sorted by id, each contributing its id's byte length
 //! (u64 LE), its id and the 32-byte BLAKE3 of its text.
@@ -169,7 +171,7 @@ pub struct Manifest {
     pub chunks: usize,
     /// The id the next chunk gets.
     pub next_chunk_id: u32,
-    /// `docs`, `chunks` and `vectors` files of this generation, in that order.
+    /// `docs`, `chunks` and `vectors` files of this generation, in that order, then `graph` when saved.
     pub files: Vec<FileEntry>,
 }
 
@@ -500,11 +502,19 @@ impl RagIndex {
             });
         }
         let g = manifest.generation;
-        let expected = [format!("docs.{g}.jsonl"), format!("chunks.{g}.jsonl"), format!("vectors.{g}.f32")];
-        if manifest.files.len() != 3 || manifest.files.iter().zip(&expected).any(|(f, e)| &f.name != e) {
-            return Err(corrupt(dir, format!("manifest.json must list {expected:?}")));
+        let expected = [
+            format!("docs.{g}.jsonl"),
+            format!("chunks.{g}.jsonl"),
+            format!("vectors.{g}.f32"),
+            format!("graph.{g}.hnsw"),
+        ];
+        if !(3..=4).contains(&manifest.files.len()) || manifest.files.iter().zip(&expected).any(|(f, e)| &f.name != e) {
+            return Err(corrupt(
+                dir,
+                format!("manifest.json must list {:?}, then optionally {}", &expected[..3], expected[3]),
+            ));
         }
-        let mut contents = Vec::with_capacity(3);
+        let mut contents = Vec::with_capacity(4);
         for f in &manifest.files {
             let path = dir.join(&f.name);
             let bytes = match fs::read(&path) {
@@ -591,7 +601,23 @@ impl RagIndex {
             return Err(corrupt(dir, format!("{} holds a non-finite value", expected[2])));
         }
         let slot_chunk: Vec<u32> = live.keys().copied().collect();
-        let hnsw = Hnsw::build(&arena, dim, manifest.hnsw.config())?;
+        let hnsw = match contents.get(3) {
+            Some(graph) => {
+                let path = dir.join(&expected[3]);
+                let hnsw = Hnsw::from_bytes(graph, &path).map_err(|e| corrupt(dir, e.to_string()))?;
+                if hnsw.dim() != dim || *hnsw.config() != manifest.hnsw.config() || hnsw.vectors() != arena.as_slice() {
+                    return Err(corrupt(
+                        dir,
+                        format!(
+                            "{} is not the graph of {} (dimension, parameters or vectors differ)",
+                            expected[3], expected[2]
+                        ),
+                    ));
+                }
+                hnsw
+            }
+            None => Hnsw::build(&arena, dim, manifest.hnsw.config())?,
+        };
 
         let mut sparse = Sparse::open(&dir.join(BM25_DIR), dir)?;
         let want = payload_of(g);
@@ -796,12 +822,19 @@ impl RagIndex {
                 vectors_out.extend_from_slice(&x.to_le_bytes());
             }
         }
-        let mut files = Vec::with_capacity(3);
-        for (name, bytes) in [
+        // The graph is saved when it holds exactly the live chunks in id order (no tombstones):
+        // then it is the graph `open` would rebuild, and loading it skips the rebuild.
+        let graph_out = (self.slot_chunk.len() == self.live.len()).then(|| self.hnsw.to_bytes());
+        let mut files = Vec::with_capacity(4);
+        let mut outputs = vec![
             (format!("docs.{g}.jsonl"), &docs_out),
             (format!("chunks.{g}.jsonl"), &chunks_out),
             (format!("vectors.{g}.f32"), &vectors_out),
-        ] {
+        ];
+        if let Some(graph) = &graph_out {
+            outputs.push((format!("graph.{g}.hnsw"), graph));
+        }
+        for (name, bytes) in outputs {
             write_synced(&dir.join(&name), bytes)?;
             files.push(FileEntry { name, bytes: bytes.len() as u64, blake3: hex_hash(bytes) });
         }
@@ -825,7 +858,7 @@ impl RagIndex {
             let keep: Vec<&str> = self.manifest.files.iter().map(|f| f.name.as_str()).collect();
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let ours = ["docs.", "chunks.", "vectors."].iter().any(|p| name.starts_with(p));
+                let ours = ["docs.", "chunks.", "vectors.", "graph."].iter().any(|p| name.starts_with(p));
                 if ours && !keep.contains(&name.as_str()) {
                     let _ = fs::remove_file(e.path());
                 }

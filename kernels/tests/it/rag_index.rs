@@ -487,6 +487,11 @@ fn a_reopened_index_retrieves_exactly_as_before() {
     let before = snapshot(&index, &MINI);
     let manifest = index.manifest().clone();
     drop(index);
+    // The commit had no tombstones: the graph was saved, and the reopened index loads it.
+    assert_eq!(
+        manifest.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["docs.1.jsonl", "chunks.1.jsonl", "vectors.1.f32", "graph.1.hnsw"]
+    );
     let reopened = RagIndex::open(&tmp.0, &MINI).unwrap();
     assert_eq!(reopened.manifest(), &manifest);
     assert_eq!(manifest.generation, 1);
@@ -541,6 +546,9 @@ fn a_deleted_document_never_comes_back_from_either_half() {
     check(&index);
     assert_eq!(index.tombstones(), 3);
     index.commit().unwrap();
+    // A graph with tombstones is not saved: opening rebuilds it from the live vectors.
+    assert_eq!(index.manifest().files.len(), 3);
+    assert!(!tmp.0.join("graph.2.hnsw").exists() && !tmp.0.join("graph.1.hnsw").exists());
     drop(index);
     let reopened = RagIndex::open(&tmp.0, &MINI).unwrap();
     assert_eq!(reopened.tombstones(), 0);
@@ -640,6 +648,23 @@ fn damaged_files_are_reported_as_corrupt() {
         "manifest.json",
     );
     check(&|dir| std::fs::remove_dir_all(dir.join("bm25")).unwrap(), "bm25");
+    check(&|dir| std::fs::remove_file(dir.join("graph.1.hnsw")).unwrap(), "graph.1.hnsw is missing");
+    // A graph file that passes the manifest's checks but is not the vectors' graph: a manifest
+    // rewritten for a graph of other vectors (its size and BLAKE3 updated to match).
+    check(
+        &|dir| {
+            let manifest_path = dir.join("manifest.json");
+            let mut manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+            let dim = manifest["dim"].as_u64().unwrap() as usize;
+            let other = kernels::ann::Hnsw::build(&vec![0.5f32; 3 * dim], dim, config().hnsw).unwrap().to_bytes();
+            std::fs::write(dir.join("graph.1.hnsw"), &other).unwrap();
+            manifest["files"][3]["bytes"] = other.len().into();
+            manifest["files"][3]["blake3"] = blake3::hash(&other).to_hex().to_string().into();
+            std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+        },
+        "is not the graph of vectors.1.f32",
+    );
 }
 
 #[test]

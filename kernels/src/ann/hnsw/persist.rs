@@ -91,14 +91,8 @@ impl<'a> Reader<'a> {
 }
 
 impl Hnsw {
-    /// Writes the index to `path` (see the module docs for the format), atomically: a temporary
-    /// file beside it, flushed and synced, then renamed over `path`.
-    ///
-    /// # Errors
-    /// [`Error::AnnIndex`] when the file cannot be written.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let io = |e: std::io::Error| Error::AnnIndex { path: path.to_path_buf(), reason: format!("cannot write: {e}") };
+    /// The index in the file format of the module docs (what [`Hnsw::save`] writes).
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             HEADER_BYTES + 4 * (self.vectors.len() + self.links0.len() + self.upper_links.len()) + self.levels.len(),
         );
@@ -122,6 +116,18 @@ impl Hnsw {
         out.extend(self.links0.iter().flat_map(|v| v.to_le_bytes()));
         out.extend_from_slice(&self.levels);
         out.extend(self.upper_links.iter().flat_map(|v| v.to_le_bytes()));
+        out
+    }
+
+    /// Writes the index to `path` (see the module docs for the format), atomically: a temporary
+    /// file beside it, flushed and synced, then renamed over `path`.
+    ///
+    /// # Errors
+    /// [`Error::AnnIndex`] when the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let io = |e: std::io::Error| Error::AnnIndex { path: path.to_path_buf(), reason: format!("cannot write: {e}") };
+        let out = self.to_bytes();
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
