@@ -278,7 +278,8 @@ fn erfc_and_the_exact_gelu_match_tabulated_values() {
     }
     // GELU(x) = x·Φ(x): Φ(1) = 0.8413447460685429, Φ(-2) = 0.022750131948179195.
     let want = [0.841_344_746_068_542_9, -0.045_500_263_896_358_39, 0.0, 10.0, -7.619_853_024_160_527e-23];
-    let paths: [(&str, fn(&mut [f32])); 4] = [
+    type Gelu = fn(&mut [f32]);
+    let paths: [(&str, Gelu); 4] = [
         ("bert", bert::gelu_erf_in_place),
         ("simd", kernels::simd::gelu_erf_in_place),
         ("wide", kernels::simd::gelu_erf_in_place_wide),
