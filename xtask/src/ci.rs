@@ -35,6 +35,14 @@ pub fn run(ws: &Workspace) -> Result<()> {
     let steps: Vec<Step> = vec![
         ("format", Box::new(|_| tools::run(cargo().args(["fmt", "--all", "--", "--check"])))),
         (
+            "target folder within its disk budget (least recently written incremental caches removed)",
+            Box::new(|ws| {
+                let (freed, kept) = crate::prune::incremental(&ws.target_dir(), crate::prune::BUDGET_BYTES)?;
+                println!("incremental caches: {:.1} GB removed, {:.1} GB kept", freed as f64 / 1e9, kept as f64 / 1e9);
+                Ok(())
+            }),
+        ),
+        (
             "system packages (Vulkan software driver for the GPU tests, Chromium for the book check, strace for the audit tests, wrk for the model-server bench, prometheus for the SLO rules)",
             Box::new(|_| tools::ensure_apt(&[VULKAN, CHROMIUM, STRACE, WRK, PROMETHEUS].concat())),
         ),

@@ -21,6 +21,7 @@ mod gradescope;
 mod models;
 mod peers;
 mod plot;
+mod prune;
 mod tools;
 
 use std::path::PathBuf;
