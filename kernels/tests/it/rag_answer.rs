@@ -420,356 +420,365 @@ fn weak_retrieval_or_nothing_packed_refuses_without_generating() {
 
 // ------------------------------------------------------------------ end to end: CLI and /v1/rag
 
-/// Real pages of the Rust book from the toolchain's docs, copied into a corpus folder.
-const PAGES: [&str; 3] = [
-    "book/ch04-01-what-is-ownership.html",
-    "book/ch04-02-references-and-borrowing.html",
-    "book/ch01-03-hello-cargo.html",
-];
+/// The end-to-end tests drive the `sovereign` binary and the server (features `cli` and `serve`).
+#[cfg(feature = "cli")]
+mod end_to_end {
+    use super::*;
 
-fn minilm_dir() -> std::path::PathBuf {
-    let weights =
-        datasets::models::file_path("all-minilm-l6-v2", "model.safetensors").unwrap_or_else(|e| panic!("{e}"));
-    weights.parent().expect("the model folder").to_path_buf()
-}
+    /// Real pages of the Rust book from the toolchain's docs, copied into a corpus folder.
+    const PAGES: [&str; 3] = [
+        "book/ch04-01-what-is-ownership.html",
+        "book/ch04-02-references-and-borrowing.html",
+        "book/ch01-03-hello-cargo.html",
+    ];
 
-fn smollm2_path() -> std::path::PathBuf {
-    datasets::models::file_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A corpus of three Rust book pages and an index built over it by `sovereign rag index` (once per run).
-struct Corpus {
-    dir: crate::tmp::Tmp,
-}
-
-impl Corpus {
-    fn docs(&self) -> std::path::PathBuf {
-        self.dir.join("docs")
+    fn minilm_dir() -> std::path::PathBuf {
+        let weights =
+            datasets::models::file_path("all-minilm-l6-v2", "model.safetensors").unwrap_or_else(|e| panic!("{e}"));
+        weights.parent().expect("the model folder").to_path_buf()
     }
-    fn index(&self) -> std::path::PathBuf {
-        self.dir.join("index")
-    }
-}
 
-fn corpus() -> &'static Corpus {
-    static C: OnceLock<Corpus> = OnceLock::new();
-    C.get_or_init(|| {
-        let dir = crate::tmp::Tmp::new("rag-answer");
-        let root = kernels::rag::load::rust_docs_root().expect("the toolchain's docs (rustup component add rust-docs)");
-        for page in PAGES {
-            let to = dir.join("docs").join(page);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(root.join(page), &to).unwrap_or_else(|e| panic!("{page}: {e}"));
+    fn smollm2_path() -> std::path::PathBuf {
+        datasets::models::file_path("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A corpus of three Rust book pages and an index built over it by `sovereign rag index` (once per run).
+    struct Corpus {
+        dir: crate::tmp::Tmp,
+    }
+
+    impl Corpus {
+        fn docs(&self) -> std::path::PathBuf {
+            self.dir.join("docs")
         }
-        let c = Corpus { dir };
-        let model_dir = minilm_dir();
-        let out = cli_ok(&[
+        fn index(&self) -> std::path::PathBuf {
+            self.dir.join("index")
+        }
+    }
+
+    fn corpus() -> &'static Corpus {
+        static C: OnceLock<Corpus> = OnceLock::new();
+        C.get_or_init(|| {
+            let dir = crate::tmp::Tmp::new("rag-answer");
+            let root =
+                kernels::rag::load::rust_docs_root().expect("the toolchain's docs (rustup component add rust-docs)");
+            for page in PAGES {
+                let to = dir.join("docs").join(page);
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(root.join(page), &to).unwrap_or_else(|e| panic!("{page}: {e}"));
+            }
+            let c = Corpus { dir };
+            let model_dir = minilm_dir();
+            let out = cli_ok(&[
+                "rag",
+                "index",
+                "--input",
+                c.docs().to_str().unwrap(),
+                "--out",
+                c.index().to_str().unwrap(),
+                "--max-tokens",
+                "120",
+                "--model-dir",
+                model_dir.to_str().unwrap(),
+                "--json",
+            ]);
+            let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+            assert_eq!(report["documents_loaded"], 3, "{report}");
+            assert_eq!(report["documents_indexed"], 3, "{report}");
+            assert!(report["chunks_total"].as_u64().unwrap() >= 10, "{report}");
+            eprintln!("indexed: {report}");
+            c
+        })
+    }
+
+    fn cli(args: &[&str]) -> std::process::Output {
+        assert_cmd::Command::cargo_bin("sovereign")
+            .expect("the sovereign binary (feature cli)")
+            .args(args)
+            .output()
+            .expect("runs")
+    }
+
+    fn cli_ok(args: &[&str]) -> String {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "sovereign {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
+    fn cli_fails(args: &[&str], needles: &[&str]) {
+        let out = cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "sovereign {args:?}: {stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "sovereign {args:?}: stderr lacks {n:?}:\n{stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+
+    #[test]
+    fn cli_indexes_queries_and_answers_with_checked_citations() {
+        let c = corpus();
+        let (index, model_dir, chat) = (c.index(), minilm_dir(), smollm2_path());
+        let (index, model_dir, chat) = (index.to_str().unwrap(), model_dir.to_str().unwrap(), chat.to_str().unwrap());
+        // Re-indexing the same folder changes nothing.
+        let again: serde_json::Value = serde_json::from_str(&cli_ok(&[
             "rag",
             "index",
             "--input",
             c.docs().to_str().unwrap(),
             "--out",
-            c.index().to_str().unwrap(),
+            index,
             "--max-tokens",
             "120",
             "--model-dir",
-            model_dir.to_str().unwrap(),
+            model_dir,
             "--json",
-        ]);
-        let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-        assert_eq!(report["documents_loaded"], 3, "{report}");
-        assert_eq!(report["documents_indexed"], 3, "{report}");
-        assert!(report["chunks_total"].as_u64().unwrap() >= 10, "{report}");
-        eprintln!("indexed: {report}");
-        c
-    })
-}
-
-fn cli(args: &[&str]) -> std::process::Output {
-    assert_cmd::Command::cargo_bin("sovereign")
-        .expect("the sovereign binary (feature cli)")
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn cli_ok(args: &[&str]) -> String {
-    let out = cli(args);
-    assert!(
-        out.status.success(),
-        "sovereign {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn cli_fails(args: &[&str], needles: &[&str]) {
-    let out = cli(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "sovereign {args:?}: {stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "sovereign {args:?}: stderr lacks {n:?}:\n{stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-#[test]
-fn cli_indexes_queries_and_answers_with_checked_citations() {
-    let c = corpus();
-    let (index, model_dir, chat) = (c.index(), minilm_dir(), smollm2_path());
-    let (index, model_dir, chat) = (index.to_str().unwrap(), model_dir.to_str().unwrap(), chat.to_str().unwrap());
-    // Re-indexing the same folder changes nothing.
-    let again: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "index",
-        "--input",
-        c.docs().to_str().unwrap(),
-        "--out",
-        index,
-        "--max-tokens",
-        "120",
-        "--model-dir",
-        model_dir,
-        "--json",
-    ]))
-    .unwrap();
-    assert_eq!(
-        (again["unchanged"].as_u64(), again["chunks_added"].as_u64(), again["deleted"].as_u64()),
-        (Some(3), Some(0), Some(0))
-    );
-    // Retrieval only: ranked chunks with document, heading path, byte span and scores.
-    let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--json",
-        "--no-answer",
-        "--k",
-        "4",
-        "--mode",
-        "hybrid-rrf",
-        "What are the ownership rules in Rust?",
-    ]))
-    .unwrap();
-    let chunks = q["chunks"].as_array().unwrap();
-    assert_eq!(chunks.len(), 4, "{q}");
-    assert_eq!(chunks[0]["doc"], "book/ch04-01-what-is-ownership.html", "{q}");
-    let docs = kernels::rag::load::load_dir(c.docs(), &Default::default()).unwrap();
-    for h in chunks {
-        let doc = docs.iter().find(|d| d.id == h["doc"].as_str().unwrap()).expect("a corpus document");
-        let span = h["span"].as_array().unwrap();
-        let (s, e) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
-        assert!(s < e && e <= doc.text.len() && doc.text.is_char_boundary(s), "{h}");
-        assert!(h["heading_path"].is_array() && h["score"].is_number(), "{h}");
-    }
-    assert!(q.get("answer").is_none() && q["relevance"].as_f64().unwrap() > 0.3, "{q}");
-    // With an answer: packed sources within the budget, citations only of packed sources.
-    let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--chat-model",
-        chat,
-        "--json",
-        "--k",
-        "3",
-        "--answer-tokens",
-        "16",
-        "--context",
-        "512",
-        "How do I build and run a project with Cargo?",
-    ]))
-    .unwrap();
-    let packed = &q["packed"];
-    assert!(packed["tokens"].as_u64().unwrap() <= packed["budget_tokens"].as_u64().unwrap(), "{q}");
-    let n = packed["chunks"].as_array().unwrap().len();
-    assert!(n >= 1, "{q}");
-    let a = &q["answer"];
-    assert!(a["out_of_range"].as_array().unwrap().is_empty(), "{q}");
-    assert!(a["citations"].as_array().unwrap().iter().all(|c| (1..=n as u64).contains(&c.as_u64().unwrap())), "{q}");
-    assert!(q["timings_ms"]["generate"].as_f64().unwrap() > 0.0, "{q}");
-    eprintln!("answer: {a}\ntimings: {}", q["timings_ms"]);
-    // Off-topic: below the refusal threshold, refused without generating.
-    let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--chat-model",
-        chat,
-        "--json",
-        "--min-score",
-        "0.99",
-        "What is the boiling point of water?",
-    ]))
-    .unwrap();
-    assert_eq!(
-        (q["answer"]["refused"].as_bool(), q["answer"]["completion_tokens"].as_u64()),
-        (Some(true), Some(0)),
-        "{q}"
-    );
-    // MiniLM reranking: 20 candidates rescored, the best 3 kept, sorted by the reranker's score.
-    let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--json",
-        "--no-answer",
-        "--k",
-        "3",
-        "--rerank",
-        "minilm",
-        "What is a dangling reference?",
-    ]))
-    .unwrap();
-    let scores: Vec<f64> =
-        q["chunks"].as_array().unwrap().iter().map(|h| h["rerank"].as_f64().expect("a rerank score")).collect();
-    assert!(scores.len() == 3 && scores.windows(2).all(|w| w[0] >= w[1]), "{q}");
-    assert!(q["timings_ms"]["rerank"].as_f64().unwrap() > 0.0, "{q}");
-    // The text form prints the ranked chunks and the answer.
-    let text = cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--no-answer",
-        "--k",
-        "2",
-        "What is a reference?",
-    ]);
-    assert!(text.contains(" 1. ") && text.contains("bytes ") && text.contains("best relevance"), "{text}");
-}
-
-#[test]
-fn cli_bad_input_fails_with_a_message_naming_it() {
-    let c = corpus();
-    let tmp = crate::tmp::Tmp::new("rag-answer-bad");
-    let model_dir = minilm_dir();
-    let md = model_dir.to_str().unwrap();
-    let missing = tmp.join("missing");
-    cli_fails(
-        &["rag", "query", "--index", missing.to_str().unwrap(), "--model-dir", md, "--no-answer", "q"],
-        &["missing", "no such folder"],
-    );
-    let empty = tmp.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let out = tmp.join("idx");
-    cli_fails(
-        &["rag", "index", "--input", empty.to_str().unwrap(), "--out", out.to_str().unwrap(), "--model-dir", md],
-        &["empty", "no documents"],
-    );
-    cli_fails(
-        &["rag", "query", "--index", c.index().to_str().unwrap(), "--model-dir", md, "--no-answer", "  "],
-        &["question is empty"],
-    );
-    // Another embedding model: MiniLM's weights with CLS pooling instead of mean pooling.
-    let other = tmp.join("minilm-cls");
-    std::fs::create_dir_all(&other).unwrap();
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
-        std::os::unix::fs::symlink(model_dir.join(f), other.join(f)).unwrap();
-    }
-    std::fs::write(
-        other.join("pooling_config.json"),
-        r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false,
-            "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}"#,
-    )
-    .unwrap();
-    cli_fails(
-        &[
+        ]))
+        .unwrap();
+        assert_eq!(
+            (again["unchanged"].as_u64(), again["chunks_added"].as_u64(), again["deleted"].as_u64()),
+            (Some(3), Some(0), Some(0))
+        );
+        // Retrieval only: ranked chunks with document, heading path, byte span and scores.
+        let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
             "rag",
             "query",
             "--index",
-            c.index().to_str().unwrap(),
+            index,
             "--model-dir",
-            other.to_str().unwrap(),
+            model_dir,
+            "--json",
             "--no-answer",
-            "q",
-        ],
-        &["was built with", "rebuild it with `sovereign rag index`"],
-    );
-}
+            "--k",
+            "4",
+            "--mode",
+            "hybrid-rrf",
+            "What are the ownership rules in Rust?",
+        ]))
+        .unwrap();
+        let chunks = q["chunks"].as_array().unwrap();
+        assert_eq!(chunks.len(), 4, "{q}");
+        assert_eq!(chunks[0]["doc"], "book/ch04-01-what-is-ownership.html", "{q}");
+        let docs = kernels::rag::load::load_dir(c.docs(), &Default::default()).unwrap();
+        for h in chunks {
+            let doc = docs.iter().find(|d| d.id == h["doc"].as_str().unwrap()).expect("a corpus document");
+            let span = h["span"].as_array().unwrap();
+            let (s, e) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
+            assert!(s < e && e <= doc.text.len() && doc.text.is_char_boundary(s), "{h}");
+            assert!(h["heading_path"].is_array() && h["score"].is_number(), "{h}");
+        }
+        assert!(q.get("answer").is_none() && q["relevance"].as_f64().unwrap() > 0.3, "{q}");
+        // With an answer: packed sources within the budget, citations only of packed sources.
+        let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
+            "rag",
+            "query",
+            "--index",
+            index,
+            "--model-dir",
+            model_dir,
+            "--chat-model",
+            chat,
+            "--json",
+            "--k",
+            "3",
+            "--answer-tokens",
+            "16",
+            "--context",
+            "512",
+            "How do I build and run a project with Cargo?",
+        ]))
+        .unwrap();
+        let packed = &q["packed"];
+        assert!(packed["tokens"].as_u64().unwrap() <= packed["budget_tokens"].as_u64().unwrap(), "{q}");
+        let n = packed["chunks"].as_array().unwrap().len();
+        assert!(n >= 1, "{q}");
+        let a = &q["answer"];
+        assert!(a["out_of_range"].as_array().unwrap().is_empty(), "{q}");
+        assert!(
+            a["citations"].as_array().unwrap().iter().all(|c| (1..=n as u64).contains(&c.as_u64().unwrap())),
+            "{q}"
+        );
+        assert!(q["timings_ms"]["generate"].as_f64().unwrap() > 0.0, "{q}");
+        eprintln!("answer: {a}\ntimings: {}", q["timings_ms"]);
+        // Off-topic: below the refusal threshold, refused without generating.
+        let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
+            "rag",
+            "query",
+            "--index",
+            index,
+            "--model-dir",
+            model_dir,
+            "--chat-model",
+            chat,
+            "--json",
+            "--min-score",
+            "0.99",
+            "What is the boiling point of water?",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (q["answer"]["refused"].as_bool(), q["answer"]["completion_tokens"].as_u64()),
+            (Some(true), Some(0)),
+            "{q}"
+        );
+        // MiniLM reranking: 20 candidates rescored, the best 3 kept, sorted by the reranker's score.
+        let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
+            "rag",
+            "query",
+            "--index",
+            index,
+            "--model-dir",
+            model_dir,
+            "--json",
+            "--no-answer",
+            "--k",
+            "3",
+            "--rerank",
+            "minilm",
+            "What is a dangling reference?",
+        ]))
+        .unwrap();
+        let scores: Vec<f64> =
+            q["chunks"].as_array().unwrap().iter().map(|h| h["rerank"].as_f64().expect("a rerank score")).collect();
+        assert!(scores.len() == 3 && scores.windows(2).all(|w| w[0] >= w[1]), "{q}");
+        assert!(q["timings_ms"]["rerank"].as_f64().unwrap() > 0.0, "{q}");
+        // The text form prints the ranked chunks and the answer.
+        let text = cli_ok(&[
+            "rag",
+            "query",
+            "--index",
+            index,
+            "--model-dir",
+            model_dir,
+            "--no-answer",
+            "--k",
+            "2",
+            "What is a reference?",
+        ]);
+        assert!(text.contains(" 1. ") && text.contains("bytes ") && text.contains("best relevance"), "{text}");
+    }
 
-/// A server on a loopback port in a thread of its own, with `rag` behind `/v1/rag`.
-struct Server {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+    #[test]
+    fn cli_bad_input_fails_with_a_message_naming_it() {
+        let c = corpus();
+        let tmp = crate::tmp::Tmp::new("rag-answer-bad");
+        let model_dir = minilm_dir();
+        let md = model_dir.to_str().unwrap();
+        let missing = tmp.join("missing");
+        cli_fails(
+            &["rag", "query", "--index", missing.to_str().unwrap(), "--model-dir", md, "--no-answer", "q"],
+            &["missing", "no such folder"],
+        );
+        let empty = tmp.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let out = tmp.join("idx");
+        cli_fails(
+            &["rag", "index", "--input", empty.to_str().unwrap(), "--out", out.to_str().unwrap(), "--model-dir", md],
+            &["empty", "no documents"],
+        );
+        cli_fails(
+            &["rag", "query", "--index", c.index().to_str().unwrap(), "--model-dir", md, "--no-answer", "  "],
+            &["question is empty"],
+        );
+        // Another embedding model: MiniLM's weights with CLS pooling instead of mean pooling.
+        let other = tmp.join("minilm-cls");
+        std::fs::create_dir_all(&other).unwrap();
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
+            std::os::unix::fs::symlink(model_dir.join(f), other.join(f)).unwrap();
+        }
+        std::fs::write(
+            other.join("pooling_config.json"),
+            r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false,
+            "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false}"#,
+        )
+        .unwrap();
+        cli_fails(
+            &[
+                "rag",
+                "query",
+                "--index",
+                c.index().to_str().unwrap(),
+                "--model-dir",
+                other.to_str().unwrap(),
+                "--no-answer",
+                "q",
+            ],
+            &["was built with", "rebuild it with `sovereign rag index`"],
+        );
+    }
 
-impl Server {
-    fn start(with_index: bool) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let chat = kernels::serve::ChatModel::load("smollm2", smollm2_path()).expect("chat model");
-        let embedding = kernels::serve::EmbeddingModel::load("minilm", minilm_dir()).expect("embedding model");
-        let rag = with_index.then(|| {
-            let index = kernels::rag::index::RagIndex::open(&corpus().index(), &*embedding.model).expect("opens");
-            std::sync::Arc::new(kernels::serve::rag::RagService::new(index, embedding.model.clone()))
-        });
-        let models = kernels::serve::Models { chat: Some(chat), embedding: Some(embedding) };
-        let config = kernels::serve::ServerConfig { addr, context: 512, max_batch: 2, rag, ..Default::default() };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                kernels::serve::serve(listener, config, models, async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+    /// A server on a loopback port in a thread of its own, with `rag` behind `/v1/rag`.
+    struct Server {
+        url: String,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Server {
+        fn start(with_index: bool) -> Server {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let chat = kernels::serve::ChatModel::load("smollm2", smollm2_path()).expect("chat model");
+            let embedding = kernels::serve::EmbeddingModel::load("minilm", minilm_dir()).expect("embedding model");
+            let rag = with_index.then(|| {
+                let index = kernels::rag::index::RagIndex::open(&corpus().index(), &*embedding.model).expect("opens");
+                std::sync::Arc::new(kernels::serve::rag::RagService::new(index, embedding.model.clone()))
             });
-        });
-        Server { url: format!("http://{addr}"), stop: Some(tx), thread: Some(thread) }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+            let models = kernels::serve::Models { chat: Some(chat), embedding: Some(embedding) };
+            let config = kernels::serve::ServerConfig { addr, context: 512, max_batch: 2, rag, ..Default::default() };
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    kernels::serve::serve(listener, config, models, async move {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+                });
+            });
+            Server { url: format!("http://{addr}"), stop: Some(tx), thread: Some(thread) }
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Some(tx) = self.stop.take() {
+                let _ = tx.send(());
+            }
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
         }
     }
-}
 
-async fn post_rag(url: &str, body: &str) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{url}/v1/rag"))
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}")))
-}
+    async fn post_rag(url: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/v1/rag"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}")))
+    }
 
-#[test]
-fn the_rag_route_answers_over_http_with_checked_citations() {
-    let server = Server::start(true);
-    let bare = Server::start(false);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
+    #[test]
+    fn the_rag_route_answers_over_http_with_checked_citations() {
+        let server = Server::start(true);
+        let bare = Server::start(false);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
         let body = serde_json::json!({"question": "What happens to a value when its owner goes out of scope?", "k": 3, "mode": "hybrid-rrf", "max_tokens": 16});
         let (status, a) = post_rag(&server.url, &body.to_string()).await;
         assert_eq!(status, 200, "{a}");
@@ -816,88 +825,92 @@ fn the_rag_route_answers_over_http_with_checked_citations() {
         let (status, e) = post_rag(&bare.url, r#"{"question": "What is ownership?"}"#).await;
         assert_eq!((status, e["error"]["code"].as_str()), (503, Some("rag_not_configured")), "{e}");
     });
-}
-
-/// Distinct passages of `sovereign rag query --json --no-answer` in rank order (first occurrence ranks).
-fn ranked_passages(index: &str, model_dir: &str, mode: &str, question: &str) -> Vec<String> {
-    let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "query",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--json",
-        "--no-answer",
-        "--k",
-        "10",
-        "--mode",
-        mode,
-        question,
-    ]))
-    .unwrap();
-    let mut out: Vec<String> = Vec::new();
-    for h in q["chunks"].as_array().unwrap() {
-        let p = h["passage"].as_str().unwrap().to_owned();
-        if !out.contains(&p) {
-            out.push(p);
-        }
     }
-    out
-}
 
-#[test]
-fn cli_eval_scores_the_judged_passages_at_the_ranks_query_shows() {
-    let c = corpus();
-    let tmp = crate::tmp::Tmp::new("rag-answer-eval");
-    let (index, model_dir) = (c.index(), minilm_dir());
-    let (index, model_dir) = (index.to_str().unwrap(), model_dir.to_str().unwrap());
-    let questions = [("t1", "What are the ownership rules?"), ("t2", "How do I create a project with cargo new?")];
-    let topics: String =
-        questions.iter().map(|(id, q)| format!("{}\n", serde_json::json!({"id": id, "question": q}))).collect();
-    std::fs::write(tmp.join("topics.jsonl"), topics).unwrap();
-    // t1's relevant passage is its first-ranked one, t2's its third: reciprocal ranks 1 and 1/3.
-    let p1 = ranked_passages(index, model_dir, "dense", questions[0].1);
-    let p2 = ranked_passages(index, model_dir, "dense", questions[1].1);
-    assert!(p2.len() >= 3, "{p2:?}");
-    std::fs::write(tmp.join("qrels.txt"), format!("t1 0 {} 2\nt2 0 {} 1\nt2 0 unretrieved#passage 2\n", p1[0], p2[2]))
+    /// Distinct passages of `sovereign rag query --json --no-answer` in rank order (first occurrence ranks).
+    fn ranked_passages(index: &str, model_dir: &str, mode: &str, question: &str) -> Vec<String> {
+        let q: serde_json::Value = serde_json::from_str(&cli_ok(&[
+            "rag",
+            "query",
+            "--index",
+            index,
+            "--model-dir",
+            model_dir,
+            "--json",
+            "--no-answer",
+            "--k",
+            "10",
+            "--mode",
+            mode,
+            question,
+        ]))
         .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&cli_ok(&[
-        "rag",
-        "eval",
-        "--index",
-        index,
-        "--model-dir",
-        model_dir,
-        "--mode",
-        "dense",
-        "--json",
-        "--topics",
-        tmp.join("topics.jsonl").to_str().unwrap(),
-        "--qrels",
-        tmp.join("qrels.txt").to_str().unwrap(),
-    ]))
-    .unwrap();
-    let rr = |t: &str| report["per_topic"][t]["recip_rank"].as_f64().unwrap();
-    assert!((rr("t1") - 1.0).abs() < 1e-12 && (rr("t2") - 1.0 / 3.0).abs() < 1e-12, "{report}");
-    assert!((report["mean"]["recip_rank"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12, "{report}");
-    // One of t2's two relevant passages is in the top 10.
-    assert!((report["per_topic"]["t2"]["recall_10"].as_f64().unwrap() - 0.5).abs() < 1e-12, "{report}");
-    // A malformed qrels line is named.
-    std::fs::write(tmp.join("bad.txt"), "t1 0 passage\n").unwrap();
-    cli_fails(
-        &[
+        let mut out: Vec<String> = Vec::new();
+        for h in q["chunks"].as_array().unwrap() {
+            let p = h["passage"].as_str().unwrap().to_owned();
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cli_eval_scores_the_judged_passages_at_the_ranks_query_shows() {
+        let c = corpus();
+        let tmp = crate::tmp::Tmp::new("rag-answer-eval");
+        let (index, model_dir) = (c.index(), minilm_dir());
+        let (index, model_dir) = (index.to_str().unwrap(), model_dir.to_str().unwrap());
+        let questions = [("t1", "What are the ownership rules?"), ("t2", "How do I create a project with cargo new?")];
+        let topics: String =
+            questions.iter().map(|(id, q)| format!("{}\n", serde_json::json!({"id": id, "question": q}))).collect();
+        std::fs::write(tmp.join("topics.jsonl"), topics).unwrap();
+        // t1's relevant passage is its first-ranked one, t2's its third: reciprocal ranks 1 and 1/3.
+        let p1 = ranked_passages(index, model_dir, "dense", questions[0].1);
+        let p2 = ranked_passages(index, model_dir, "dense", questions[1].1);
+        assert!(p2.len() >= 3, "{p2:?}");
+        std::fs::write(
+            tmp.join("qrels.txt"),
+            format!("t1 0 {} 2\nt2 0 {} 1\nt2 0 unretrieved#passage 2\n", p1[0], p2[2]),
+        )
+        .unwrap();
+        let report: serde_json::Value = serde_json::from_str(&cli_ok(&[
             "rag",
             "eval",
             "--index",
             index,
             "--model-dir",
             model_dir,
+            "--mode",
+            "dense",
+            "--json",
             "--topics",
             tmp.join("topics.jsonl").to_str().unwrap(),
             "--qrels",
-            tmp.join("bad.txt").to_str().unwrap(),
-        ],
-        &["bad.txt", "line 1"],
-    );
+            tmp.join("qrels.txt").to_str().unwrap(),
+        ]))
+        .unwrap();
+        let rr = |t: &str| report["per_topic"][t]["recip_rank"].as_f64().unwrap();
+        assert!((rr("t1") - 1.0).abs() < 1e-12 && (rr("t2") - 1.0 / 3.0).abs() < 1e-12, "{report}");
+        assert!((report["mean"]["recip_rank"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12, "{report}");
+        // One of t2's two relevant passages is in the top 10.
+        assert!((report["per_topic"]["t2"]["recall_10"].as_f64().unwrap() - 0.5).abs() < 1e-12, "{report}");
+        // A malformed qrels line is named.
+        std::fs::write(tmp.join("bad.txt"), "t1 0 passage\n").unwrap();
+        cli_fails(
+            &[
+                "rag",
+                "eval",
+                "--index",
+                index,
+                "--model-dir",
+                model_dir,
+                "--topics",
+                tmp.join("topics.jsonl").to_str().unwrap(),
+                "--qrels",
+                tmp.join("bad.txt").to_str().unwrap(),
+            ],
+            &["bad.txt", "line 1"],
+        );
+    }
 }
