@@ -33,6 +33,7 @@
 //! | [`pipeline`] | `pipeline` | a DAG pipeline runner: TOML steps, content-addressed caching, atomic outputs, resume, retries, timeouts, MLflow logging, privacy tiers |
 //! | [`quality`] | `quality` | quality gates: coverage (cargo llvm-cov), clippy, complexity (syn), duplication, docs, unsafe, todo!(); an A-F grade |
 
+pub mod atomic_file;
 pub mod cache;
 pub mod fusion;
 pub mod matmul;

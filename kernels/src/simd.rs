@@ -45,7 +45,7 @@ mod norm;
 mod reduce;
 
 pub use activation::{
-    gelu_erf_in_place, gelu_erf_in_place_scalar, gelu_erf_in_place_wide, gelu_in_place, gelu_in_place_scalar,
+    erfc, gelu_erf_in_place, gelu_erf_in_place_scalar, gelu_erf_in_place_wide, gelu_in_place, gelu_in_place_scalar,
     gelu_in_place_wide, silu_in_place, silu_in_place_scalar, silu_in_place_wide, softmax_in_place,
     softmax_in_place_scalar, softmax_in_place_wide,
 };

@@ -39,6 +39,7 @@ use serde_json::Value;
 use crate::formats::safetensors::Safetensors;
 use crate::matmul::{self, BatchShape, PackedMatrix};
 use crate::simd;
+pub use crate::simd::erfc;
 use crate::tokenize::WordPiece;
 use crate::{Error, Result};
 
@@ -626,23 +627,7 @@ fn add_and_norm(delta: &mut [f32], hidden: &mut [f32], weight: &[f32], bias: &[f
 }
 
 /// GELU with the exact normal CDF, `x·Φ(x) = x/2 · erfc(−x/√2)`, in place (BERT's `"gelu"`):
-/// [`simd::gelu_erf_in_place`], the same `erfc` form as [`erfc`] evaluated in f32 on vectors.
+/// [`simd::gelu_erf_in_place`], the form of [`erfc`] evaluated in f32 on vectors.
 pub fn gelu_erf_in_place(x: &mut [f32]) {
     simd::gelu_erf_in_place(x)
-}
-
-/// The complementary error function, with a fractional error below 1.2e-7 everywhere
-/// (Chebyshev fit `erfcc` of Press et al., *Numerical Recipes*, 2nd ed., §6.2).
-pub fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 { r } else { 2.0 - r }
 }

@@ -208,12 +208,11 @@ impl LoraDecoder {
     /// vocabulary; the ops' errors.
     pub fn forward(&self, tape: &mut Tape<f32>, tokens: &[u32], mode: LoraMode) -> Result<DecoderPass> {
         self.check_tokens(tokens)?;
-        let x = self.embed(tape, tokens)?;
+        let mut x = self.embed(tape, tokens)?;
         let leaves = (0..self.adapters.adapters().len())
             .map(|i| self.adapters.leaves(tape, i).map(Some))
             .collect::<Result<Vec<Option<(Var, Var)>>>>()?;
         let params = leaves.iter().flatten().flat_map(|&(a, b)| [a, b]).collect();
-        let mut x = x;
         for l in 0..self.blocks.len() {
             x = self.block(tape, l, x, &leaves, mode)?;
         }

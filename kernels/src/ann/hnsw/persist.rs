@@ -22,7 +22,6 @@
 //! load reads the file into the index's own buffers; a loaded index searches and accepts inserts
 //! exactly like the one saved, with the same answers.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -119,28 +118,15 @@ impl Hnsw {
         out
     }
 
-    /// Writes the index to `path` (see the module docs for the format), atomically: a temporary
-    /// file beside it, flushed and synced, then renamed over `path`.
+    /// Writes the index to `path` (see the module docs for the format) atomically
+    /// ([`crate::atomic_file::write_atomic`]).
     ///
     /// # Errors
     /// [`Error::AnnIndex`] when the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let io = |e: std::io::Error| Error::AnnIndex { path: path.to_path_buf(), reason: format!("cannot write: {e}") };
-        let out = self.to_bytes();
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&out)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        crate::atomic_file::write_atomic(path, &self.to_bytes()).map_err(io)
     }
 
     /// Reads an index written by [`Hnsw::save`], checking it whole (see the module docs).
