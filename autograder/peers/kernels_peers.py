@@ -1,4 +1,4 @@
-"""SimSIMD and NumPy on the workloads of `cargo xtask bench kernels`: prints JSON rows.
+"""SimSIMD, NumPy and faiss on the workloads of `cargo xtask bench kernels`: prints JSON rows.
 
 Each row is {"op", "dtype", "shape", "impl", "unit", "rate"}, where rate is work
 per second (pairs/s for distances, GFLOP/s for GEMM) and the best of several
@@ -9,6 +9,8 @@ Distances: one cdist call of Q queries against N base vectors on one thread:
 SimSIMD's `cdist(threads=1)` and, for NumPy, the BLAS way people write it
 (`Q @ B.T`, and the norm expansion for L2 and cosine). GEMM: `A @ B` with as many
 BLAS threads as the caller set in OPENBLAS_NUM_THREADS before starting us.
+Exact k-NN: faiss' `IndexFlatL2.search` (k = 10, queries/s) of 1, 16 and 1,000
+queries over 100k x 384 vectors on `--threads` OpenMP threads.
 """
 import argparse
 import json
@@ -76,21 +78,35 @@ def gemm(args, rows):
         rows.append(dict(op="gemm", dtype="f32", shape=f"{n}x{n}x{n}", impl="numpy", unit="GFLOP/s", rate=rate))
 
 
+def exact(args, rows):
+    """faiss' exact search (`IndexFlatL2`, k = 10) of 1, 16 and 1,000 queries on the given threads."""
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    rng = np.random.default_rng(42)
+    n, dim = args.exact_base, 384
+    index = faiss.IndexFlatL2(dim)
+    index.add(rng.uniform(-1.0, 1.0, (n, dim)).astype(np.float32))
+    for nq in (1, 16, 1000):
+        q = rng.uniform(-1.0, 1.0, (nq, dim)).astype(np.float32)
+        rate = best_rate(lambda: index.search(q, 10), nq, args.min_seconds)
+        rows.append(dict(op="knn_l2", dtype="f32", shape=f"{nq}q x {n}x{dim} k10", impl="faiss", unit="queries/s", rate=rate))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--section", choices=["distances", "gemm"], required=True)
+    p.add_argument("--section", choices=["distances", "gemm", "exact"], required=True)
     p.add_argument("--dtypes", default="f32,f16,i8")
     p.add_argument("--dims", default="128,384,768,1536")
     p.add_argument("--queries", type=int, default=16)
     p.add_argument("--base", type=int, default=1024)
     p.add_argument("--gemm-sizes", default="256,1024")
+    p.add_argument("--exact-base", type=int, default=100_000)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--min-seconds", type=float, default=0.2)
     args = p.parse_args()
     rows = []
-    if args.section == "distances":
-        distances(args, rows)
-    else:
-        gemm(args, rows)
+    {"distances": distances, "gemm": gemm, "exact": exact}[args.section](args, rows)
     print(json.dumps(rows))
 
 

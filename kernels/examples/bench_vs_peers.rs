@@ -7,7 +7,8 @@
 //! streaming-read bandwidth this program measures first (`op = "stream_read"`).
 //!
 //! Run it through `cargo xtask bench kernels`; by hand:
-//! `cargo run --release -p kernels --example bench_vs_peers -- [--quick]`.
+//! `cargo run --release -p kernels --example bench_vs_peers -- [--quick] [--only SECTION]`,
+//! where SECTION is `distances`, `gemm`, `exact` or `gemv` (to iterate on one kernel).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -289,6 +290,31 @@ fn big_dot(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
     }
 }
 
+/// Exact k-NN (k = 10, L2) of 1, 16 and 1,000 queries over 100k × 384 vectors on all threads,
+/// through [`kernels::ann::FlatIndex`] (the GEMM formulation), as faiss' `IndexFlatL2` does it.
+#[cfg(feature = "ann")]
+fn exact_knn(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
+    use kernels::ann::FlatIndex;
+    use kernels::simd::Metric;
+    let (n, dim) = (if quick { 20_000 } else { 100_000 }, 384);
+    let index = FlatIndex::new(&random_f32(n * dim, 7), dim, Metric::L2).expect("index");
+    for nq in [1, 16, 1000] {
+        let queries = random_f32(nq * dim, 8 + nq as u64);
+        let rate = t.best_rate(nq as f64, || {
+            black_box(index.search(black_box(&queries), 10).expect("search"));
+        });
+        rows.push(Row {
+            op: "knn_l2",
+            dtype: "f32",
+            shape: format!("{nq}q x {n}x{dim} k10"),
+            unit: "queries/s",
+            rate,
+            threads: rayon::current_num_threads(),
+            imp: "kernels",
+        });
+    }
+}
+
 /// The wgpu backend against the CPU kernels on the same inputs, transfers included.
 #[cfg(feature = "gpu")]
 fn gpu(t: &Timing, rows: &mut Vec<Row>) {
@@ -365,21 +391,37 @@ fn gpu(t: &Timing, rows: &mut Vec<Row>) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     let t = Timing { min_seconds: if quick { 0.03 } else { 0.2 } };
     let dims: &[usize] = if quick { &[128, 768] } else { &[128, 384, 768, 1536] };
     let mut rows = Vec::new();
     eprintln!("measuring streaming-read bandwidth…");
     stream_read(&t, quick, &mut rows);
-    eprintln!("measuring distances…");
-    distances(&t, dims, &mut rows);
-    big_dot(&t, quick, &mut rows);
-    eprintln!("measuring GEMM and GEMV…");
-    matmul(&t, quick, &mut rows);
-    eprintln!("measuring quantised GEMV…");
-    quantised_gemv(&t, quick, &mut rows);
+    if run("distances") {
+        eprintln!("measuring distances…");
+        distances(&t, dims, &mut rows);
+        big_dot(&t, quick, &mut rows);
+    }
+    if run("gemm") {
+        eprintln!("measuring GEMM and GEMV…");
+        matmul(&t, quick, &mut rows);
+    }
+    #[cfg(feature = "ann")]
+    if run("exact") {
+        eprintln!("measuring exact k-NN…");
+        exact_knn(&t, quick, &mut rows);
+    }
+    if run("gemv") {
+        eprintln!("measuring quantised GEMV…");
+        quantised_gemv(&t, quick, &mut rows);
+    }
     #[cfg(feature = "gpu")]
-    gpu(&t, &mut rows);
+    if only.is_none() {
+        gpu(&t, &mut rows);
+    }
     let json: Vec<String> = rows
         .iter()
         .map(|r| {

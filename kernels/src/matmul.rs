@@ -281,6 +281,16 @@ pub fn gemm_packed(a: &[f32], b: &PackedMatrix, c: &mut [f32], m: usize) -> Resu
     Ok(())
 }
 
+/// [`gemm_packed`] on the calling thread only, for callers that already split their work across
+/// threads (the tiles of [`crate::ann::FlatIndex`]). Lengths are the caller's to get right
+/// (debug-asserted).
+#[cfg(feature = "ann")]
+pub(crate) fn gemm_packed_serial(a: &[f32], b: &PackedMatrix, c: &mut [f32], m: usize) {
+    let shape = GemmShape::new(m, b.n(), b.k());
+    debug_assert!(a.len() == m * shape.k && c.len() == m * shape.n);
+    blocked::gemm(b.blocks.backend, a, blocked::BSource::Packed(&b.blocks), c, shape, false);
+}
+
 // ANCHOR: gemm_scalar
 /// Scalar twin of [`gemm`]: the naive triple loop, each `c_ij` summed left to right over `k`.
 ///

@@ -7,7 +7,7 @@ use autograder::Workspace;
 
 use crate::tools;
 
-/// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s);
+/// Peer packages, pinned. hnswlib builds from source (needs g++, about 30 s); faiss-cpu is the exact-search peer;
 /// mlflow is the real tracking server the `tracking` tests start (about 850 MB);
 /// pyarrow and deltalake read back what `kernels::data` writes; HF tokenizers is the
 /// reference `kernels::tokenize` must match token for token; openai drives `kernels::serve`;
@@ -18,6 +18,7 @@ const PACKAGES: &[&str] = &[
     "numpy==2.4.6",
     "hnswlib==0.8.0",
     "simsimd==6.5.16",
+    "faiss-cpu==1.15.1", // IndexFlatL2: the peer of kernels::ann::FlatIndex's GEMM-formulated exact search
     "gguf==0.19.0",
     "mlflow==3.17.2",
     "pyarrow==25.0.1", // mlflow 3.17 requires pyarrow < 26

@@ -159,41 +159,10 @@ fn candidates<'a>(w: &'a Workload, config: &'a AsOfConfig, notes: &mut Vec<Strin
     (stats, join)
 }
 
-/// `cargo xtask bench c3w2`: writes the sweep record to `args[0]` (`--quick` for small sizes).
-pub fn run(args: &[String]) {
-    let out = std::path::PathBuf::from(args.first().expect("usage: bench OUT.json [--quick]"));
-    let quick = args.iter().any(|a| a == "--quick");
-    // Peer inputs go to a scratch folder beside the record; `cargo xtask bench` removes it.
-    let dir = out.parent().expect("record in a folder").join("inputs");
-    std::fs::create_dir_all(&dir).expect("creating the inputs folder");
-    let t = if quick {
-        transactions(&TransactionsConfig { cards: 1_000, days: 30, ..TransactionsConfig::tier(datasets::Tier::Medium, 7) })
-    } else {
-        medium()
-    };
-    let sizes: Vec<usize> =
-        if quick { vec![5_000, t.len()] } else { vec![10_000, 100_000, t.len()] };
-    eprintln!("data: {} card transactions (seed 7); sizes {sizes:?}", t.len());
-    let config = AsOfConfig::new("card_id", "ts");
-
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    for &n in &sizes {
-        let w = workload(&t, n);
-        let (stats, join) = candidates(&w, &config, &mut notes);
-        for (op, impls, rounds) in [("stats", &stats, 7), ("join", &join, 3)] {
-            eprintln!("{op}, {n} rows…");
-            let fs: Vec<&dyn Fn()> = impls.iter().map(|(_, f)| f.as_ref()).collect();
-            for ((name, _), secs) in impls.iter().zip(interleaved(&fs, rounds)) {
-                rows.push(serde_json::json!({
-                    "op": op, "impl": name, "rows": n, "ms": secs * 1e3, "rows/s": n as f64 / secs,
-                }));
-            }
-        }
-    }
-
-    // The same rows for the Python peers: one Parquet file with the largest size (peers slice it).
-    let w = workload(&t, usize::MAX);
+/// Writes one tier's rows for the Python peers (events with `amount`, features; the peers slice
+/// the first `rows` rows for each size) and returns the record's peer entry that runs them.
+fn peer_inputs(dir: &std::path::Path, tier: &str, t: &Transactions, sizes: &[usize]) -> serde_json::Value {
+    let w = workload(t, usize::MAX);
     let mut batch = w.events.clone();
     let amount = std::sync::Arc::new(w.amounts.clone()) as lab::arrow::array::ArrayRef;
     let mut fields: Vec<_> = batch.schema().fields().iter().cloned().collect();
@@ -201,30 +170,75 @@ pub fn run(args: &[String]) {
     let mut columns = batch.columns().to_vec();
     columns.push(amount);
     batch = RecordBatch::try_new(std::sync::Arc::new(lab::arrow::datatypes::Schema::new(fields)), columns).expect("peer batch");
-    let events_path = dir.join("events.parquet");
+    let events_path = dir.join(format!("events-{tier}.parquet"));
     kernels::data::write_parquet(&events_path, &batch.schema(), &[batch], &Default::default()).expect("writing events");
-    let features_path = dir.join("features.parquet");
+    let features_path = dir.join(format!("features-{tier}.parquet"));
     kernels::data::write_parquet(&features_path, &w.features.schema(), std::slice::from_ref(&w.features), &Default::default())
         .expect("writing features");
     let sizes_arg: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    serde_json::json!({
+        "name": format!("numpy / pyarrow / pandas ({tier} tier)"),
+        "script": "features_peers.py",
+        "args": ["--events", events_path.display().to_string(), "--features", features_path.display().to_string(),
+                 "--sizes", sizes_arg.join(",")],
+    })
+}
+
+/// `cargo xtask bench c3w2`: writes the sweep record to `args[0]` (`--quick` for small sizes).
+pub fn run(args: &[String]) {
+    let out = std::path::PathBuf::from(args.first().expect("usage: bench OUT.json [--quick]"));
+    let quick = args.iter().any(|a| a == "--quick");
+    // Peer inputs go to a scratch folder beside the record; `cargo xtask bench` removes it.
+    let dir = out.parent().expect("record in a folder").join("inputs");
+    std::fs::create_dir_all(&dir).expect("creating the inputs folder");
+    // The medium tier at three sizes, and (unless quick) the full tier whole: pandas and the
+    // Rust joins meet at ~546 k and ~4.3 M rows.
+    let tiers: Vec<(&str, Transactions, Vec<usize>)> = if quick {
+        let t = transactions(&TransactionsConfig { cards: 1_000, days: 30, ..TransactionsConfig::tier(datasets::Tier::Medium, 7) });
+        let n = t.len();
+        vec![("quick", t, vec![5_000, n])]
+    } else {
+        let (m, f) = (medium(), transactions(&TransactionsConfig::tier(datasets::Tier::Full, 7)));
+        let (nm, nf) = (m.len(), f.len());
+        vec![("medium", m, vec![10_000, 100_000, nm]), ("full", f, vec![nf])]
+    };
+    let config = AsOfConfig::new("card_id", "ts");
+
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let mut peers = Vec::new();
+    for (tier, t, sizes) in &tiers {
+        eprintln!("data: {} card transactions ({tier} tier, seed 7); sizes {sizes:?}", t.len());
+        for &n in sizes {
+            let w = workload(t, n);
+            let (stats, join) = candidates(&w, &config, &mut notes);
+            for (op, impls, rounds) in [("stats", &stats, 7), ("join", &join, 3)] {
+                eprintln!("{op}, {n} rows…");
+                let fs: Vec<&dyn Fn()> = impls.iter().map(|(_, f)| f.as_ref()).collect();
+                for ((name, _), secs) in impls.iter().zip(interleaved(&fs, rounds)) {
+                    rows.push(serde_json::json!({
+                        "op": op, "impl": name, "rows": n, "ms": secs * 1e3, "rows/s": n as f64 / secs,
+                    }));
+                }
+            }
+        }
+        peers.push(peer_inputs(&dir, tier, t, sizes));
+    }
+    let largest = tiers.iter().map(|(_, t, _)| t.len()).max().unwrap_or(0);
+    let targets: Vec<usize> = tiers.iter().flat_map(|(_, _, sizes)| sizes.iter().copied()).collect();
 
     let record = serde_json::json!({
         "week": "c3w2",
-        "title": format!("Column statistics and as-of join on card transactions (1 thread, up to {} rows)", t.len()),
+        "title": format!("Column statistics and as-of join on card transactions (1 thread, up to {largest} rows)"),
         "x": "rows",
         "y": "rows/s",
         "group": "op",
         "reference": "kernels",
-        "targets": sizes,
+        "targets": targets,
         "columns": ["op", "impl", "rows", "ms", "rows/s"],
         "rows": rows,
         "notes": notes,
-        "peers": [{
-            "name": "numpy / pyarrow / pandas",
-            "script": "features_peers.py",
-            "args": ["--events", events_path.display().to_string(), "--features", features_path.display().to_string(),
-                     "--sizes", sizes_arg.join(",")],
-        }],
+        "peers": peers,
     });
     std::fs::write(&out, serde_json::to_string_pretty(&record).expect("json")).expect("writing the record");
 }

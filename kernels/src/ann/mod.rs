@@ -1,16 +1,19 @@
-//! Nearest-neighbour search: exact brute force (the ground truth) and an HNSW graph index.
+//! Nearest-neighbour search: exact brute force (the ground truth), exact search for query
+//! batches through GEMM ([`FlatIndex`]) and an HNSW graph index.
 //!
 //! Both rank by a [`Metric`](crate::simd::Metric) where smaller is nearer and
 //! return [`Neighbor`]s sorted ascending by `(distance, id)`, so results are
 //! comparable item for item and ties break the same way everywhere.
 
 mod exact;
+mod flat;
 mod hnsw;
 mod visited;
 
 use std::cmp::Ordering;
 
 pub use exact::{exact_top_k, exact_top_k_batch};
+pub use flat::{FlatIndex, QUERY_BLOCK, TILE_ROWS};
 pub use hnsw::{FilteredHits, Hnsw, HnswConfig};
 
 /// One search hit: the id of a stored vector and its distance to the query.

@@ -202,17 +202,14 @@ mod avx512 {
                 }
                 i += 128;
             }
-            let (x, y) = if i + 64 <= n {
-                (_mm512_loadu_si512(a.add(i).cast()), _mm512_loadu_si512(b.add(i).cast()))
-            } else {
-                // Zero bytes past the end: (0 + 128)·0 and 128·0 add nothing.
-                let m = tail_mask(n - i);
-                (_mm512_maskz_loadu_epi8(m, a.add(i)), _mm512_maskz_loadu_epi8(m, b.add(i)))
-            };
-            s[0] = _mm512_dpbusd_epi32(s[0], _mm512_xor_si512(x, bias), y);
-            t[0] = _mm512_dpbusd_epi32(t[0], bias, y);
-            if i + 64 < n {
+            if i + 64 <= n {
+                let (x, y) = (_mm512_loadu_si512(a.add(i).cast()), _mm512_loadu_si512(b.add(i).cast()));
+                s[0] = _mm512_dpbusd_epi32(s[0], _mm512_xor_si512(x, bias), y);
+                t[0] = _mm512_dpbusd_epi32(t[0], bias, y);
                 i += 64;
+            }
+            if i < n {
+                // Zero bytes past the end: (0 + 128)·0 and 128·0 add nothing.
                 let m = tail_mask(n - i);
                 let (x, y) = (_mm512_maskz_loadu_epi8(m, a.add(i)), _mm512_maskz_loadu_epi8(m, b.add(i)));
                 s[1] = _mm512_dpbusd_epi32(s[1], _mm512_xor_si512(x, bias), y);

@@ -1,7 +1,7 @@
 //! Exact top-k search against a naive full sort, and its error handling.
 
 use kernels::Error;
-use kernels::ann::{Neighbor, exact_top_k, exact_top_k_batch};
+use kernels::ann::{FlatIndex, Neighbor, QUERY_BLOCK, TILE_ROWS, exact_top_k, exact_top_k_batch};
 use kernels::simd::Metric;
 use proptest::prelude::*;
 
@@ -111,4 +111,63 @@ proptest! {
             check("proptest", &data, dim, &q, k, metric);
         }
     }
+}
+
+/// `FlatIndex` (the GEMM formulation) against the direct ground truth. On small-integer data
+/// every product and sum is exact in f32, so the two must agree hit for hit, ties included;
+/// on real-valued data, each returned distance must be within `tol` of the true one at its rank.
+fn check_flat(case: &str, data: &[f32], dim: usize, queries: &[f32], k: usize, exact_values: bool) {
+    for metric in METRICS {
+        let index = FlatIndex::new(data, dim, metric).unwrap();
+        assert_eq!((index.len(), index.dim()), (data.len() / dim, dim));
+        let got = index.search(queries, k).unwrap();
+        let want = exact_top_k_batch(data, dim, queries, k, metric).unwrap();
+        assert_eq!(got.len(), want.len(), "{case}: one result per query");
+        for (qi, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = format!("{case}: {metric:?} k={k} query {qi}");
+            // Cosine data are rescaled to unit length, which rounds: never exact.
+            if exact_values && metric != Metric::Cosine {
+                assert_eq!(g, w, "{what}");
+                continue;
+            }
+            assert_eq!(g.len(), w.len(), "{what}");
+            for (a, b) in g.iter().zip(w) {
+                let tol = 1e-4 * (1.0 + b.distance.abs());
+                assert!((a.distance - b.distance).abs() <= tol, "{what}: {a:?} vs {b:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn flat_index_matches_the_direct_search() {
+    // Several tiles (1024 rows each) and query blocks (128 each), with ragged last ones.
+    let (dim, n, nq) = (19, 2 * TILE_ROWS + 300, QUERY_BLOCK + 5);
+    let coarse = |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| (x * 3.0).round()).collect() };
+    let data = coarse(datasets::vectors::uniform(n * dim, 31));
+    let queries = coarse(datasets::vectors::uniform(nq * dim, 32));
+    for k in [1, 10, 50] {
+        check_flat("integers", &data, dim, &queries, k, true);
+    }
+    let data = datasets::vectors::uniform(n * dim, 33);
+    let queries = datasets::vectors::uniform(7 * dim, 34);
+    check_flat("uniform", &data, dim, &queries, 10, false);
+    // k beyond the data, a single vector, a zero vector (cosine distance 1).
+    check_flat("small", &data[..3 * dim], dim, &queries, 5, false);
+    let mut with_zero = data[..40 * dim].to_vec();
+    with_zero[..dim].fill(0.0);
+    check_flat("zero vector", &with_zero, dim, &queries[..dim], 40, false);
+}
+
+#[test]
+fn flat_index_edge_cases_and_errors() {
+    let index = FlatIndex::new(&[], 4, Metric::L2).unwrap();
+    assert!(index.is_empty());
+    assert_eq!(index.search(&[0.0; 8], 3).unwrap(), vec![Vec::<Neighbor>::new(); 2]);
+    let index = FlatIndex::new(&[1.0, 2.0, 3.0, 4.0], 2, Metric::Dot).unwrap();
+    assert_eq!(index.search(&[1.0, 0.0], 0).unwrap(), vec![Vec::<Neighbor>::new()]);
+    assert!(index.search(&[], 1).unwrap().is_empty());
+    assert!(matches!(FlatIndex::new(&[1.0; 5], 2, Metric::L2), Err(Error::RaggedBuffer { len: 5, dim: 2 })));
+    assert!(matches!(FlatIndex::new(&[1.0; 4], 0, Metric::L2), Err(Error::InvalidParameter(_))));
+    assert!(matches!(index.search(&[1.0; 3], 1), Err(Error::RaggedBuffer { len: 3, dim: 2 })));
 }

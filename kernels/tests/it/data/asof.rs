@@ -1,6 +1,8 @@
 //! Point-in-time joins (Arrow batches): leakage traps and a brute-force property.
 
-use arrow::array::{Array, AsArray, Float64Array, Int64Array};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 use kernels::Error;
 use kernels::data::{AsOfConfig, Column, RecordBatch, asof_join, record_batch};
@@ -212,6 +214,36 @@ proptest! {
         let cfg = AsOfConfig { allow_exact_matches: exact, tolerance: tol, ..AsOfConfig::new("card", "t") };
         let out = asof_join(&l, &r, &cfg).unwrap();
         prop_assert_eq!(joined_f(&out), brute(&l, &r, exact, tol));
+    }
+
+    /// The two paths agree: integer entities (the time-ordered scan, with its array table for
+    /// a narrow key range and its hash map for a wide one) and the same keys as strings (the
+    /// sort-merge on Arrow's row format), with nulls on both sides.
+    #[test]
+    fn integer_and_general_paths_agree(
+        left in prop::collection::vec((prop::option::of(0usize..6), prop::option::of(0i64..40)), 0..60),
+        right in prop::collection::vec((prop::option::of(0usize..6), prop::option::of(0i64..40)), 0..80),
+        wide in any::<bool>(),
+        exact in any::<bool>(),
+        tol in prop::option::of(0i64..20),
+    ) {
+        let keys: [i64; 6] = if wide { [i64::MIN, -7, 0, 3, 1 << 40, i64::MAX] } else { [10, 11, 12, 13, 14, 15] };
+        let batch = |rows: &[(Option<usize>, Option<i64>)], as_text: bool, with_f: bool| {
+            let ent: ArrayRef = if as_text {
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.map(|k| keys[k].to_string()))))
+            } else {
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.0.map(|k| keys[k]))))
+            };
+            let mut cols = vec![("card", ent), ("t", Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))) as ArrayRef)];
+            if with_f {
+                cols.push(("f", Arc::new(Float64Array::from_iter_values((0..rows.len()).map(|i| i as f64))) as ArrayRef));
+            }
+            RecordBatch::try_from_iter(cols).unwrap()
+        };
+        let cfg = AsOfConfig { allow_exact_matches: exact, tolerance: tol, ..AsOfConfig::new("card", "t") };
+        let fast = asof_join(&batch(&left, false, false), &batch(&right, false, true), &cfg).unwrap();
+        let general = asof_join(&batch(&left, true, false), &batch(&right, true, true), &cfg).unwrap();
+        prop_assert_eq!(joined_f(&fast), joined_f(&general));
     }
 }
 
