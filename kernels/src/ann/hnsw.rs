@@ -29,11 +29,16 @@
 //!   `&self` and can run from many threads at once;
 //! - software prefetch of the next neighbour's vector and visited slot.
 //!
-//! Builds are deterministic: the same seed and insertion order give the same
-//! graph and the same answers.
+//! Builds by [`Hnsw::build`] and [`Hnsw::insert`] are deterministic: the same seed and
+//! insertion order give the same graph and the same answers. [`Hnsw::build_parallel`] inserts
+//! on every rayon thread at once (hnswlib's scheme: in id order from a shared counter, a lock
+//! per adjacency list for writers, readers unlocked), so its graph depends on thread timing;
+//! the levels are still the seed's. The adjacency lists are `AtomicU32`s for that: a relaxed
+//! load is a plain load on x86-64, so the read-only search pays nothing for it.
 
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 mod persist;
 
@@ -48,6 +53,9 @@ const MAX_LEVEL: usize = 64;
 
 /// Largest accepted `M` (a node then holds `2M` links on layer 0).
 const MAX_M: usize = 1 << 12;
+
+/// Lock stripes of a parallel build: node `i`'s lists are guarded by lock `i % LOCK_STRIPES`.
+const LOCK_STRIPES: usize = 1 << 16;
 
 /// Build parameters of an [`Hnsw`] index.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,13 +133,13 @@ pub struct Hnsw {
     /// Row-major vectors, `dim` floats each (unit length under cosine).
     vectors: Vec<f32>,
     /// Layer 0: `1 + m0` slots per node: count, then neighbour ids.
-    links0: Vec<u32>,
+    links0: Vec<AtomicU32>,
     /// Level of every node.
     levels: Vec<u8>,
     /// Offset of each node's layer-1 block in `upper_links` (unused at level 0).
     upper_start: Vec<usize>,
     /// Layers 1..: per node with level `l`, `l` blocks of `1 + m` slots.
-    upper_links: Vec<u32>,
+    upper_links: Vec<AtomicU32>,
     /// Entry point (meaningful when `len > 0`) and the top layer.
     entry: u32,
     max_level: usize,
@@ -201,6 +209,60 @@ impl Hnsw {
         Ok(index)
     }
 
+    /// [`Hnsw::build`] on every rayon thread: the vectors are stored and their levels drawn
+    /// in order (the same levels as [`Hnsw::build`]), then the threads link them, taking ids in
+    /// order from a shared counter as hnswlib's `add_items` does. Writers lock the adjacency
+    /// list they change; searches read lists unlocked (a list read mid-update still holds valid
+    /// ids). The graph depends on thread timing, so it is not reproducible run to run; its
+    /// recall matches the sequential build's (a test checks both against exact search).
+    ///
+    /// # Errors
+    /// As [`Hnsw::build`].
+    pub fn build_parallel(data: &[f32], dim: usize, config: HnswConfig) -> Result<Hnsw> {
+        let mut index = Hnsw::new(dim, config)?;
+        check_buffer(data, dim)?;
+        let n = data.len() / dim;
+        if n > u32::MAX as usize {
+            return Err(Error::InvalidParameter("HNSW index is full (u32::MAX vectors)".into()));
+        }
+        index.reserve(n);
+        for row in data.chunks_exact(dim) {
+            index.check_vector(row)?;
+            let level = index.random_level();
+            index.push_node(row, level);
+        }
+        if n == 0 {
+            return Ok(index);
+        }
+        let top = Mutex::new((0u32, index.levels[0] as usize));
+        let locks: Vec<Mutex<()>> = (0..n.min(LOCK_STRIPES)).map(|_| Mutex::new(())).collect();
+        let next = AtomicUsize::new(1);
+        let shared = &index;
+        rayon::scope(|scope| {
+            for _ in 0..rayon::current_num_threads().min(n) {
+                scope.spawn(|_| {
+                    let mut s = shared.take_scratch();
+                    loop {
+                        let id = next.fetch_add(1, Relaxed);
+                        if id >= n {
+                            break;
+                        }
+                        let level = shared.levels[id] as usize;
+                        let snapshot = *top.lock().unwrap_or_else(|e| e.into_inner());
+                        shared.link(id as u32, level, snapshot, &mut s, Some(&locks));
+                        let mut t = top.lock().unwrap_or_else(|e| e.into_inner());
+                        if level > t.1 {
+                            *t = (id as u32, level);
+                        }
+                    }
+                    shared.pool.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                });
+            }
+        });
+        (index.entry, index.max_level) = top.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(index)
+    }
+
     /// Reserves room for `additional` more vectors: a hint, silently skipped
     /// where the memory cannot be had (inserts then grow the buffers as needed).
     pub fn reserve(&mut self, additional: usize) {
@@ -263,10 +325,10 @@ impl Hnsw {
 
     /// The neighbours of node `id` on layer `level` (empty if the node does not
     /// exist or does not reach that layer).
-    pub fn neighbors(&self, id: u32, level: usize) -> &[u32] {
+    pub fn neighbors(&self, id: u32, level: usize) -> Vec<u32> {
         match self.level_of(id) {
-            Some(l) if level <= l => self.links(id, level),
-            _ => &[],
+            Some(l) if level <= l => self.links(id, level).iter().map(|e| e.load(Relaxed)).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -282,56 +344,77 @@ impl Hnsw {
         }
         let id = self.len as u32;
         let level = self.random_level();
-
-        let start = self.vectors.len();
-        self.vectors.extend_from_slice(v);
-        if self.config.metric == Metric::Cosine {
-            normalize(&mut self.vectors[start..]);
-        }
-        self.links0.resize(self.links0.len() + 1 + self.m0, 0);
-        self.levels.push(level as u8);
-        self.upper_start.push(self.upper_links.len());
-        self.upper_links.resize(self.upper_links.len() + level * (1 + self.m), 0);
-        self.len += 1;
-
+        self.push_node(v, level);
         if id == 0 {
             self.entry = 0;
             self.max_level = level;
             return Ok(id);
         }
-
         let mut s = self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+        self.link(id, level, (self.entry, self.max_level), &mut s, None);
+        if level > self.max_level {
+            self.entry = id;
+            self.max_level = level;
+        }
+        self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(s);
+        Ok(id)
+    }
+
+    /// Stores vector `v` (normalised under cosine) as the next node, at `level`, with empty lists.
+    fn push_node(&mut self, v: &[f32], level: usize) {
+        let start = self.vectors.len();
+        self.vectors.extend_from_slice(v);
+        if self.config.metric == Metric::Cosine {
+            normalize(&mut self.vectors[start..]);
+        }
+        self.links0.resize_with(self.links0.len() + 1 + self.m0, AtomicU32::default);
+        self.levels.push(level as u8);
+        self.upper_start.push(self.upper_links.len());
+        self.upper_links.resize_with(self.upper_links.len() + level * (1 + self.m), AtomicU32::default);
+        self.len += 1;
+    }
+
+    // ANCHOR: link
+    /// Links the stored node `id` (at `level`) into the graph whose entry point and top layer
+    /// were `top`: the insertion of the paper's Algorithm 1. With `locks` (a parallel build),
+    /// every change to a node's lists happens under that node's lock stripe.
+    fn link(&self, id: u32, level: usize, top: (u32, usize), s: &mut Scratch, locks: Option<&[Mutex<()>]>) {
+        let (entry, max_level) = top;
         let mut q = std::mem::take(&mut s.query);
         q.clear();
         q.extend_from_slice(self.vector(id));
+        let guard = |node: u32| locks.map(|l| l[node as usize % l.len()].lock().unwrap_or_else(|e| e.into_inner()));
 
-        let mut ep = Neighbor::new(self.entry, self.dist(&q, self.vector(self.entry)));
-        for lc in (level + 1..=self.max_level).rev() {
+        let mut ep = Neighbor::new(entry, self.dist(&q, self.vector(entry)));
+        for lc in (level + 1..=max_level).rev() {
             ep = self.greedy_closest(&q, ep, lc);
         }
-        for lc in (0..=level.min(self.max_level)).rev() {
-            self.search_layer(&q, ep, self.config.ef_construction, lc, &mut s);
+        for lc in (0..=level.min(max_level)).rev() {
+            self.search_layer(&q, ep, self.config.ef_construction, lc, s);
             s.sorted.clear();
             s.sorted.extend(s.results.drain().map(|f| f.0).filter(|n| n.id != id));
             s.sorted.sort_unstable_by(Neighbor::total_cmp);
             let Some(&nearest) = s.sorted.first() else { continue };
             ep = nearest;
 
-            let Scratch { sorted, selected, pruned, kept, .. } = &mut s;
+            let Scratch { sorted, selected, pruned, kept, .. } = s;
             self.select_heuristic(sorted, self.m, selected);
-            self.set_links(id, lc, selected);
+            {
+                // Added one by one, not replaced: in a parallel build another insert may have
+                // linked to `id` already (alone, the list is empty and this is a plain copy).
+                let _g = guard(id);
+                for &n in selected.iter() {
+                    self.connect(id, n, lc, pruned, kept);
+                }
+            }
             for &n in selected.iter() {
+                let _g = guard(n.id);
                 self.connect(n.id, Neighbor::new(id, n.distance), lc, pruned, kept);
             }
         }
-        if level > self.max_level {
-            self.entry = id;
-            self.max_level = level;
-        }
         s.query = q;
-        self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).push(s);
-        Ok(id)
     }
+    // ANCHOR_END: link
 
     /// The `k` nearest stored vectors to `query`, sorted ascending by
     /// `(distance, id)`. `ef` is the size of the dynamic candidate list on
@@ -463,7 +546,8 @@ impl Hnsw {
                 break;
             }
             batch.clear();
-            for &e in self.links(c.id, 0) {
+            for e in self.links(c.id, 0) {
+                let e = e.load(Relaxed);
                 if visited.insert(e) {
                     batch.push(e);
                 }
@@ -547,7 +631,7 @@ impl Hnsw {
     }
 
     #[inline(always)]
-    fn links_ptr(&self, id: u32, level: usize) -> *const u32 {
+    fn links_ptr(&self, id: u32, level: usize) -> *const AtomicU32 {
         if level == 0 {
             self.links0.as_ptr().wrapping_add(id as usize * (1 + self.m0))
         } else {
@@ -565,28 +649,32 @@ impl Hnsw {
         }
     }
 
+    /// Node `id`'s list on `level` (its count slot read once; ids are read with relaxed loads).
     #[inline(always)]
-    fn links(&self, id: u32, level: usize) -> &[u32] {
+    fn links(&self, id: u32, level: usize) -> &[AtomicU32] {
         let s = self.slot(id, level);
-        let list = if level == 0 { &self.links0 } else { &self.upper_links };
-        let n = list[s] as usize;
+        let (list, cap) = if level == 0 { (&self.links0, self.m0) } else { (&self.upper_links, self.m) };
+        let n = (list[s].load(Relaxed) as usize).min(cap);
         &list[s + 1..s + 1 + n]
     }
 
-    fn set_links(&mut self, id: u32, level: usize, ids: &[Neighbor]) {
+    /// Replaces node `id`'s list on `level` (ids first, then the count). In a parallel build the
+    /// caller holds the node's lock stripe.
+    fn set_links(&self, id: u32, level: usize, ids: &[Neighbor]) {
         let s = self.slot(id, level);
-        let list = if level == 0 { &mut self.links0 } else { &mut self.upper_links };
-        list[s] = ids.len() as u32;
-        for (slot, n) in list[s + 1..].iter_mut().zip(ids) {
-            *slot = n.id;
+        let list = if level == 0 { &self.links0 } else { &self.upper_links };
+        for (slot, n) in list[s + 1..].iter().zip(ids) {
+            slot.store(n.id, Relaxed);
         }
+        list[s].store(ids.len() as u32, Relaxed);
     }
 
     /// Greedy walk on one layer: move to the nearest neighbour while that improves.
     fn greedy_closest(&self, q: &[f32], mut cur: Neighbor, level: usize) -> Neighbor {
         loop {
             let mut moved = false;
-            for &e in self.links(cur.id, level) {
+            for e in self.links(cur.id, level) {
+                let e = e.load(Relaxed);
                 let d = self.dist(q, self.vector(e));
                 if d < cur.distance {
                     cur = Neighbor::new(e, d);
@@ -623,7 +711,8 @@ impl Hnsw {
             }
             // Pass 1: keep the neighbours not seen yet (the tags are small and hot).
             batch.clear();
-            for &e in self.links(c.id, level) {
+            for e in self.links(c.id, level) {
+                let e = e.load(Relaxed);
                 if visited.insert(e) {
                     batch.push(e);
                 }
@@ -673,26 +762,25 @@ impl Hnsw {
 
     /// Adds the link `node -> new` on `level`, re-pruning `node`'s list with
     /// the heuristic when it is already full.
-    fn connect(
-        &mut self,
-        node: u32,
-        new: Neighbor,
-        level: usize,
-        pruned: &mut Vec<Neighbor>,
-        kept: &mut Vec<Neighbor>,
-    ) {
+    fn connect(&self, node: u32, new: Neighbor, level: usize, pruned: &mut Vec<Neighbor>, kept: &mut Vec<Neighbor>) {
         let cap = if level == 0 { self.m0 } else { self.m };
         let s = self.slot(node, level);
-        let list = if level == 0 { &mut self.links0 } else { &mut self.upper_links };
-        let n = list[s] as usize;
+        let list = if level == 0 { &self.links0 } else { &self.upper_links };
+        let n = (list[s].load(Relaxed) as usize).min(cap);
+        if list[s + 1..s + 1 + n].iter().any(|e| e.load(Relaxed) == new.id) {
+            return;
+        }
         if n < cap {
-            list[s + 1 + n] = new.id;
-            list[s] = n as u32 + 1;
+            list[s + 1 + n].store(new.id, Relaxed);
+            list[s].store(n as u32 + 1, Relaxed);
             return;
         }
         let base = self.vector(node);
         pruned.clear();
-        pruned.extend(self.links(node, level).iter().map(|&x| Neighbor::new(x, self.dist(base, self.vector(x)))));
+        pruned.extend(self.links(node, level).iter().map(|x| {
+            let x = x.load(Relaxed);
+            Neighbor::new(x, self.dist(base, self.vector(x)))
+        }));
         pruned.push(new);
         pruned.sort_unstable_by(Neighbor::total_cmp);
         self.select_heuristic(pruned, cap, kept);

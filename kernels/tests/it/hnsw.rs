@@ -78,7 +78,7 @@ fn check_invariants(index: &Hnsw) -> usize {
             assert!(!links.contains(&id), "node {id} layer {l}: self loop");
             let unique: HashSet<&u32> = links.iter().collect();
             assert_eq!(unique.len(), links.len(), "node {id} layer {l}: duplicate links");
-            for &e in links {
+            for &e in &links {
                 assert!((e as usize) < n, "node {id} layer {l}: id {e} out of range");
                 assert!(index.level_of(e).unwrap() >= l, "node {id} layer {l}: {e} is not on that layer");
             }
@@ -95,7 +95,7 @@ fn check_invariants(index: &Hnsw) -> usize {
     let mut stack = vec![entry];
     seen[entry as usize] = true;
     while let Some(v) = stack.pop() {
-        for &e in index.neighbors(v, 0) {
+        for e in index.neighbors(v, 0) {
             if !seen[e as usize] {
                 seen[e as usize] = true;
                 stack.push(e);
@@ -103,6 +103,30 @@ fn check_invariants(index: &Hnsw) -> usize {
         }
     }
     seen.iter().filter(|s| !**s).count()
+}
+
+/// The parallel build (4 threads on however many cores, so inserts really interleave) keeps
+/// every invariant and the sequential build's recall.
+#[test]
+fn parallel_build_keeps_the_invariants_and_the_recall() {
+    let (cfg, data, qs) = tiny();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    for metric in METRICS {
+        let index = pool.install(|| Hnsw::build_parallel(&data, cfg.dim, config(metric))).unwrap();
+        assert_eq!(index.len(), cfg.n);
+        let unreachable = check_invariants(&index);
+        assert!(unreachable <= cfg.n / 100, "{metric:?}: {unreachable} nodes unreachable");
+        let r = recall(&index, &data, &qs, 10, 64);
+        assert!(r >= 0.95, "{metric:?}: recall@10 at ef 64 = {r:.3}");
+        // The levels are the seed's, as in the sequential build.
+        let sequential = Hnsw::build(&data, cfg.dim, config(metric)).unwrap();
+        for id in 0..cfg.n as u32 {
+            assert_eq!(index.level_of(id), sequential.level_of(id), "{metric:?}: level of node {id}");
+        }
+    }
+    assert!(Hnsw::build_parallel(&[], cfg.dim, config(Metric::L2)).unwrap().is_empty());
+    assert!(matches!(Hnsw::build_parallel(&[1.0, f32::NAN], 2, config(Metric::L2)), Err(Error::InvalidParameter(_))));
+    assert!(matches!(Hnsw::build_parallel(&[1.0; 3], 2, config(Metric::L2)), Err(Error::RaggedBuffer { .. })));
 }
 
 #[test]

@@ -24,6 +24,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::{Hnsw, HnswConfig, MAX_LEVEL, MAX_M};
 use crate::simd::Metric;
@@ -112,9 +113,9 @@ impl Hnsw {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend(self.vectors.iter().flat_map(|v| v.to_le_bytes()));
-        out.extend(self.links0.iter().flat_map(|v| v.to_le_bytes()));
+        out.extend(self.links0.iter().flat_map(|v| v.load(Relaxed).to_le_bytes()));
         out.extend_from_slice(&self.levels);
-        out.extend(self.upper_links.iter().flat_map(|v| v.to_le_bytes()));
+        out.extend(self.upper_links.iter().flat_map(|v| v.load(Relaxed).to_le_bytes()));
         out
     }
 
@@ -227,10 +228,10 @@ impl Hnsw {
 
         index.len = len;
         index.vectors = vectors;
-        index.links0 = links0;
+        index.links0 = links0.into_iter().map(AtomicU32::new).collect();
         index.levels = levels;
         index.upper_start = upper_start;
-        index.upper_links = upper_links;
+        index.upper_links = upper_links.into_iter().map(AtomicU32::new).collect();
         index.entry = entry as u32;
         index.max_level = max_level;
         index.rng = rng;

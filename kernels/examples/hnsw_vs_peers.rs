@@ -1,0 +1,105 @@
+//! Measures `kernels::ann::Hnsw` the way `cargo xtask bench hnsw` compares it with hnswlib, and
+//! prints JSON rows.
+//!
+//! `cargo run --release -p kernels --no-default-features --features ann --example hnsw_vs_peers --
+//! --out DIR [--n N] [--threads T]`
+//!
+//! On `N` clustered unit vectors of 128 dimensions (`datasets::vectors`, seed 7; 100,000 unless
+//! given) and 1,000 queries, with M = 16 and efConstruction = 200 under squared L2:
+//! - writes `DIR/data.f32`, `DIR/queries.f32` (little-endian rows) and `DIR/truth.i32` (the exact
+//!   top 10 of every query) so the peer runs on exactly the same vectors and is scored against
+//!   the same truth;
+//! - builds with [`Hnsw::build_parallel`] on `T` threads (2 unless given), timing the build and
+//!   the resident memory it added;
+//! - for each ef: recall@10, single-query speed (one query per call, one thread, best of five
+//!   passes) and batched speed (all queries split over the `T` threads, best of five).
+//!
+//! Each row: `{"impl", "ef", "recall@10", "single_qps", "batch_qps", "threads", "build_s",
+//! "memory_mb", "rss_mb", "n", "dim"}`.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use datasets::vectors::{ClusteredConfig, clustered, queries};
+use kernels::ann::{Hnsw, HnswConfig, exact_top_k_batch};
+use rayon::prelude::*;
+
+const K: usize = 10;
+const EFS: [usize; 9] = [10, 16, 24, 32, 48, 64, 96, 128, 256];
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`), 0 elsewhere.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+fn write_raw(path: &std::path::Path, bytes: impl Iterator<Item = [u8; 4]>) {
+    let raw: Vec<u8> = bytes.flatten().collect();
+    std::fs::write(path, raw).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// Best seconds of five passes of `f` (this machine's timings vary by tens of per cent).
+fn best_of_five(mut f: impl FnMut()) -> f64 {
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() -> Result<(), kernels::Error> {
+    let out = std::path::PathBuf::from(arg("--out").expect("usage: --out DIR [--n N] [--threads T]"));
+    let n: usize = arg("--n").map_or(100_000, |v| v.parse().expect("--n takes a number"));
+    let threads: usize = arg("--threads").map_or(2, |v| v.parse().expect("--threads takes a number"));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+    let cfg = ClusteredConfig { n, ..ClusteredConfig::tier(datasets::Tier::Full, 7) };
+    let (dim, data, qs) = (cfg.dim, clustered(&cfg), queries(&cfg, 1000));
+    let config = HnswConfig { m: 16, ef_construction: 200, ..HnswConfig::default() };
+
+    eprintln!("exact top {K} of {} queries over {n} x {dim}…", qs.len() / dim);
+    let truth = pool.install(|| exact_top_k_batch(&data, dim, &qs, K, config.metric))?;
+    std::fs::create_dir_all(&out).expect("creating the output folder");
+    write_raw(&out.join("data.f32"), data.iter().map(|x| x.to_le_bytes()));
+    write_raw(&out.join("queries.f32"), qs.iter().map(|x| x.to_le_bytes()));
+    write_raw(&out.join("truth.i32"), truth.iter().flatten().map(|h| (h.id as i32).to_le_bytes()));
+    let truth: Vec<HashSet<u32>> = truth.iter().map(|t| t.iter().map(|h| h.id).collect()).collect();
+
+    eprintln!("building kernels' HNSW on {threads} threads…");
+    let rss_before = rss_bytes();
+    let t = Instant::now();
+    let index = pool.install(|| Hnsw::build_parallel(&data, dim, config))?;
+    let build_s = t.elapsed().as_secs_f64();
+    let rss_mb = rss_bytes().saturating_sub(rss_before) as f64 / (1 << 20) as f64;
+    let memory_mb = index.memory_bytes() as f64 / (1 << 20) as f64;
+
+    let mut rows = Vec::new();
+    for ef in EFS {
+        eprintln!("ef {ef}…");
+        let mut results = Vec::new();
+        let single = best_of_five(|| {
+            results = qs.chunks_exact(dim).map(|q| index.search(q, K, ef).expect("search")).collect();
+        });
+        let batch = best_of_five(|| {
+            let hits: Vec<_> =
+                pool.install(|| qs.par_chunks_exact(dim).map(|q| index.search(q, K, ef).expect("search")).collect());
+            std::hint::black_box(hits);
+        });
+        let hits: usize = results.iter().zip(&truth).map(|(r, t)| r.iter().filter(|h| t.contains(&h.id)).count()).sum();
+        let nq = truth.len() as f64;
+        rows.push(format!(
+            r#"{{"impl":"kernels","ef":{ef},"recall@10":{},"single_qps":{},"batch_qps":{},"threads":{threads},"build_s":{build_s},"memory_mb":{memory_mb},"rss_mb":{rss_mb},"n":{n},"dim":{dim}}}"#,
+            hits as f64 / (nq * K as f64),
+            nq / single,
+            nq / batch,
+        ));
+    }
+    println!("[{}]", rows.join(","));
+    Ok(())
+}
