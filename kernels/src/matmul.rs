@@ -224,7 +224,9 @@ pub fn gemm_nt_with(backend: Backend, a: &[f32], b: &[f32], c: &mut [f32], shape
 ///
 /// The panels are those the blocked loop would make, for [`Backend::best`] at packing time, so for
 /// `m ≥ 4` a packed product gives the same bits as [`gemm_nt`] (or [`gemm`]) on the same operands.
-/// For smaller `m` the unpacked functions run GEMVs instead, which sum in another order.
+/// For smaller `m` the unpacked functions run GEMVs instead, which sum in another order; the packed
+/// product runs a GEMV over the panels in the micro-kernel's order, so each row of `A` gives the same
+/// bits whatever `m` is (and reads the panels once instead of computing a full micro-tile of rows).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedMatrix {
     blocks: blocked::PackedBlocks,

@@ -42,6 +42,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 mod persist;
 
+use super::buffer::Buffer;
 use super::visited::VisitedSet;
 use super::{Far, Near, Neighbor, check_buffer, prefetch};
 use crate::simd::{self, Metric};
@@ -131,9 +132,9 @@ pub struct Hnsw {
     /// Number of stored vectors.
     len: usize,
     /// Row-major vectors, `dim` floats each (unit length under cosine).
-    vectors: Vec<f32>,
+    vectors: Buffer<f32>,
     /// Layer 0: `1 + m0` slots per node: count, then neighbour ids.
-    links0: Vec<AtomicU32>,
+    links0: Buffer<AtomicU32>,
     /// Level of every node.
     levels: Vec<u8>,
     /// Offset of each node's layer-1 block in `upper_links` (unused at level 0).
@@ -179,8 +180,8 @@ impl Hnsw {
             m: config.m,
             m0: 2 * config.m,
             len: 0,
-            vectors: Vec::new(),
-            links0: Vec::new(),
+            vectors: Buffer::default(),
+            links0: Buffer::default(),
             levels: Vec::new(),
             upper_start: Vec::new(),
             upper_links: Vec::new(),
@@ -266,8 +267,8 @@ impl Hnsw {
     /// Reserves room for `additional` more vectors: a hint, silently skipped
     /// where the memory cannot be had (inserts then grow the buffers as needed).
     pub fn reserve(&mut self, additional: usize) {
-        let _ = self.vectors.try_reserve_exact(additional.saturating_mul(self.dim));
-        let _ = self.links0.try_reserve_exact(additional.saturating_mul(1 + self.m0));
+        let _ = self.vectors.to_mut().try_reserve_exact(additional.saturating_mul(self.dim));
+        let _ = self.links0.to_mut().try_reserve_exact(additional.saturating_mul(1 + self.m0));
         let _ = self.levels.try_reserve_exact(additional);
         let _ = self.upper_start.try_reserve_exact(additional);
     }
@@ -292,15 +293,23 @@ impl Hnsw {
         &self.config
     }
 
-    /// Heap bytes held by the vectors and the graph (scratch buffers excluded).
+    /// Heap bytes held by the vectors and the graph (scratch buffers excluded). An index opened
+    /// by [`Hnsw::load`] serves its vectors and layer-0 lists from the mapped file, which count
+    /// here as nothing until an insert copies them ([`Hnsw::mapped_bytes`]).
     pub fn memory_bytes(&self) -> usize {
-        let f = std::mem::size_of::<f32>();
         let u = std::mem::size_of::<u32>();
-        self.vectors.capacity() * f
-            + self.links0.capacity() * u
+        self.vectors.heap_bytes()
+            + self.links0.heap_bytes()
             + self.upper_links.capacity() * u
             + self.upper_start.capacity() * std::mem::size_of::<usize>()
             + self.levels.capacity()
+    }
+
+    /// Bytes of the index served from a memory-mapped file (0 unless opened by [`Hnsw::load`]
+    /// and not written since).
+    pub fn mapped_bytes(&self) -> usize {
+        let mapped = |is: bool, words: usize| if is { 4 * words } else { 0 };
+        mapped(self.vectors.is_mapped(), self.vectors.len()) + mapped(self.links0.is_mapped(), self.links0.len())
     }
 
     /// The stored vectors, row-major in id order (unit length under cosine, as searched).
@@ -363,11 +372,12 @@ impl Hnsw {
     /// Stores vector `v` (normalised under cosine) as the next node, at `level`, with empty lists.
     fn push_node(&mut self, v: &[f32], level: usize) {
         let start = self.vectors.len();
-        self.vectors.extend_from_slice(v);
+        self.vectors.to_mut().extend_from_slice(v);
         if self.config.metric == Metric::Cosine {
-            normalize(&mut self.vectors[start..]);
+            normalize(&mut self.vectors.to_mut()[start..]);
         }
-        self.links0.resize_with(self.links0.len() + 1 + self.m0, AtomicU32::default);
+        let links0 = self.links0.to_mut();
+        links0.resize_with(links0.len() + 1 + self.m0, AtomicU32::default);
         self.levels.push(level as u8);
         self.upper_start.push(self.upper_links.len());
         self.upper_links.resize_with(self.upper_links.len() + level * (1 + self.m), AtomicU32::default);
@@ -653,7 +663,7 @@ impl Hnsw {
     #[inline(always)]
     fn links(&self, id: u32, level: usize) -> &[AtomicU32] {
         let s = self.slot(id, level);
-        let (list, cap) = if level == 0 { (&self.links0, self.m0) } else { (&self.upper_links, self.m) };
+        let (list, cap) = if level == 0 { (&self.links0[..], self.m0) } else { (&self.upper_links[..], self.m) };
         let n = (list[s].load(Relaxed) as usize).min(cap);
         &list[s + 1..s + 1 + n]
     }
@@ -662,7 +672,7 @@ impl Hnsw {
     /// caller holds the node's lock stripe.
     fn set_links(&self, id: u32, level: usize, ids: &[Neighbor]) {
         let s = self.slot(id, level);
-        let list = if level == 0 { &self.links0 } else { &self.upper_links };
+        let list = if level == 0 { &self.links0[..] } else { &self.upper_links[..] };
         for (slot, n) in list[s + 1..].iter().zip(ids) {
             slot.store(n.id, Relaxed);
         }
@@ -765,7 +775,7 @@ impl Hnsw {
     fn connect(&self, node: u32, new: Neighbor, level: usize, pruned: &mut Vec<Neighbor>, kept: &mut Vec<Neighbor>) {
         let cap = if level == 0 { self.m0 } else { self.m };
         let s = self.slot(node, level);
-        let list = if level == 0 { &self.links0 } else { &self.upper_links };
+        let list = if level == 0 { &self.links0[..] } else { &self.upper_links[..] };
         let n = (list[s].load(Relaxed) as usize).min(cap);
         if list[s + 1..s + 1 + n].iter().any(|e| e.load(Relaxed) == new.id) {
             return;

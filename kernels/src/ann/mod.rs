@@ -5,6 +5,7 @@
 //! return [`Neighbor`]s sorted ascending by `(distance, id)`, so results are
 //! comparable item for item and ties break the same way everywhere.
 
+mod buffer;
 mod exact;
 mod flat;
 mod hnsw;

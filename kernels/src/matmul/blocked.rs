@@ -163,6 +163,12 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
         return small_m(backend, a, b, c, shape, parallel);
     }
     let kern = microkernel::kernel(backend);
+    if let (BSource::Packed(p), true) = (b, m < SMALL_M) {
+        for (ai, ci) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
+            gemv_packed(p, kern.nr, ai, ci, parallel);
+        }
+        return;
+    }
     let (mr, nr) = (kern.mr, kern.nr);
     let threads = if parallel && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MNK {
         rayon::current_num_threads()
@@ -216,6 +222,64 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
     });
 }
 // ANCHOR_END: loop_nest
+
+/// `y = x·B` for one row `x` of `A` on blocks packed by [`pack_all`]: every panel's `nr` columns
+/// summed over `k` in order with fused multiply-adds from zero, the first `k` block stored and later
+/// ones added, exactly as the micro-kernel does for each row of its tile, so a row gives the same
+/// bits as in a product with more rows. Reads every panel once (the product is memory-bound); the
+/// micro-kernel would compute `mr` rows to keep one.
+fn gemv_packed(p: &PackedBlocks, nr: usize, x: &[f32], y: &mut [f32], parallel: bool) {
+    let (k, n) = (p.k, p.n);
+    let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
+    let mut block_index = 0;
+    for jc in (0..n).step_by(nc_max) {
+        let nc = nc_max.min(n - jc);
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            let at = p.offsets[block_index];
+            block_index += 1;
+            let panels = &p.data[at..at + kc * nc.div_ceil(nr) * nr];
+            let (xs, ys) = (&x[pc..pc + kc], &mut y[jc..jc + nc]);
+            let run = |(panel, yp): (&[f32], &mut [f32])| match nr {
+                32 => panel_gemv::<32>(panel, xs, yp, pc > 0),
+                16 => panel_gemv::<16>(panel, xs, yp, pc > 0),
+                _ => panel_gemv_any(panel, xs, yp, nr, pc > 0),
+            };
+            if parallel && kc * nc >= PARALLEL_MIN_MNK {
+                panels.par_chunks(kc * nr).zip(ys.par_chunks_mut(nr)).for_each(run);
+            } else {
+                panels.chunks(kc * nr).zip(ys.chunks_mut(nr)).for_each(run);
+            }
+        }
+    }
+}
+
+/// One `NR`-wide panel of [`gemv_packed`] (`y` may be shorter: the panel's padded columns are dropped).
+#[inline]
+fn panel_gemv<const NR: usize>(panel: &[f32], x: &[f32], y: &mut [f32], accumulate: bool) {
+    let mut acc = [0.0f32; NR];
+    for (&xv, row) in x.iter().zip(panel.chunks_exact(NR)) {
+        for (a, &b) in acc.iter_mut().zip(row) {
+            *a = xv.mul_add(b, *a);
+        }
+    }
+    for (o, a) in y.iter_mut().zip(acc) {
+        *o = if accumulate { a + *o } else { a };
+    }
+}
+
+/// [`panel_gemv`] for a width known only at run time.
+fn panel_gemv_any(panel: &[f32], x: &[f32], y: &mut [f32], nr: usize, accumulate: bool) {
+    let mut acc = vec![0.0f32; nr];
+    for (&xv, row) in x.iter().zip(panel.chunks_exact(nr)) {
+        for (a, &b) in acc.iter_mut().zip(row) {
+            *a = xv.mul_add(b, *a);
+        }
+    }
+    for (o, a) in y.iter_mut().zip(acc) {
+        *o = if accumulate { a + *o } else { a };
+    }
+}
 
 /// A rectangle of one `C` block a task owns: rows `rows`, columns `cols` (relative to `jc`).
 struct Task {

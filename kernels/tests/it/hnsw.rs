@@ -317,6 +317,12 @@ fn a_saved_index_loads_with_the_same_graph_and_answers() {
         index.save(&path).unwrap();
         let mut loaded = Hnsw::load(&path).unwrap();
         assert_eq!((loaded.len(), loaded.dim(), loaded.config()), (index.len(), index.dim(), index.config()));
+        // The vectors and layer-0 lists are served from the mapped file, not copied.
+        let (n, m0) = (index.len(), 2 * index.config().m);
+        assert_eq!(loaded.mapped_bytes(), 4 * n * (cfg.dim + 1 + m0), "{metric:?}");
+        assert!(loaded.memory_bytes() < index.memory_bytes() / 4, "{metric:?}: the mapped sections were copied");
+        let copied = Hnsw::from_bytes(&std::fs::read(&path).unwrap(), &path).unwrap();
+        assert_eq!((copied.mapped_bytes(), copied.vectors()), (0, index.vectors()));
         assert_eq!((loaded.entry_point(), loaded.max_level()), (index.entry_point(), index.max_level()));
         for id in 0..index.len() as u32 {
             for level in 0..=index.level_of(id).unwrap() {
@@ -330,10 +336,12 @@ fn a_saved_index_loads_with_the_same_graph_and_answers() {
         for q in qs.chunks_exact(cfg.dim) {
             assert_eq!(loaded.search(q, 10, 64).unwrap(), index.search(q, 10, 64).unwrap());
         }
-        // Inserting into both continues the same graph (the level generator's state was saved).
+        // Inserting into both continues the same graph (the level generator's state was saved);
+        // the first insert copies the mapped sections.
         for v in tail.chunks_exact(cfg.dim) {
             assert_eq!(loaded.insert(v).unwrap(), index.insert(v).unwrap());
         }
+        assert_eq!(loaded.mapped_bytes(), 0);
         for q in qs.chunks_exact(cfg.dim) {
             assert_eq!(loaded.search(q, 10, 64).unwrap(), index.search(q, 10, 64).unwrap());
         }
