@@ -106,7 +106,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
 }
 
 /// `n` sentences and where they come from: the Rust book when the toolchain's docs have it.
-fn sentences(n: usize) -> (Vec<String>, String) {
+pub(crate) fn sentences(n: usize) -> (Vec<String>, String) {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let query = |arg: &str| {
         Command::new(&rustc)

@@ -6,6 +6,7 @@ mod bench_embed;
 mod bench_hnsw;
 mod bench_kernels;
 mod bench_llm;
+mod bench_llm_agreement;
 mod bench_ml;
 mod bench_rag;
 mod bench_registry;
@@ -82,7 +83,7 @@ enum Command {
     },
     /// Benchmark a week's lab against `kernels` (and the solution and peers when present);
     /// `bench kernels` compares `kernels` itself with SimSIMD, NumPy and the machine's bandwidth;
-    /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline;
+    /// `bench llm` compares `kernels::llm` with llama.cpp and the decode roofline; `bench llm-agreement` compares their next-token distributions teacher-forced on 20 prompts;
     /// `bench embed` compares `kernels::nn::bert` (all-MiniLM-L6-v2) with onnxruntime; `bench hnsw` compares `kernels::ann::Hnsw` with hnswlib (recall, single-query and batched queries/s, parallel build, memory);
     /// `bench ml` compares `kernels::ml` (forest, boosting, prediction) with scikit-learn and LightGBM;
     /// `bench registry` measures `kernels::registry`'s hashing, signing and sealing against `memcpy`.
@@ -213,6 +214,7 @@ fn main() -> Result<()> {
         }
         Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
+        Command::Bench { week, quick, out, .. } if week == "llm-agreement" => bench_llm_agreement::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "hnsw" => bench_hnsw::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "ml" => bench_ml::run(&ws, quick, out),

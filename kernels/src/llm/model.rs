@@ -75,6 +75,8 @@ pub struct KvCache {
     kv_dim: usize,
     capacity: usize,
     len: usize,
+    /// Round every stored key and value to f16 ([`KvCache::with_f16_rounding`]).
+    f16_rounding: bool,
 }
 
 impl KvCache {
@@ -88,7 +90,17 @@ impl KvCache {
             kv_dim,
             capacity,
             len: 0,
+            f16_rounding: false,
         }
+    }
+
+    /// The same cache, storing every key and value rounded to f16 as llama.cpp's default cache
+    /// type (`f16`) does. A numerics experiment (`cargo xtask bench llm-agreement` measures its
+    /// effect on agreement with llama.cpp): the values stay f32 in memory, only their precision
+    /// changes.
+    pub fn with_f16_rounding(mut self) -> KvCache {
+        self.f16_rounding = true;
+        self
     }
 
     /// Positions stored.
@@ -315,8 +327,15 @@ impl LlamaModel {
                 rope_in_place(&mut q[r * d..(r + 1) * d], row.pos, &self.inv_freq);
                 rope_in_place(&mut k[r * kv..(r + 1) * kv], row.pos, &self.inv_freq);
                 let cache = &mut *steps[row.seq].cache;
-                cache.k[l].extend_from_slice(&k[r * kv..(r + 1) * kv]);
-                cache.v[l].extend_from_slice(&v[r * kv..(r + 1) * kv]);
+                let (kr, vr) = (&k[r * kv..(r + 1) * kv], &v[r * kv..(r + 1) * kv]);
+                if cache.f16_rounding {
+                    let round = |x: &f32| half::f16::from_f32(*x).to_f32();
+                    cache.k[l].extend(kr.iter().map(round));
+                    cache.v[l].extend(vr.iter().map(round));
+                } else {
+                    cache.k[l].extend_from_slice(kr);
+                    cache.v[l].extend_from_slice(vr);
+                }
             }
             let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
             // One task per (row, query head): a single decoded row still spreads over the threads.
