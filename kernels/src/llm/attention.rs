@@ -46,6 +46,22 @@ pub fn attention(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape,
 /// # Panics
 /// If the slices do not match `shape` or `kv_head` is out of range.
 pub fn attention_head(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionShape, kv_head: usize, out: &mut [f32]) {
+    attention_head_with(q, keys, values, shape, kv_head, out, |p| p);
+}
+
+/// [`attention_head`] with every softmax weight passed through `weight` before it scales its value
+/// row. `|p| p` is the plain head; rounding to f16 reproduces the product llama.cpp computes over
+/// an f16 V cache, whose other operand ggml converts to f16 (a numerics experiment, see
+/// [`KvCache::with_f16_rounding`](super::KvCache::with_f16_rounding)).
+pub fn attention_head_with(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    shape: AttentionShape,
+    kv_head: usize,
+    out: &mut [f32],
+    weight: impl Fn(f32) -> f32,
+) {
     let hd = shape.head_dim;
     let kv = shape.n_kv_heads * hd;
     assert!(q.len() == hd && out.len() == hd && kv_head < shape.n_kv_heads && keys.len() == values.len());
@@ -60,7 +76,7 @@ pub fn attention_head(q: &[f32], keys: &[f32], values: &[f32], shape: AttentionS
     simd::softmax_in_place(&mut scores);
     out.fill(0.0);
     for (t, &p) in scores.iter().enumerate() {
-        simd::axpy(p, &values[t * kv + g..t * kv + g + hd], out);
+        simd::axpy(weight(p), &values[t * kv + g..t * kv + g + hd], out);
     }
 }
 

@@ -17,7 +17,7 @@ pub mod generate;
 pub mod model;
 pub mod sample;
 
-pub use attention::{AttentionShape, attention, attention_head, rope_frequencies, rope_in_place};
+pub use attention::{AttentionShape, attention, attention_head, attention_head_with, rope_frequencies, rope_in_place};
 pub use chat::{ChatMessage, ChatPart, ChatTemplate, ToolCall};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};

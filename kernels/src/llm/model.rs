@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::attention::{AttentionShape, attention_head, rope_frequencies, rope_in_place};
+use super::attention::{AttentionShape, attention_head, attention_head_with, rope_frequencies, rope_in_place};
 use super::config::LlamaConfig;
 use crate::formats::gguf::{Gguf, TensorKind};
 use crate::quant::{self, Activations, QuantFormat};
@@ -95,9 +95,10 @@ impl KvCache {
     }
 
     /// The same cache, storing every key and value rounded to f16 as llama.cpp's default cache
-    /// type (`f16`) does. A numerics experiment (`cargo xtask bench llm-agreement` measures its
-    /// effect on agreement with llama.cpp): the values stay f32 in memory, only their precision
-    /// changes.
+    /// type (`f16`) does, and rounding what ggml converts to f16 to multiply with them: the query
+    /// of `K·q` and the softmax weights of `V·p`. A numerics experiment (`cargo xtask bench
+    /// llm-agreement` measures its effect on agreement with llama.cpp): the values stay f32 in
+    /// memory, only their precision changes.
     pub fn with_f16_rounding(mut self) -> KvCache {
         self.f16_rounding = true;
         self
@@ -403,7 +404,16 @@ impl LlamaModel {
         let seen = (pos + 1) * c.kv_dim();
         let shape = AttentionShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
         let kv_head = head / (c.n_heads / c.n_kv_heads);
-        attention_head(q, &cache.k[layer][..seen], &cache.v[layer][..seen], shape, kv_head, out);
+        let (keys, values) = (&cache.k[layer][..seen], &cache.v[layer][..seen]);
+        if cache.f16_rounding {
+            // ggml converts the other operand of a product with an f16 tensor to f16: the query
+            // for K·q, the softmax weights for V·p.
+            let round = |x: f32| half::f16::from_f32(x).to_f32();
+            let q: Vec<f32> = q.iter().map(|&x| round(x)).collect();
+            attention_head_with(&q, keys, values, shape, kv_head, out, round);
+        } else {
+            attention_head(q, keys, values, shape, kv_head, out);
+        }
     }
 
     /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`. Quantised matrices
