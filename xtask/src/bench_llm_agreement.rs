@@ -24,7 +24,8 @@ const THREADS: &str = "2";
 const PER_KIND: usize = 10;
 /// Greedy tokens compared after each prompt.
 const GREEDY: usize = 32;
-/// kernels' KV cache as it is (`f32`), then rounded to f16 as llama.cpp's default cache is: the
+/// kernels' attention as it is (`f32`), then with K, V, the query and the softmax weights rounded
+/// to f16 as llama.cpp's default f16 cache path computes them (`KvCache::with_f16_rounding`): the
 /// first hypothesis about where the two engines' numerics differ.
 const VARIANTS: [&str; 2] = ["f32", "f16-kv"];
 
