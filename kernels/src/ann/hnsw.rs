@@ -18,11 +18,12 @@
 //! a node that overflows is re-pruned with the same heuristic.
 //!
 //! Layout, chosen for cache behaviour on the search's hot loop:
-//! - all vectors in one contiguous `Vec<f32>` (cosine vectors are stored
+//! - all vectors in one contiguous buffer of f32 (cosine vectors are stored
 //!   unit-normalised so the hot loop needs one dot product per distance);
-//! - layer-0 adjacency in one flat `Vec<u32>` with a fixed stride of
-//!   `1 + 2M` slots per node (a count, then the ids);
-//! - upper-layer adjacency in a separate flat `Vec<u32>`, only for the few
+//! - layer-0 adjacency in one flat buffer of `u32` words with a fixed stride of
+//!   `1 + 2M` slots per node (a count, then the ids); these two buffers are
+//!   owned, or windows of the file [`Hnsw::load`] mapped;
+//! - upper-layer adjacency in a separate flat `Vec`, only for the few
 //!   nodes above layer 0 (a block of `1 + M` slots per layer per node);
 //! - per-search scratch (an epoch-tagged visited set and both heaps) kept in a
 //!   pool, so a search allocates nothing but its result and `search` takes
@@ -42,7 +43,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 mod persist;
 
-use super::buffer::Buffer;
+use super::buffer::{Buffer, Word};
 use super::visited::VisitedSet;
 use super::{Far, Near, Neighbor, check_buffer, prefetch};
 use crate::simd::{self, Metric};

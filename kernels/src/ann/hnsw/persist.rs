@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-use super::{Buffer, Hnsw, HnswConfig, MAX_LEVEL, MAX_M};
+use super::{Buffer, Hnsw, HnswConfig, MAX_LEVEL, MAX_M, Word};
 use crate::simd::Metric;
 use crate::{Error, Result};
 
@@ -83,6 +83,23 @@ impl<'a> Reader<'a> {
             return Err(self.bad(format!("{what} is {v}, more than {max}")));
         }
         usize::try_from(v).map_err(|_| self.bad(format!("{what} {v} does not fit this machine")))
+    }
+
+    /// `n` little-endian words at the cursor: a window of `map` when there is one (and the window
+    /// is aligned), else decoded copies.
+    fn words<T: Word>(
+        &mut self,
+        map: Option<&Arc<memmap2::Mmap>>,
+        n: usize,
+        what: &str,
+        decode: impl Fn(u32) -> T,
+    ) -> Result<Buffer<T>> {
+        let at = self.at;
+        let Some(window) = map.and_then(|m| Buffer::mapped(m, at, n)) else {
+            return Ok(Buffer::Owned(self.u32s(n, what)?.into_iter().map(decode).collect()));
+        };
+        self.take(n.checked_mul(4).ok_or_else(|| self.bad(format!("{what}: size overflows")))?, what)?;
+        Ok(window)
     }
 
     fn u32s(&mut self, n: usize, what: &str) -> Result<Vec<u32>> {
@@ -196,26 +213,11 @@ fn parse(bytes: &[u8], path: &Path, map: Option<&Arc<memmap2::Mmap>>) -> Result<
     let m0 = 2 * m;
 
     let n_floats = len.checked_mul(dim).ok_or_else(|| r.bad("vector section size overflows".into()))?;
-    let vectors_at = r.at;
-    let vectors: Buffer<f32> = match map.and_then(|m| Buffer::mapped(m, vectors_at, n_floats)) {
-        Some(window) => {
-            r.take(4 * n_floats, "the vectors")?;
-            window
-        }
-        None => Buffer::Owned(r.u32s(n_floats, "the vectors")?.into_iter().map(f32::from_bits).collect()),
-    };
+    let vectors: Buffer<f32> = r.words(map, n_floats, "the vectors", f32::from_bits)?;
     if let Some(i) = vectors.iter().position(|v| !v.is_finite()) {
         return Err(r.bad(format!("vector {} holds a non-finite value", i / dim.max(1))));
     }
-    let n_links = len.saturating_mul(1 + m0);
-    let links_at = r.at;
-    let links0: Buffer<AtomicU32> = match map.and_then(|m| Buffer::mapped(m, links_at, n_links)) {
-        Some(window) => {
-            r.take(4 * n_links, "the layer-0 lists")?;
-            window
-        }
-        None => Buffer::Owned(r.u32s(n_links, "the layer-0 lists")?.into_iter().map(AtomicU32::new).collect()),
-    };
+    let links0: Buffer<AtomicU32> = r.words(map, len.saturating_mul(1 + m0), "the layer-0 lists", AtomicU32::new)?;
     let levels = r.take(len, "the levels")?.to_vec();
     let upper_links: Vec<AtomicU32> =
         r.u32s(upper_len, "the upper-layer lists")?.into_iter().map(AtomicU32::new).collect();
