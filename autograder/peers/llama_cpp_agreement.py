@@ -13,8 +13,14 @@ the same top-1 token, the mean and largest KL(llama.cpp || kernels) in nats (in
 float64 over log-softmaxed logits), how often kernels' top token is in
 llama.cpp's top 5, and how many greedy tokens agree before the first divergence
 (llama.cpp decoding greedily from the same prompt, one token per eval).
+
+When DIR also holds i.reference (the float64 NumPy forward pass of
+kernels/tests/llm/reference.py on dequantised weights, activations not
+quantised, stored as f32), each row also gives both engines' distance from it:
+top-1 agreement with the reference and the mean KL(reference || engine).
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -51,6 +57,14 @@ def main() -> None:
         top_theirs, top_ours = theirs.argmax(axis=-1), ours.argmax(axis=-1)
         top5 = np.argsort(-theirs, axis=-1)[:, :5]
         in_top5 = int(sum(top_ours[j] in top5[j] for j in range(n)))
+        versus_reference = {}
+        if os.path.exists(f"{folder}/{i}.reference"):
+            ref = np.fromfile(f"{folder}/{i}.reference", dtype="<f4").reshape(n, vocab)
+            lp_ref, top_ref = log_softmax(ref), ref.argmax(axis=-1)
+            p_ref = np.exp(lp_ref)
+            for side, lp, top in (("kernels", lp_ours, top_ours), ("llama", lp_theirs, top_theirs)):
+                versus_reference[f"ref_top1_{side}"] = int((top == top_ref).sum())
+                versus_reference[f"ref_kl_{side}"] = float((p_ref * (lp_ref - lp)).sum(axis=-1).mean())
         # Greedy decoding from the same prompt, one token at a time (as a server decodes).
         agree, nxt = 0, int(theirs[-1].argmax())
         for want in greedy.tolist():
@@ -62,7 +76,7 @@ def main() -> None:
         rows.append({
             "prompt": i, "positions": n, "top1_agree": int((top_theirs == top_ours).sum()), "top1_in_top5": in_top5,
             "kl_mean": float(kl.mean()), "kl_max": float(kl.max()), "kl_max_at": int(kl.argmax()), "greedy_agree": agree,
-            "greedy_total": len(greedy),
+            "greedy_total": len(greedy), **versus_reference,
         })
     json.dump(rows, sys.stdout)
 

@@ -1,7 +1,7 @@
 //! Teacher-forced next-token logits of `kernels::llm` on a prompt set, for `cargo xtask bench
 //! llm-agreement` (the peer, llama.cpp, reads the same token ids and compares distributions).
 //!
-//! `llm_teacher_forced MODEL.gguf PROMPTS.json OUT_DIR GREEDY [f16-kv]`
+//! `llm_teacher_forced MODEL.gguf PROMPTS.json OUT_DIR GREEDY [f32 | f16-kv | dequantised]`
 //!
 //! `PROMPTS.json` is `[{"kind": "chat" | "text", "text": "…"}, …]`. A chat prompt is one user
 //! message rendered with the model's chat template (generation prompt added) and encoded with
@@ -9,11 +9,13 @@
 //! little-endian files into `OUT_DIR`: `i.tokens` (u32 ids), `i.logits` (f32, `tokens × vocab`:
 //! row `j` is the distribution after `tokens[..=j]`, all rows from one teacher-forced pass) and
 //! `i.greedy` (u32, `GREEDY` tokens of greedy decoding after the prompt, one token per pass as a
-//! server decodes). Prints `[{"kind", "tokens"}, …]`. With `f16-kv`, the KV cache rounds keys and
-//! values to f16 as llama.cpp's does ([`kernels::llm::KvCache::with_f16_rounding`]).
+//! server decodes). Prints `[{"kind", "tokens"}, …]`. With `f16-kv`, attention rounds its operands
+//! to f16 as llama.cpp's f16 cache does ([`kernels::llm::KvCache::with_f16_rounding`]); with
+//! `dequantised`, every matrix is dequantised at load and no activation is quantised
+//! ([`kernels::llm::WeightPrecision::Dequantised`]).
 
 use kernels::formats::Gguf;
-use kernels::llm::{ChatMessage, ChatTemplate, LlamaModel, SeqStep, argmax};
+use kernels::llm::{ChatMessage, ChatTemplate, LlamaModel, SeqStep, WeightPrecision, argmax};
 use kernels::tokenize::Bpe;
 
 fn write_le<T: Copy>(path: &std::path::Path, values: &[T], bytes: impl Fn(T) -> [u8; 4]) {
@@ -25,13 +27,16 @@ fn main() -> kernels::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (model_path, prompts_path, out, greedy) = match args.as_slice() {
         [_, m, p, o, g] | [_, m, p, o, g, _] => (m, p, o, g),
-        _ => panic!("usage: llm_teacher_forced MODEL.gguf PROMPTS.json OUT_DIR GREEDY [f16-kv]"),
+        _ => panic!("usage: llm_teacher_forced MODEL.gguf PROMPTS.json OUT_DIR GREEDY [f32 | f16-kv | dequantised]"),
     };
-    let f16_kv = args.get(5).is_some_and(|a| a == "f16-kv");
+    let variant = args.get(5).map_or("f32", String::as_str);
+    assert!(["f32", "f16-kv", "dequantised"].contains(&variant), "unknown variant {variant}");
+    let f16_kv = variant == "f16-kv";
+    let precision = if variant == "dequantised" { WeightPrecision::Dequantised } else { WeightPrecision::AsStored };
     let greedy: usize = greedy.parse().expect("GREEDY is a number");
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out).expect("creating the output folder");
-    let model = LlamaModel::load(model_path)?;
+    let model = LlamaModel::load_with(model_path, precision)?;
     let gguf: &Gguf = model.gguf();
     let tokenizer = Bpe::from_gguf(gguf)?;
     let template = ChatTemplate::from_gguf(gguf)?;

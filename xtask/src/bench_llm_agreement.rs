@@ -7,7 +7,10 @@
 //! position of the same ids. `kernels/examples/llm_teacher_forced.rs` writes kernels' logits,
 //! `autograder/peers/llama_cpp_agreement.py` runs llama.cpp (llama-cpp-python, `logits_all`) on
 //! the same ids and compares: top-1 agreement, KL(llama.cpp ‖ kernels), and, as a report, how
-//! many greedy tokens agree before the first divergence. Writes `record.json` and `table.md`.
+//! many greedy tokens agree before the first divergence. Both engines are also compared with a
+//! float64 NumPy forward pass on the dequantised weights (`kernels/tests/llm/reference.py`, the
+//! llm tests' reference): which of the two is closer to exact arithmetic. Writes `record.json`
+//! and `table.md`, and keeps the prompts as `prompts.json`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,10 +27,12 @@ const THREADS: &str = "2";
 const PER_KIND: usize = 10;
 /// Greedy tokens compared after each prompt.
 const GREEDY: usize = 32;
-/// kernels' attention as it is (`f32`), then with K, V, the query and the softmax weights rounded
-/// to f16 as llama.cpp's default f16 cache path computes them (`KvCache::with_f16_rounding`): the
-/// first hypothesis about where the two engines' numerics differ.
-const VARIANTS: [&str; 2] = ["f32", "f16-kv"];
+/// kernels as it is (`f32`); with K, V, the query and the softmax weights rounded to f16 as
+/// llama.cpp's default f16 cache path computes them (`KvCache::with_f16_rounding`), the first
+/// hypothesis about where the two engines' numerics differ; and with every matrix dequantised
+/// at load and no activation quantised (`WeightPrecision::Dequantised`): how much of each
+/// engine's distance from float64 the 8-bit activations account for.
+const VARIANTS: [&str; 3] = ["f32", "f16-kv", "dequantised"];
 
 /// Passages of `min..max` characters (about 64–256 tokens) from consecutive sentences.
 fn passages(sentences: &[String], count: usize, min: usize, max: usize) -> Vec<String> {
@@ -72,7 +77,8 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
             }
         })
         .collect();
-    let prompts_file = work.join("prompts.json");
+    // Kept beside the record: the exact prompts a recorded run scored.
+    let prompts_file = out.join("prompts.json");
     std::fs::write(&prompts_file, serde_json::to_string_pretty(&prompts)?)?;
 
     let python = ws.peer_python();
@@ -89,7 +95,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     }
     let mut rows = Vec::new();
     for variant in VARIANTS {
-        eprintln!("kernels/examples/llm_teacher_forced (release), KV cache {variant}…");
+        eprintln!("kernels/examples/llm_teacher_forced (release), variant {variant}…");
         let mut cmd = cargo();
         cmd.args(["run", "--release", "--quiet", "-p", "kernels", "--no-default-features", "--features", "llm"]);
         cmd.args(["--example", "llm_teacher_forced", "--"]).arg(&model).arg(&prompts_file).arg(&work);
@@ -100,6 +106,21 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
         }
         let ours: Vec<Value> = serde_json::from_slice(&output.stdout).context("reading llm_teacher_forced's JSON")?;
         let Some(python) = python.as_ref().filter(|_| has_llama) else { break };
+        if variant == VARIANTS[0] {
+            let spinner = autograder::progress::spinner("float64 NumPy reference on the same token ids");
+            let script = ws.root.join("kernels/tests/llm/reference.py");
+            let output = Command::new(python)
+                .arg(&script)
+                .arg(&model)
+                .args(["--dir".as_ref(), work.as_os_str(), ours.len().to_string().as_ref()])
+                .output()
+                .with_context(|| format!("running {}", script.display()))?;
+            spinner.finish_and_clear();
+            if !output.status.success() {
+                let why = String::from_utf8_lossy(&output.stderr);
+                notes.push(format!("float64 reference: failed: {}", why.lines().last().unwrap_or("")));
+            }
+        }
         let spinner = autograder::progress::spinner("llama.cpp on the same token ids (llama-cpp-python)");
         let script = ws.root.join("autograder/peers/llama_cpp_agreement.py");
         let output = Command::new(python)
@@ -164,7 +185,7 @@ fn table(record: &Value) -> String {
     let rows = record["rows"].as_array().cloned().unwrap_or_default();
     let num = |r: &Value, k: &str| r[k].as_f64().unwrap_or(0.0);
     let mut t = String::from(
-        "| kernels' KV cache | positions | top-1 agree | kernels' top-1 in llama.cpp's top 5 | mean KL(llama.cpp ‖ kernels), nats | max KL | greedy tokens agreeing before the first divergence |\n\
+        "| kernels variant | positions | top-1 agree | kernels' top-1 in llama.cpp's top 5 | mean KL(llama.cpp ‖ kernels), nats | max KL | greedy tokens agreeing before the first divergence |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for variant in VARIANTS {
@@ -179,7 +200,7 @@ fn table(record: &Value) -> String {
         }
     }
     t.push_str(&format!(
-        "\nPer prompt, KV cache {}:\n\n| prompt | kind | positions | top-1 agree | in top 5 | mean KL | max KL (at position) | greedy agreeing |\n\
+        "\nPer prompt, kernels {}:\n\n| prompt | kind | positions | top-1 agree | in top 5 | mean KL | max KL (at position) | greedy agreeing |\n\
          |---|---|---|---|---|---|---|---|\n",
         VARIANTS[0]
     ));
@@ -198,8 +219,45 @@ fn table(record: &Value) -> String {
             num(r, "greedy_total"),
         ));
     }
+    t.push_str(&reference_table(&rows));
     for note in record["notes"].as_array().into_iter().flatten() {
         t.push_str(&format!("\nNote: {}\n", note.as_str().unwrap_or("")));
+    }
+    t
+}
+
+/// Each engine's distance from the float64 reference, over all prompts: top-1 agreement with it
+/// and the position-weighted mean KL(reference ‖ engine). Empty when the rows lack the reference.
+fn reference_table(rows: &[Value]) -> String {
+    let num = |r: &Value, k: &str| r[k].as_f64();
+    let side = |variant: &str, engine: &str| -> Option<(f64, f64, f64)> {
+        let (mut n, mut top1, mut kl) = (0.0, 0.0, 0.0);
+        for r in rows.iter().filter(|r| r["kv"] == variant) {
+            let p = num(r, "positions")?;
+            n += p;
+            top1 += num(r, &format!("ref_top1_{engine}"))?;
+            kl += num(r, &format!("ref_kl_{engine}"))? * p;
+        }
+        (n > 0.0).then_some((n, top1 / n, kl / n))
+    };
+    let mut lines = Vec::new();
+    if let Some(row) = side(VARIANTS[0], "llama") {
+        lines.push(("llama.cpp".to_string(), row));
+    }
+    for variant in VARIANTS {
+        if let Some(row) = side(variant, "kernels") {
+            lines.push((format!("kernels {variant}"), row));
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "\nDistance from the float64 reference (NumPy, dequantised weights, activations not quantised):\n\n\
+         | engine | positions | top-1 agrees with float64 | mean KL(float64 ‖ engine), nats |\n|---|---|---|---|\n",
+    );
+    for (engine, (n, top1, kl)) in lines {
+        t.push_str(&format!("| {engine} | {n:.0} | {:.2} % | {kl:.2e} |\n", 100.0 * top1));
     }
     t
 }
@@ -228,5 +286,19 @@ mod tests {
         assert!(t.contains("| f32 | 400 | 99.00 % | 100.00 % | 2.50e-3 | 2.00e-1 | 37 of 64 |"), "{t}");
         assert!(t.contains("| f16-kv | 100 | 100.00 % | 100.00 % | 1.00e-4 | 1.00e-2 | 32 of 32 |"), "{t}");
         assert!(t.contains("| 1 | text | 300 | 99.0 % | 100.0 % | 3.00e-3 | 2.00e-1 (7) | 5 of 32 |"), "{t}");
+        assert!(!t.contains("float64"), "no reference columns, no reference table: {t}");
+    }
+
+    #[test]
+    fn the_reference_table_weighs_prompts_by_positions() {
+        let row = |kv: &str, n: u32, k_top: u32, k_kl: f64, l_top: u32, l_kl: f64| {
+            json!({"kv": kv, "positions": n, "ref_top1_kernels": k_top, "ref_kl_kernels": k_kl,
+                   "ref_top1_llama": l_top, "ref_kl_llama": l_kl})
+        };
+        let rows = [row("f32", 100, 99, 1e-3, 98, 2e-3), row("f32", 300, 300, 3e-3, 291, 4e-3)];
+        let t = reference_table(&rows);
+        assert!(t.contains("| llama.cpp | 400 | 97.25 % | 3.50e-3 |"), "{t}");
+        assert!(t.contains("| kernels f32 | 400 | 99.75 % | 2.50e-3 |"), "{t}");
+        assert!(!t.contains("f16-kv"), "{t}");
     }
 }

@@ -21,5 +21,5 @@ pub use attention::{AttentionShape, attention, attention_head, attention_head_wi
 pub use chat::{ChatMessage, ChatPart, ChatTemplate, ToolCall};
 pub use config::LlamaConfig;
 pub use generate::{FinishReason, GenerateConfig, Generation, generate};
-pub use model::{KvCache, LlamaModel, SeqStep};
+pub use model::{KvCache, LlamaModel, SeqStep, WeightPrecision};
 pub use sample::{Sampler, SamplerConfig, argmax};

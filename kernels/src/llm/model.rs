@@ -53,6 +53,18 @@ struct Block {
     w_down: Matrix,
 }
 
+/// How [`LlamaModel::load_with`] holds a quantised file's weight matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightPrecision {
+    /// As the file stores them (mapped, not copied); each product quantises its activations to
+    /// the weights' companion format (Q8_0, Q8_1 or Q8_K), as llama.cpp does.
+    #[default]
+    AsStored,
+    /// Every matrix dequantised to f32 at load, and every product in f32 with f32 activations: the
+    /// same weights without activation quantisation, a numerics reference (4–8× the memory).
+    Dequantised,
+}
+
 /// A LLaMA-family model loaded from a GGUF file (weights memory-mapped, not copied).
 #[derive(Debug)]
 pub struct LlamaModel {
@@ -159,15 +171,31 @@ impl LlamaModel {
         LlamaModel::from_gguf(Gguf::open(path)?)
     }
 
+    /// [`LlamaModel::load`] with the weights held at `precision`.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::load`].
+    pub fn load_with(path: impl AsRef<std::path::Path>, precision: WeightPrecision) -> Result<LlamaModel> {
+        LlamaModel::from_gguf_with(Gguf::open(path)?, precision)
+    }
+
     /// A model over an already parsed file.
     ///
     /// # Errors
     /// As [`LlamaModel::load`].
     pub fn from_gguf(gguf: Gguf) -> Result<LlamaModel> {
+        LlamaModel::from_gguf_with(gguf, WeightPrecision::AsStored)
+    }
+
+    /// [`LlamaModel::from_gguf`] with the weights held at `precision`.
+    ///
+    /// # Errors
+    /// As [`LlamaModel::load`].
+    pub fn from_gguf_with(gguf: Gguf, precision: WeightPrecision) -> Result<LlamaModel> {
         let config = LlamaConfig::from_gguf(&gguf)?;
         let c = &config;
         let (d, kv, ff) = (c.d_model, c.kv_dim(), c.d_ff);
-        let matrix = |name: &str, rows: usize, cols: usize| matrix(&gguf, name, rows, cols);
+        let matrix = |name: &str, rows: usize, cols: usize| matrix(&gguf, name, rows, cols, precision);
         let vector = |name: &str| vector(&gguf, name, d);
         let mut blocks = Vec::with_capacity(c.n_layers);
         for i in 0..c.n_layers {
@@ -545,12 +573,13 @@ fn add_in_place(x: &mut [f32], y: &[f32]) {
 }
 
 /// The matrix `name`, checked to be `rows × cols`.
-fn matrix(gguf: &Gguf, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+fn matrix(gguf: &Gguf, name: &str, rows: usize, cols: usize, precision: WeightPrecision) -> Result<Matrix> {
     let t = gguf.tensor(name)?;
     if t.row_len() != cols || t.rows() != rows || t.dims().len() != 2 {
         return Err(Error::UnsupportedModel(format!("{name} has dims {:?}, expected [{cols}, {rows}]", t.dims())));
     }
     let weights = match t.kind() {
+        TensorKind::Quant(_) if precision == WeightPrecision::Dequantised => Weights::Dense(t.to_f32()?),
         TensorKind::Quant(format) => {
             let start = t.bytes.as_ptr() as usize - gguf.as_bytes().as_ptr() as usize;
             Weights::Quant { format, range: start..start + t.bytes.len() }
