@@ -313,7 +313,7 @@ struct Block<'a> {
 impl Block<'_> {
     /// Packs the task's rows of `A` (`MC` at a time) and runs the micro-kernel over its tiles.
     fn run(&self, t: Task) {
-        let Kernel { mr, nr, run } = self.kern;
+        let Kernel { mr, nr, .. } = self.kern;
         let kc = self.kc;
         let mc_max = MC_PANELS * mr;
         let accumulate = self.pc > 0;
@@ -331,12 +331,14 @@ impl Block<'_> {
                         let nr_eff = nr.min(t.cols.end - jr);
                         let b_panel = &self.b_pack[jr * kc..(jr + nr) * kc];
                         let row = ic + ir;
-                        // SAFETY: `row < m` and `jc + jr < n`, so the tile starts inside `C`; a full tile
-                        // (`mr_eff == mr`, `nr_eff == nr`) ends inside it too, and the task owns it.
-                        // The kernel was chosen for a backend whose features were checked.
+                        // SAFETY: `row < m` and `jc + jr < n`, so the tile starts inside `C`; the
+                        // `mr_eff`-row variant writes `mr_eff` rows, which end inside `C` when all `nr`
+                        // columns do (`nr_eff == nr`), and the task owns them. The kernel was chosen for a
+                        // backend whose features were checked.
                         unsafe {
                             let c_tile = self.c.0.add(row * self.n + self.jc + jr);
-                            if mr_eff == mr && nr_eff == nr {
+                            let run = self.kern.run(mr_eff);
+                            if nr_eff == nr {
                                 run(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, self.n, accumulate);
                             } else {
                                 let mut tile = [0.0f32; MAX_TILE];
