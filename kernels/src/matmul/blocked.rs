@@ -178,6 +178,9 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
     let nc_max = block_size(n, NC_MAX, nr);
     let kc_max = block_size(k, KC_MAX, 1);
     let c_ptr = SharedMut(c.as_mut_ptr());
+    if let (BSource::Packed(p), true) = (b, threads > 1) {
+        return packed_parallel(p, a, c_ptr, shape, kern, threads);
+    }
 
     let scratch = if matches!(b, BSource::View(_)) { kc_max * nc_max } else { 0 };
     with_scratch(&B_PACK, scratch, |b_pack| {
@@ -222,6 +225,35 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
     });
 }
 // ANCHOR_END: loop_nest
+
+/// [`gemm`] on blocks packed beforehand, in one parallel region: each task owns a rectangle of
+/// `C` (whole micro-tiles, cut from all of `m × n` by [`split`]) and walks every `(jc, pc)` block
+/// over it in the loop nest's order. Nothing is packed per block, so the threads need not meet
+/// between blocks: a 27-row product of a `1536 × 384` matrix is one fork and join instead of
+/// four. Each tile still sums its `k` blocks in order, so `C` has the same bits as the serial
+/// loop nest gives.
+fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, kern: Kernel, threads: usize) {
+    let GemmShape { m, n, k } = shape;
+    let (nc_max, kc_max) = (block_size(n, NC_MAX, kern.nr), block_size(k, KC_MAX, 1));
+    split(m, n, kern.mr, kern.nr, threads).into_par_iter().for_each(|t| {
+        let mut block_index = 0;
+        for jc in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - jc);
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let at = p.offsets[block_index];
+                block_index += 1;
+                // The task's columns within this block (whole panels: both ends are multiples of `nr`).
+                let (lo, hi) = (t.cols.start.max(jc), t.cols.end.min(jc + nc));
+                if lo < hi {
+                    let b_pack = &p.data[at..at + kc * nc.div_ceil(kern.nr) * kern.nr];
+                    let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
+                    block.run(Task { rows: t.rows.clone(), cols: lo - jc..hi - jc });
+                }
+            }
+        }
+    });
+}
 
 /// `y = x·B` for one row `x` of `A` on blocks packed by [`pack_all`]: every panel's `nr` columns
 /// summed over `k` in order with fused multiply-adds from zero, the first `k` block stored and later
