@@ -226,16 +226,32 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
 }
 // ANCHOR_END: loop_nest
 
-/// [`gemm`] on blocks packed beforehand, in one parallel region: each task owns a rectangle of
-/// `C` (whole micro-tiles, cut from all of `m × n` by [`split`]) and walks every `(jc, pc)` block
-/// over it in the loop nest's order. Nothing is packed per block, so the threads need not meet
-/// between blocks: a 27-row product of a `1536 × 384` matrix is one fork and join instead of
-/// four. Each tile still sums its `k` blocks in order, so `C` has the same bits as the serial
-/// loop nest gives.
+/// [`gemm`] on blocks packed beforehand, in one parallel region: `A` is packed once, every
+/// `(row panel, k block)` micro-panel by its own task, then each task owns a rectangle of `C`
+/// (whole micro-tiles, cut from all of `m × n` by [`split`]) and walks every `(jc, pc)` block over
+/// it in the loop nest's order. The threads meet twice per product rather than once per block,
+/// and no task re-packs rows another task packed: a 27-row product of a `1536 × 384` matrix had
+/// four forks and joins and packed each row panel of `A` four times. Each tile still sums its `k`
+/// blocks in order, so `C` has the same bits as the serial loop nest gives.
 fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, kern: Kernel, threads: usize) {
     let GemmShape { m, n, k } = shape;
-    let (nc_max, kc_max) = (block_size(n, NC_MAX, kern.nr), block_size(k, KC_MAX, 1));
-    split(m, n, kern.mr, kern.nr, threads).into_par_iter().for_each(|t| {
+    let Kernel { mr, nr, .. } = kern;
+    let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
+    let row_panels = m.div_ceil(mr);
+    // Block `pc` holds `row_panels` micro-panels of `kc · mr` floats from `pc · row_panels · mr`.
+    let mut a_pack = vec![0.0f32; row_panels * mr * k];
+    let mut jobs = Vec::new();
+    let mut rest: &mut [f32] = &mut a_pack;
+    for pc in (0..k).step_by(kc_max) {
+        let kc = kc_max.min(k - pc);
+        for q in 0..row_panels {
+            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kc * mr);
+            jobs.push((pc, kc, q * mr, dst));
+            rest = tail;
+        }
+    }
+    jobs.into_par_iter().for_each(|(pc, kc, r0, dst)| pack_a(a, k, r0, mr.min(m - r0), pc, kc, mr, dst));
+    split(m, n, mr, nr, threads).into_par_iter().for_each(|t| {
         let mut block_index = 0;
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
@@ -245,10 +261,15 @@ fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, 
                 block_index += 1;
                 // The task's columns within this block (whole panels: both ends are multiples of `nr`).
                 let (lo, hi) = (t.cols.start.max(jc), t.cols.end.min(jc + nc));
-                if lo < hi {
-                    let b_pack = &p.data[at..at + kc * nc.div_ceil(kern.nr) * kern.nr];
-                    let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
-                    block.run(Task { rows: t.rows.clone(), cols: lo - jc..hi - jc });
+                if lo >= hi {
+                    continue;
+                }
+                let b_pack = &p.data[at..at + kc * nc.div_ceil(nr) * nr];
+                let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
+                let panels = &a_pack[pc * row_panels * mr..][..row_panels * kc * mr];
+                for r0 in t.rows.clone().step_by(mr) {
+                    let panel = &panels[(r0 / mr) * kc * mr..][..kc * mr];
+                    block.tiles(panel, r0, mr.min(t.rows.end - r0), lo - jc..hi - jc);
                 }
             }
         }
@@ -345,10 +366,9 @@ struct Block<'a> {
 impl Block<'_> {
     /// Packs the task's rows of `A` (`MC` at a time) and runs the micro-kernel over its tiles.
     fn run(&self, t: Task) {
-        let Kernel { mr, nr, .. } = self.kern;
+        let Kernel { mr, .. } = self.kern;
         let kc = self.kc;
         let mc_max = MC_PANELS * mr;
-        let accumulate = self.pc > 0;
         with_scratch(&A_PACK, kc * mc_max, |a_pack| {
             for ic in t.rows.clone().step_by(mc_max) {
                 let mc = mc_max.min(t.rows.end - ic);
@@ -357,39 +377,44 @@ impl Block<'_> {
                     pack_a(self.a, self.k, r0, (mc - q * mr).min(mr), self.pc, kc, mr, dst);
                 }
                 for ir in (0..mc).step_by(mr) {
-                    let mr_eff = mr.min(mc - ir);
-                    let a_panel = &a_pack[ir * kc..(ir + mr) * kc];
-                    for jr in t.cols.clone().step_by(nr) {
-                        let nr_eff = nr.min(t.cols.end - jr);
-                        let b_panel = &self.b_pack[jr * kc..(jr + nr) * kc];
-                        let row = ic + ir;
-                        // SAFETY: `row < m` and `jc + jr < n`, so the tile starts inside `C`; the
-                        // `mr_eff`-row variant writes `mr_eff` rows, which end inside `C` when all `nr`
-                        // columns do (`nr_eff == nr`), and the task owns them. The kernel was chosen for a
-                        // backend whose features were checked.
-                        unsafe {
-                            let c_tile = self.c.0.add(row * self.n + self.jc + jr);
-                            let run = self.kern.run(mr_eff);
-                            if nr_eff == nr {
-                                run(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, self.n, accumulate);
-                            } else {
-                                let mut tile = [0.0f32; MAX_TILE];
-                                run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false);
-                                for i in 0..mr_eff {
-                                    let src = &tile[i * nr..i * nr + nr_eff];
-                                    let dst = std::slice::from_raw_parts_mut(c_tile.add(i * self.n), nr_eff);
-                                    if accumulate {
-                                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                                    } else {
-                                        dst.copy_from_slice(src);
-                                    }
-                                }
-                            }
+                    self.tiles(&a_pack[ir * kc..(ir + mr) * kc], ic + ir, mr.min(mc - ir), t.cols.clone());
+                }
+            }
+        });
+    }
+
+    /// Runs the micro-kernel for rows `row .. row + rows` (`rows ≤ mr`, packed in `a_panel`) over
+    /// the columns `cols` (relative to `jc`, starting on a panel).
+    fn tiles(&self, a_panel: &[f32], row: usize, rows: usize, cols: std::ops::Range<usize>) {
+        let Kernel { nr, .. } = self.kern;
+        let (kc, accumulate) = (self.kc, self.pc > 0);
+        let run = self.kern.run(rows);
+        for jr in cols.clone().step_by(nr) {
+            let nr_eff = nr.min(cols.end - jr);
+            let b_panel = &self.b_pack[jr * kc..(jr + nr) * kc];
+            // SAFETY: `row < m` and `jc + jr < n`, so the tile starts inside `C`; the `rows`-row
+            // variant writes `rows` rows, which end inside `C` when all `nr` columns do
+            // (`nr_eff == nr`), and the task owns them. The kernel was chosen for a backend whose
+            // features were checked.
+            unsafe {
+                let c_tile = self.c.0.add(row * self.n + self.jc + jr);
+                if nr_eff == nr {
+                    run(kc, a_panel.as_ptr(), b_panel.as_ptr(), c_tile, self.n, accumulate);
+                } else {
+                    let mut tile = [0.0f32; MAX_TILE];
+                    run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile.as_mut_ptr(), nr, false);
+                    for i in 0..rows {
+                        let src = &tile[i * nr..i * nr + nr_eff];
+                        let dst = std::slice::from_raw_parts_mut(c_tile.add(i * self.n), nr_eff);
+                        if accumulate {
+                            dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        } else {
+                            dst.copy_from_slice(src);
                         }
                     }
                 }
             }
-        });
+        }
     }
 }
 

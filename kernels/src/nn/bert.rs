@@ -512,7 +512,7 @@ impl BertModel {
                 Activation::GeluErf => gelu_erf_in_place,
                 Activation::GeluTanh => simd::gelu_in_place,
             };
-            if ffn.len() >= PARALLEL_MIN_VALUES {
+            if ffn.len() >= PARALLEL_MIN_GELU {
                 ffn.par_chunks_mut(inter).for_each(gelu);
             } else {
                 ffn.chunks_mut(inter).for_each(gelu);
@@ -537,14 +537,16 @@ impl BertModel {
             jobs.push((len, q, c));
             (qkv_rest, ctx_rest) = (qr, cr);
         }
-        let one = |(len, qkv, ctx): (usize, &[f32], &mut [f32])| -> Result<()> {
-            // Gather q (pre-scaled), k, v as [heads × len × d].
-            let mut q = vec![0.0f32; heads * len * d];
-            let mut k = vec![0.0f32; heads * len * d];
-            let mut v = vec![0.0f32; heads * len * d];
+        // One sequence's heads `hs` into `out` (`[hs.len() × len × d]`).
+        let heads_of = |len: usize, qkv: &[f32], hs: std::ops::Range<usize>, out: &mut [f32]| -> Result<()> {
+            let count = hs.len();
+            // Gather q (pre-scaled), k, v as [count × len × d].
+            let mut q = vec![0.0f32; count * len * d];
+            let mut k = vec![0.0f32; count * len * d];
+            let mut v = vec![0.0f32; count * len * d];
             for (t, row) in qkv.chunks_exact(3 * h).enumerate() {
-                for head in 0..heads {
-                    let at = (head * len + t) * d;
+                for (j, head) in hs.clone().enumerate() {
+                    let at = (j * len + t) * d;
                     let src = head * d;
                     for (o, &x) in q[at..at + d].iter_mut().zip(&row[src..src + d]) {
                         *o = x * scale;
@@ -553,20 +555,44 @@ impl BertModel {
                     v[at..at + d].copy_from_slice(&row[2 * h + src..2 * h + src + d]);
                 }
             }
-            let mut scores = vec![0.0f32; heads * len * len];
-            matmul::batched_gemm_nt(&q, &k, &mut scores, BatchShape::new(heads, len, len, d))?;
+            let mut scores = vec![0.0f32; count * len * len];
+            matmul::batched_gemm_nt(&q, &k, &mut scores, BatchShape::new(count, len, len, d))?;
             scores.chunks_exact_mut(len).for_each(simd::softmax_in_place);
-            let out = &mut q; // reuse: [heads × len × d]
-            matmul::batched_gemm(&scores, &v, out, BatchShape::new(heads, len, d, len))?;
+            matmul::batched_gemm(&scores, &v, out, BatchShape::new(count, len, d, len))
+        };
+        let scatter = |len: usize, hs: std::ops::Range<usize>, out: &[f32], ctx: &mut [f32]| {
             for (t, row) in ctx.chunks_exact_mut(h).enumerate() {
-                for head in 0..heads {
-                    row[head * d..(head + 1) * d].copy_from_slice(&out[(head * len + t) * d..][..d]);
+                for (j, head) in hs.clone().enumerate() {
+                    row[head * d..(head + 1) * d].copy_from_slice(&out[(j * len + t) * d..][..d]);
                 }
             }
-            Ok(())
         };
-        // One sequence runs on the calling thread (its GEMMs still split when large enough).
-        if jobs.len() == 1 { jobs.into_iter().try_for_each(one) } else { jobs.into_par_iter().try_for_each(one) }
+        if let [(len, qkv, ctx)] = jobs.as_mut_slice() {
+            // One sequence (batch 1): its heads in groups, one group per thread.
+            let len = *len;
+            let groups = rayon::current_num_threads().clamp(1, heads);
+            let per = heads.div_ceil(groups);
+            let outs: Vec<(std::ops::Range<usize>, Vec<f32>)> = (0..heads)
+                .step_by(per)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|h0| {
+                    let hs = h0..(h0 + per).min(heads);
+                    let mut out = vec![0.0f32; hs.len() * len * d];
+                    heads_of(len, qkv, hs.clone(), &mut out).map(|()| (hs, out))
+                })
+                .collect::<Result<_>>()?;
+            for (hs, out) in outs {
+                scatter(len, hs, &out, ctx);
+            }
+            return Ok(());
+        }
+        jobs.into_par_iter().try_for_each(|(len, qkv, ctx)| {
+            let mut out = vec![0.0f32; heads * len * d];
+            heads_of(len, qkv, 0..heads, &mut out)?;
+            scatter(len, 0..heads, &out, ctx);
+            Ok(())
+        })
     }
 
     /// Pools each sequence's states into one embedding.
@@ -599,6 +625,10 @@ impl BertModel {
 /// Below this many values an elementwise pass (bias, GELU, add + LayerNorm) stays on the calling
 /// thread: waking the pool costs more than a pass over a few sentences' rows takes.
 const PARALLEL_MIN_VALUES: usize = 1 << 16;
+
+/// The same for GELU, whose `erfc` costs some 20 operations a value: from about 10 tokens of
+/// MiniLM's 1,536-wide feed-forward layer (a sentence of batch 1) it pays to split.
+const PARALLEL_MIN_GELU: usize = 1 << 14;
 
 /// `out = x·Wᵀ + b` with `W` packed from `[out, in]`, for `rows` rows of `x`.
 fn linear(x: &[f32], weight: &PackedMatrix, bias: &[f32], out: &mut [f32], rows: usize) -> Result<()> {
