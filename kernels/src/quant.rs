@@ -267,6 +267,9 @@ pub struct Activations {
     scale: Vec<f32>,
     /// Q8_0 only: each block's `d·Σqs` (ggml's Q8_1 `s`), for Q4_1's `m·Σa` term.
     sum: Vec<f32>,
+    /// Q8_0 only: each block's `−8·Σqs`, the exact integer that lets Q4_0's nibbles enter the
+    /// dot product unsigned: `Σ(x − 8)·a = Σx·a − 8·Σa`.
+    q4_0_bias: Vec<i32>,
 }
 
 impl Activations {
@@ -297,18 +300,19 @@ pub fn quantize_activations(weights: QuantFormat, x: &[f32]) -> Result<Activatio
     let format = weights.activation_format();
     let blocks = quantize(format, x)?;
     let bb = format.block_bytes();
-    let (scale, sum) = match format {
-        QuantFormat::Q8_0 => blocks
-            .chunks_exact(bb)
-            .map(|b| {
-                let d = decode::f16_at(b, 0);
-                let s: i32 = b[2..34].iter().map(|&q| q as i8 as i32).sum();
-                (d, d * s as f32)
-            })
-            .unzip(),
-        _ => (blocks.chunks_exact(bb).map(|b| decode::f32_at(b, 0)).collect(), Vec::new()),
-    };
-    Ok(Activations { format, blocks, scale, sum })
+    let (mut scale, mut sum, mut q4_0_bias) = (Vec::new(), Vec::new(), Vec::new());
+    for b in blocks.chunks_exact(bb) {
+        if format == QuantFormat::Q8_0 {
+            let d = decode::f16_at(b, 0);
+            let s: i32 = b[2..34].iter().map(|&q| q as i8 as i32).sum();
+            scale.push(d);
+            sum.push(d * s as f32);
+            q4_0_bias.push(-8 * s);
+        } else {
+            scale.push(decode::f32_at(b, 0));
+        }
+    }
+    Ok(Activations { format, blocks, scale, sum, q4_0_bias })
 }
 
 /// An implementation of the quantised dot products.

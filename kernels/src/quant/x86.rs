@@ -160,9 +160,9 @@ unsafe fn block_dots<const V: bool>(format: QuantFormat, w: &[u8], act: &Activat
         unsafe {
             let (wb, abk) = (wp.add(b * bb), ap.add(b * ab));
             *o = match format {
-                QuantFormat::Q8_0 => [hsum_i32(block_32::<V, Q8>(wb, abk)), 0],
-                QuantFormat::Q4_0 => [hsum_i32(block_32::<V, Q40>(wb, abk)), 0],
-                QuantFormat::Q4_1 => [hsum_i32(block_32::<V, Q41>(wb, abk)), 0],
+                QuantFormat::Q8_0 => [hsum_i32(block_32::<V, Q8>(wb, abk, 0)), 0],
+                QuantFormat::Q4_0 => [hsum_i32(block_32::<V, Q40>(wb, abk, act.q4_0_bias[b])), 0],
+                QuantFormat::Q4_1 => [hsum_i32(block_32::<V, Q41>(wb, abk, 0)), 0],
                 QuantFormat::Q4_K => {
                     let (main, mins) = block_q4_k::<V>(wb, abk);
                     [hsum_i32(main), hsum_i32(mins)]
@@ -258,23 +258,27 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 // ------------------------------------------------------- 32-element formats
 
 /// Integer dot of one Q8_0 / Q4_0 / Q4_1 block with one Q8_0 activation block, 8 lanes.
+/// `bias` is the activation block's `−8·Σa` ([`Activations`]' `q4_0_bias`), read for Q4_0 only.
 #[inline(always)]
-unsafe fn block_32<const V: bool, const K: u8>(w: *const u8, a: *const u8) -> __m256i {
+unsafe fn block_32<const V: bool, const K: u8>(w: *const u8, a: *const u8, bias: i32) -> __m256i {
     unsafe {
         let y = ld32(a.add(2));
-        let zero = _mm256_setzero_si256();
         match K {
             Q8 => {
                 let x = ld32(w.add(2));
-                dot_u8i8::<V>(zero, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+                dot_u8i8::<V>(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
             }
-            Q40 => {
-                let x = _mm256_sub_epi8(nibbles(w.add(2)), _mm256_set1_epi8(8));
-                dot_u8i8::<V>(zero, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
-            }
-            _ => dot_u8i8::<V>(zero, nibbles(w.add(4)), y),
+            // Σ(x − 8)·a as Σx·a − 8·Σa: the nibbles enter unsigned, with no sign tricks.
+            Q40 => dot_u8i8::<V>(bias_lane(bias), nibbles(w.add(2)), y),
+            _ => dot_u8i8::<V>(_mm256_setzero_si256(), nibbles(w.add(4)), y),
         }
     }
+}
+
+/// `[bias, 0, 0, 0, 0, 0, 0, 0]`: an accumulator that starts a Q4_0 block at `−8·Σa`.
+#[inline(always)]
+unsafe fn bias_lane(bias: i32) -> __m256i {
+    unsafe { _mm256_zextsi128_si256(_mm_cvtsi32_si128(bias)) }
 }
 
 /// One row of Q8_0 / Q4_0 / Q4_1 blocks · Q8_0 activations. Two f32 accumulators.
@@ -283,12 +287,13 @@ unsafe fn row_32<const V: bool, const K: u8>(row: &[u8], act: &Activations) -> f
     let bb = bytes_32(K);
     let nb = row.len() / bb;
     let (w, a) = (row.as_ptr(), act.blocks.as_ptr());
-    let (scale, sum) = (act.scale.as_ptr(), act.sum.as_ptr());
-    // SAFETY: `nb` blocks of weights and activations, and `nb` entries of `scale` and `sum`.
+    let (scale, sum, bias) = (act.scale.as_ptr(), act.sum.as_ptr(), act.q4_0_bias.as_ptr());
+    // SAFETY: `nb` blocks of weights and activations, and `nb` entries of `scale`, `sum` and
+    // `q4_0_bias` (Q8_0 activations, the only ones these formats take).
     unsafe {
         let step = |b: usize, acc: __m256| {
             let wb = w.add(b * bb);
-            let p = block_32::<V, K>(wb, a.add(34 * b));
+            let p = block_32::<V, K>(wb, a.add(34 * b), *bias.add(b));
             let d = f16_at(wb) * *scale.add(b);
             _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc)
         };
@@ -400,11 +405,12 @@ unsafe fn tile_step<const V: bool, const K: u8>(
             prefetch(wb[i].wrapping_add(PREFETCH_BYTES));
             x[i] = match K {
                 Q8 => ld32(wb[i].add(2)),
-                Q40 => _mm256_sub_epi8(nibbles(wb[i].add(2)), _mm256_set1_epi8(8)),
+                Q40 => nibbles(wb[i].add(2)),
                 _ => nibbles(wb[i].add(4)),
             };
             dw[i] = f16_at(wb[i]);
         }
+        // |x| for Q8_0's sign trick (the 4-bit formats' nibbles are unsigned already).
         let ax: [__m256i; TILE_ROWS] = std::array::from_fn(|i| _mm256_sign_epi8(x[i], x[i]));
         for (j, act) in acts.iter().enumerate() {
             let y = ld32(act.blocks.as_ptr().add(34 * b + 2));
@@ -412,8 +418,9 @@ unsafe fn tile_step<const V: bool, const K: u8>(
             for i in 0..TILE_ROWS {
                 let zero = _mm256_setzero_si256();
                 let p = match K {
-                    Q41 => dot_u8i8::<V>(zero, x[i], y),
-                    _ => dot_u8i8::<V>(zero, ax[i], _mm256_sign_epi8(y, x[i])),
+                    Q8 => dot_u8i8::<V>(zero, ax[i], _mm256_sign_epi8(y, x[i])),
+                    Q40 => dot_u8i8::<V>(bias_lane(*act.q4_0_bias.get_unchecked(b)), x[i], y),
+                    _ => dot_u8i8::<V>(zero, x[i], y),
                 };
                 let d = dw[i] * da;
                 acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[i][j]);
