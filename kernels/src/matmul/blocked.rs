@@ -82,6 +82,18 @@ pub(super) struct PackedBlocks {
 }
 
 impl PackedBlocks {
+    /// Every block in loop order: `(jc, nc, pc, kc, panels)`, the panels being `kc · nc` rounded up
+    /// to whole `nr`-wide micro-panels.
+    fn blocks(&self, nr: usize) -> impl Iterator<Item = (usize, usize, usize, usize, &[f32])> {
+        let (k, n) = (self.k, self.n);
+        let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
+        let starts = (0..n).step_by(nc_max).flat_map(move |jc| (0..k).step_by(kc_max).map(move |pc| (jc, pc)));
+        starts.zip(&self.offsets).map(move |((jc, pc), &at)| {
+            let (nc, kc) = (nc_max.min(n - jc), kc_max.min(k - pc));
+            (jc, nc, pc, kc, &self.data[at..at + kc * nc.div_ceil(nr) * nr])
+        })
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len() * std::mem::size_of::<f32>()
@@ -241,7 +253,7 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
 fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, kern: Kernel, threads: usize) {
     let GemmShape { m, n, k } = shape;
     let Kernel { mr, nr, .. } = kern;
-    let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
+    let kc_max = block_size(k, KC_MAX, 1);
     let row_panels = m.div_ceil(mr);
     // Block `pc` holds `row_panels` micro-panels of `kc · mr` floats from `pc · row_panels · mr`.
     let mut a_pack = vec![0.0f32; row_panels * mr * k];
@@ -257,25 +269,17 @@ fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, 
     }
     jobs.into_par_iter().for_each(|(pc, kc, r0, dst)| pack_a(a, k, r0, mr.min(m - r0), pc, kc, mr, dst));
     split(m, n, mr, nr, threads).into_par_iter().for_each(|t| {
-        let mut block_index = 0;
-        for jc in (0..n).step_by(nc_max) {
-            let nc = nc_max.min(n - jc);
-            for pc in (0..k).step_by(kc_max) {
-                let kc = kc_max.min(k - pc);
-                let at = p.offsets[block_index];
-                block_index += 1;
-                // The task's columns within this block (whole panels: both ends are multiples of `nr`).
-                let (lo, hi) = (t.cols.start.max(jc), t.cols.end.min(jc + nc));
-                if lo >= hi {
-                    continue;
-                }
-                let b_pack = &p.data[at..at + kc * nc.div_ceil(nr) * nr];
-                let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
-                let panels = &a_pack[pc * row_panels * mr..][..row_panels * kc * mr];
-                for r0 in t.rows.clone().step_by(mr) {
-                    let panel = &panels[(r0 / mr) * kc * mr..][..kc * mr];
-                    block.tiles(panel, r0, mr.min(t.rows.end - r0), lo - jc..hi - jc);
-                }
+        for (jc, nc, pc, kc, b_pack) in p.blocks(nr) {
+            // The task's columns within this block (whole panels: both ends are multiples of `nr`).
+            let (lo, hi) = (t.cols.start.max(jc), t.cols.end.min(jc + nc));
+            if lo >= hi {
+                continue;
+            }
+            let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
+            let panels = &a_pack[pc * row_panels * mr..][..row_panels * kc * mr];
+            for r0 in t.rows.clone().step_by(mr) {
+                let panel = &panels[(r0 / mr) * kc * mr..][..kc * mr];
+                block.tiles(panel, r0, mr.min(t.rows.end - r0), lo - jc..hi - jc);
             }
         }
     });
@@ -287,28 +291,18 @@ fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, 
 /// bits as in a product with more rows. Reads every panel once (the product is memory-bound); the
 /// micro-kernel would compute `mr` rows to keep one.
 fn gemv_packed(p: &PackedBlocks, nr: usize, x: &[f32], y: &mut [f32], parallel: bool) {
-    let (k, n) = (p.k, p.n);
-    let (nc_max, kc_max) = (block_size(n, NC_MAX, nr), block_size(k, KC_MAX, 1));
-    let mut block_index = 0;
-    for jc in (0..n).step_by(nc_max) {
-        let nc = nc_max.min(n - jc);
-        for pc in (0..k).step_by(kc_max) {
-            let kc = kc_max.min(k - pc);
-            let at = p.offsets[block_index];
-            block_index += 1;
-            let panels = &p.data[at..at + kc * nc.div_ceil(nr) * nr];
-            let (xs, ys) = (&x[pc..pc + kc], &mut y[jc..jc + nc]);
-            // Every micro-kernel is 32 (AVX-512) or 16 (AVX2, portable) columns wide.
-            let run = |(panel, yp): (&[f32], &mut [f32])| match nr {
-                32 => panel_gemv::<32>(panel, xs, yp, pc > 0),
-                16 => panel_gemv::<16>(panel, xs, yp, pc > 0),
-                other => unreachable!("no micro-kernel is {other} columns wide"),
-            };
-            if parallel && kc * nc >= PARALLEL_MIN_MNK {
-                panels.par_chunks(kc * nr).zip(ys.par_chunks_mut(nr)).for_each(run);
-            } else {
-                panels.chunks(kc * nr).zip(ys.chunks_mut(nr)).for_each(run);
-            }
+    for (jc, nc, pc, kc, panels) in p.blocks(nr) {
+        let (xs, ys) = (&x[pc..pc + kc], &mut y[jc..jc + nc]);
+        // Every micro-kernel is 32 (AVX-512) or 16 (AVX2, portable) columns wide.
+        let run = |(panel, yp): (&[f32], &mut [f32])| match nr {
+            32 => panel_gemv::<32>(panel, xs, yp, pc > 0),
+            16 => panel_gemv::<16>(panel, xs, yp, pc > 0),
+            other => unreachable!("no micro-kernel is {other} columns wide"),
+        };
+        if parallel && kc * nc >= PARALLEL_MIN_MNK {
+            panels.par_chunks(kc * nr).zip(ys.par_chunks_mut(nr)).for_each(run);
+        } else {
+            panels.chunks(kc * nr).zip(ys.chunks_mut(nr)).for_each(run);
         }
     }
 }
