@@ -260,14 +260,16 @@ fn past_the_deadline_requests_get_504_streams_end_with_an_error_event_and_the_en
         ..ServerConfig::default()
     });
     let addr = server.addr;
-    // 900 tokens take far longer than 1.5 s: the first is cut while it runs, the stream behind it
-    // (one sequence at a time) waits, then is cut too.
+    // 900 tokens take far longer than 1.5 s. The stream is admitted first and cut while it runs
+    // (its 200 and first tokens already sent); the plain request queued behind it (one sequence at
+    // a time) is cut while it waits. In the other order a loaded machine could reach the stream's
+    // deadline before its first token, and a stream cut before it starts is a plain 504.
     let start = Instant::now();
-    let long = std::thread::spawn(move || post(addr, CHAT_PATH, &chat_body("Tell me a long story.", 900)));
-    std::thread::sleep(Duration::from_millis(50));
     let mut streamed = chat_body("Tell me another long story.", 900);
     streamed["stream"] = json!(true);
     let stream = std::thread::spawn(move || post(addr, CHAT_PATH, &streamed));
+    wait_for_metric(addr, "sovereign_engine_active_sequences", |v| v == 1.0);
+    let long = std::thread::spawn(move || post(addr, CHAT_PATH, &chat_body("Tell me a long story.", 900)));
     let long = long.join().unwrap();
     let elapsed = start.elapsed();
     check_error(&long, 504, "server_error", "timeout");
