@@ -88,9 +88,10 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let mut notes = vec![format!("prompts: {source}")];
     match &python {
         None => notes.push("llama.cpp: skipped (no peers' venv: run `cargo xtask peers`)".into()),
-        Some(_) if !has_llama => {
-            notes.push("llama.cpp: skipped (install it into the venv with pip: llama-cpp-python==0.3.36)".into())
-        }
+        Some(_) if !has_llama => notes.push(format!(
+            "llama.cpp: skipped (install it into the venv with pip: llama-cpp-python=={})",
+            crate::bench_llm::LLAMA_CPP_PYTHON
+        )),
         Some(_) => {}
     }
     let mut rows = Vec::new();
@@ -154,7 +155,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     std::fs::remove_dir_all(&work).ok();
     let record = json!({ "rows": rows, "notes": notes, "machine": crate::bench::machine(), "quick": quick,
                          "model": MODEL.1, "greedy": GREEDY,
-                         "peer_versions": { "llama-cpp-python": "0.3.36" } });
+                         "peer_versions": { "llama-cpp-python": crate::bench_llm::LLAMA_CPP_PYTHON } });
     let table = table(&record);
     std::fs::write(out.join("record.json"), serde_json::to_string_pretty(&record)?)?;
     std::fs::write(out.join("table.md"), &table)?;

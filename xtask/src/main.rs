@@ -208,11 +208,12 @@ fn main() -> Result<()> {
             bench_kernels::run(&ws, mode, out)
         }
         Command::Bench { week, render_only, .. }
-            if render_only && ["llm", "embed", "ml", "registry"].contains(&week.as_str()) =>
+            if render_only && ["embed", "ml", "registry"].contains(&week.as_str()) =>
         {
             bail!("--render-only redraws a week's or `bench kernels`' plot; `bench {week}` measures every time")
         }
         Command::Bench { week, quick, out, .. } if week == "audit" => bench_audit::run(&ws, quick, out),
+        Command::Bench { week, out, render_only: true, .. } if week == "llm" => bench_llm::render(&ws, out),
         Command::Bench { week, quick, out, .. } if week == "llm" => bench_llm::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "llm-agreement" => bench_llm_agreement::run(&ws, quick, out),
         Command::Bench { week, quick, out, .. } if week == "embed" => bench_embed::run(&ws, quick, out),
