@@ -2,10 +2,12 @@
 //! prints JSON rows.
 //!
 //! `cargo run --release -p kernels --no-default-features --features ann --example hnsw_vs_peers --
-//! --out DIR [--n N] [--threads T]`
+//! --out DIR [--n N] [--threads T] [--vectors DIR --dim D]`
 //!
 //! On `N` clustered unit vectors of 128 dimensions (`datasets::vectors`, seed 7; 100,000 unless
-//! given) and 1,000 queries, with M = 16 and efConstruction = 200 under squared L2:
+//! given) and 1,000 queries, or on the vectors of `--vectors DIR` (`data.f32` and `queries.f32`
+//! of `D` dimensions, as `minilm_corpus` writes them), with M = 16 and efConstruction = 200 under
+//! squared L2:
 //! - writes `DIR/data.f32`, `DIR/queries.f32` (little-endian rows) and `DIR/truth.i32` (the exact
 //!   top 10 of every query) so the peer runs on exactly the same vectors and is scored against
 //!   the same truth;
@@ -25,7 +27,7 @@ use kernels::ann::{Hnsw, HnswConfig, exact_top_k_batch};
 use rayon::prelude::*;
 
 const K: usize = 10;
-const EFS: [usize; 9] = [10, 16, 24, 32, 48, 64, 96, 128, 256];
+const EFS: [usize; 11] = [10, 16, 24, 32, 48, 64, 96, 128, 256, 384, 512];
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -41,6 +43,13 @@ fn rss_bytes() -> u64 {
 fn write_raw(path: &std::path::Path, bytes: impl Iterator<Item = [u8; 4]>) {
     let raw: Vec<u8> = bytes.flatten().collect();
     std::fs::write(path, raw).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// The little-endian f32 rows of `path`, checked to be whole rows of `dim`.
+fn read_rows(path: &std::path::Path, dim: usize) -> Vec<f32> {
+    let raw = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(raw.len().is_multiple_of(4 * dim), "{} is not whole rows of {dim} f32", path.display());
+    raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// Best seconds of five passes of `f` (this machine's timings vary by tens of per cent).
@@ -59,8 +68,18 @@ fn main() -> Result<(), kernels::Error> {
     let n: usize = arg("--n").map_or(100_000, |v| v.parse().expect("--n takes a number"));
     let threads: usize = arg("--threads").map_or(2, |v| v.parse().expect("--threads takes a number"));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
-    let cfg = ClusteredConfig { n, ..ClusteredConfig::tier(datasets::Tier::Full, 7) };
-    let (dim, data, qs) = (cfg.dim, clustered(&cfg), queries(&cfg, 1000));
+    let (dim, data, qs) = match arg("--vectors") {
+        Some(dir) => {
+            let dim: usize = arg("--dim").expect("--vectors needs --dim").parse().expect("--dim takes a number");
+            let dir = std::path::Path::new(&dir);
+            (dim, read_rows(&dir.join("data.f32"), dim), read_rows(&dir.join("queries.f32"), dim))
+        }
+        None => {
+            let cfg = ClusteredConfig { n, ..ClusteredConfig::tier(datasets::Tier::Full, 7) };
+            (cfg.dim, clustered(&cfg), queries(&cfg, 1000))
+        }
+    };
+    let n = data.len() / dim;
     let config = HnswConfig { m: 16, ef_construction: 200, ..HnswConfig::default() };
 
     eprintln!("exact top {K} of {} queries over {n} x {dim}…", qs.len() / dim);
