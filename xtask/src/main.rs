@@ -102,8 +102,8 @@ enum Command {
         /// Where the table, plot and JSON record go (default target/bench/<week>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Redraw plot.svg (`bench kernels`: and table.md) from the record.json in --out, measuring nothing
-        /// (a week's or `kernels` only).
+        /// Redraw plot.svg (`bench kernels` and `bench llm`: and table.md) from the record.json in --out,
+        /// measuring nothing (a week's, `kernels`, `llm` and `rag` only).
         #[arg(long)]
         render_only: bool,
         /// `bench soak` only: drive this `sovereign` binary instead of building a release one
