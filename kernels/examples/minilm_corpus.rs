@@ -96,9 +96,14 @@ fn main() -> Result<(), Error> {
     let pb = bar(texts.len(), "embedding");
     let start = Instant::now();
     let mut vectors = Vec::with_capacity(texts.len());
-    for batch in texts.chunks(BATCH) {
+    let tty = std::io::stderr().is_terminal();
+    for (i, batch) in texts.chunks(BATCH).enumerate() {
         vectors.extend(model.embed(batch)?);
         pb.inc(batch.len() as u64);
+        // Without a terminal the bar is hidden: a line every 320 batches (about a minute) instead.
+        if !tty && (i + 1) % 320 == 0 {
+            eprintln!("  embedded {} of {} ({:.0} s)", vectors.len(), texts.len(), start.elapsed().as_secs_f64());
+        }
     }
     pb.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
