@@ -29,8 +29,7 @@ pub fn run(ws: &Workspace, name: &str, course: Option<u32>, mode: Mode, out: Opt
     let quick = match mode {
         Mode::Measure { quick } => quick,
         Mode::RenderRecord => {
-            let record: Value = serde_json::from_str(&std::fs::read_to_string(out.join("record.json"))?)
-                .context("reading the record to render")?;
+            let record = read_record(&out.join("record.json"))?;
             std::fs::write(out.join("plot.svg"), plot(&record))?;
             println!("  plot   {}", out.join("plot.svg").display());
             return Ok(());
@@ -377,6 +376,13 @@ pub fn run_json(example: &std::path::Path, args: &[&str]) -> Result<Value> {
         bail!("{name} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
     }
     serde_json::from_slice(&output.stdout).with_context(|| format!("reading {name}'s JSON"))
+}
+
+/// The `record.json` a bench wrote, to render its table or plot again (`--render-only`).
+pub fn read_record(path: &std::path::Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the record to render, {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing the record {}", path.display()))
 }
 
 pub fn machine() -> Value {

@@ -54,20 +54,20 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
         }),
         Err(e) => notes.push(format!("MiniLM data set: skipped ({e:#})")),
     }
+    let machine = crate::bench::machine();
     let mut records = Vec::new();
     let mut tables = Vec::new();
     for set in &sets {
-        let (rows, set_notes) = measure(ws, &out, set, n)?;
-        let n = rows.first().and_then(|r| r["n"].as_u64()).unwrap_or(n as u64);
-        let dim = rows.first().and_then(|r| r["dim"].as_u64()).unwrap_or(128);
-        tables.push(table(&rows, &set_notes, &set.title, n, dim));
-        std::fs::write(out.join(format!("plot-{}.svg", set.name)), plot(&rows, &crate::bench::machine(), &set.title))?;
-        records.push(
-            json!({ "name": set.name, "title": set.title, "n": n, "dim": dim, "rows": rows, "notes": set_notes }),
-        );
+        let record = measure(ws, &out, set, n)?;
+        let rows = record["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let notes: Vec<String> =
+            record["notes"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect();
+        let (n, dim) = (record["n"].as_u64().unwrap_or(0), record["dim"].as_u64().unwrap_or(0));
+        tables.push(table(rows, &notes, &set.title, n, dim));
+        std::fs::write(out.join(format!("plot-{}.svg", set.name)), plot(rows, &machine, &set.title))?;
+        records.push(record);
     }
-    let record = json!({ "datasets": records, "notes": notes, "machine": crate::bench::machine(), "quick": quick,
-                         "threads": THREADS });
+    let record = json!({ "datasets": records, "notes": notes, "machine": machine, "quick": quick, "threads": THREADS });
     let mut table = tables.join("\n");
     for note in &notes {
         table.push_str(&format!("\nNote: {note}\n"));
@@ -102,8 +102,8 @@ fn minilm_vectors(ws: &Workspace, n: usize) -> Result<(PathBuf, Value)> {
     Ok((dir, meta))
 }
 
-/// kernels' rows then hnswlib's for one data set, and what was skipped.
-fn measure(ws: &Workspace, out: &std::path::Path, set: &DataSet, n: usize) -> Result<(Vec<Value>, Vec<String>)> {
+/// One data set's record: its name, title, size, kernels' rows then hnswlib's, and what was skipped.
+fn measure(ws: &Workspace, out: &std::path::Path, set: &DataSet, n: usize) -> Result<Value> {
     let inputs = out.join("inputs");
     std::fs::create_dir_all(&inputs)?;
     eprintln!("building and running kernels/examples/hnsw_vs_peers (release) on the {} set…", set.name);
@@ -146,7 +146,7 @@ fn measure(ws: &Workspace, out: &std::path::Path, set: &DataSet, n: usize) -> Re
         }
     }
     std::fs::remove_dir_all(&inputs).ok();
-    Ok((rows, notes))
+    Ok(json!({ "name": set.name, "title": set.title, "n": n, "dim": dim, "rows": rows, "notes": notes }))
 }
 
 fn of<'a>(rows: &'a [Value], imp: &'a str) -> impl Iterator<Item = &'a Value> + 'a {

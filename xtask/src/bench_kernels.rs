@@ -30,8 +30,7 @@ pub fn run(ws: &Workspace, mode: Mode, out: Option<PathBuf>) -> Result<()> {
     let quick = match mode {
         Mode::Measure { quick } => quick,
         Mode::RenderRecord => {
-            let record: Value = serde_json::from_str(&std::fs::read_to_string(out.join("record.json"))?)
-                .context("reading the record to render")?;
+            let record = crate::bench::read_record(&out.join("record.json"))?;
             let rows = record["rows"].as_array().cloned().unwrap_or_default();
             let notes: Vec<String> =
                 record["notes"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(String::from)).collect();

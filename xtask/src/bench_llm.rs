@@ -53,7 +53,8 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let machine = crate::bench::machine();
     let model_bytes = std::fs::metadata(&model).with_context(|| format!("reading {}", model.display()))?.len();
     let sweep = copies_sweep(machine["l3_bytes"].as_u64(), model_bytes, quick);
-    let copies = copy_model(&model, &ws.target_dir().join("bench").join("llm-copies"), sweep[sweep.len() - 1] - 1)?;
+    let copies_dir = ws.target_dir().join("bench").join("llm-copies");
+    let copies = copy_model(&model, model_bytes, &copies_dir, sweep[sweep.len() - 1] - 1)?;
 
     eprintln!("building kernels/examples/llm_throughput (release)…");
     let mut build = cargo();
@@ -148,11 +149,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
 /// `--render-only`: the table and the plot again from the `record.json` in `out`.
 pub fn render(ws: &Workspace, out: Option<PathBuf>) -> Result<()> {
     let out = out.unwrap_or_else(|| ws.target_dir().join("bench").join("llm"));
-    let path = out.join("record.json");
-    let record: Value =
-        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("parsing {}", path.display()))?;
-    write_table_and_plot(&record, &out)
+    write_table_and_plot(&crate::bench::read_record(&out.join("record.json"))?, &out)
 }
 
 fn write_table_and_plot(record: &Value, out: &std::path::Path) -> Result<()> {
@@ -197,17 +194,14 @@ fn regime(weights_bytes: u64, model_bytes: u64, l3_bytes: Option<u64>) -> &'stat
     }
 }
 
-/// `n` copies of `model` in `dir` (real copies, not links: a link would share page-cache pages).
-fn copy_model(model: &std::path::Path, dir: &std::path::Path, n: usize) -> Result<Vec<PathBuf>> {
+/// `n` copies of `model` (`bytes` long) in `dir` (real copies, not links: a link would share
+/// page-cache pages); a whole copy left by an interrupted run is kept.
+fn copy_model(model: &std::path::Path, bytes: u64, dir: &std::path::Path, n: usize) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     (1..=n)
         .map(|i| {
             let path = dir.join(format!("copy-{i}.gguf"));
-            let fresh = std::fs::metadata(&path)
-                .ok()
-                .zip(std::fs::metadata(model).ok())
-                .is_some_and(|(a, b)| a.len() == b.len());
-            if !fresh {
+            if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(bytes) {
                 std::fs::copy(model, &path).with_context(|| format!("copying the model to {}", path.display()))?;
             }
             Ok(path)
