@@ -19,7 +19,9 @@ labels, DIR/shape.json: rows, cols, train_rows) and, with the Rust side's settin
   max_depth 0, 100 rounds, eta 0.1, max_bin 255, min_child_weight 1e-3, lambda 0, nthread THREADS):
   fit time (QuantileDMatrix construction, i.e. binning, included), batch rows/s (inplace_predict on the
   float32 test rows), test ROC AUC. XGBoost has no rows-per-leaf minimum; the hessian one stands in;
-- the LightGBM booster above, saved to a temporary folder (removed at exit; nothing is cached) and
+- the LightGBM booster above, saved as DIR/lightgbm.txt with its test predictions as DIR/lightgbm_test.f64
+  (little-endian float64; `ml_throughput lightgbm DIR` compiles the same model with kernels), and, from a
+  temporary folder (removed at exit; nothing is cached),
   compiled twice: by lleaves (LLVM, host CPU features) and by treelite + TL2cgen (C source, gcc -O3
   -march=native, a shared library). Compile time is reported on its own. For each: batch rows/s (its
   Python API on the float32 test rows, THREADS threads) and single-row latency p50/p99 measured two
@@ -245,6 +247,10 @@ def main():
         tmp = Path(tmp)
         model_file = tmp / "lightgbm.txt"
         booster.save_model(str(model_file))
+        # The same model and LightGBM's test predictions for kernels (`ml_throughput lightgbm DIR`):
+        # kernels compiles this very model, the like-for-like peer of lleaves and TL2cgen.
+        booster.save_model(str(folder / "lightgbm.txt"))
+        np.asarray(lgb_test, dtype="<f8").tofile(folder / "lightgbm_test.f64")
         timer, why = row_timer(tmp)
         if timer is None:
             out["skipped"].append(f"native single-row loops: {why}")

@@ -10,7 +10,12 @@
 //! - `ml_throughput run DIR REPS` fits `kernels::ml::forest` (100 trees, depth 10, √d features,
 //!   histogram splitter) and `kernels::ml::gbm` (100 rounds, 31 leaves, learning rate 0.1, 255 bins,
 //!   20 rows per leaf) on the training rows, then predicts the test rows with `FlatForest`; prints the
-//!   best of REPS for each fit, batch rows/s, single-row latency percentiles and the test ROC AUCs.
+//!   best of REPS for each fit, batch rows/s, single-row latency percentiles (the node-array walk, and
+//!   the booster compiled to machine code by `kernels::ml::compiled`) and the test ROC AUCs;
+//! - `ml_throughput lightgbm DIR REPS` reads LightGBM's booster of the same data (`DIR/lightgbm.txt`,
+//!   saved by the peer script with its test predictions in `DIR/lightgbm_test.f64`) with
+//!   `kernels::ml::lightgbm` and prints its single-row latency walked and compiled, the compile time and
+//!   the largest difference from LightGBM's predictions: the same model lleaves and TL2cgen compile.
 //!
 //! The twin of `autograder/peers/ml_peers.py` (scikit-learn's `RandomForestClassifier` and LightGBM with
 //! the same settings on the same files). Threads: rayon's pool (`RAYON_NUM_THREADS`).
@@ -22,9 +27,11 @@ use datasets::transactions::{
     FRAUD_FEATURES as FEATURES, TransactionsConfig, fraud_features as fraud_features_of, transactions,
 };
 use kernels::ml::Matrix;
+use kernels::ml::compiled::{self, CompileConfig};
 use kernels::ml::flat::FlatForest;
 use kernels::ml::forest::{self, ForestConfig};
 use kernels::ml::gbm::{self, GbmConfig};
+use kernels::ml::lightgbm;
 use kernels::ml::metrics::roc_auc;
 use kernels::ml::tree::TreeConfig;
 
@@ -125,29 +132,86 @@ fn run(dir: &Path, reps: usize) {
     let flat = FlatForest::from_gbm(&booster);
     let (batch_s, gp) = best_of(reps.max(3), || flat.predict_batch(&xte).expect("predict"));
     let gbm_auc = roc_auc(yte, &gp).expect("auc");
-    let mut lat = Vec::with_capacity(SINGLE);
-    let mut sink = 0.0f32;
-    for i in 0..SINGLE.min(xte.rows()) {
-        let row = xte.row(i);
-        let start = Instant::now();
-        sink += std::hint::black_box(flat.predict_row(std::hint::black_box(row)).expect("row"));
-        lat.push(start.elapsed().as_secs_f64());
+    let lat = latencies(&xte, |row| flat.predict_row(row).expect("row"));
+    // The same rows through the model compiled to machine code (compile time recorded too).
+    let (compile_s, compiled) =
+        best_of(reps, || compiled::compile(&flat, &CompileConfig::default()).expect("compiling the booster"));
+    let clat = latencies(&xte, |row| compiled.predict_row(row).expect("row"));
+    for (i, want) in gp.iter().enumerate().take(SINGLE) {
+        let p = compiled.predict_row(xte.row(i)).expect("row");
+        assert_eq!(p.to_bits(), want.to_bits(), "row {i}: compiled and batch predictions differ");
     }
-    std::hint::black_box(sink);
-    lat.sort_by(f64::total_cmp);
     let test = xte.rows() as f64;
     println!(
         "{{\"threads\": {}, \"train_rows\": {train}, \"test_rows\": {}, \"reps\": {reps}, \
          \"forest_fit_s\": {forest_s}, \"forest_predict_rows_per_s\": {}, \"forest_auc\": {forest_auc}, \
          \"gbm_fit_s\": {gbm_s}, \"gbm_trees\": {}, \"gbm_predict_rows_per_s\": {}, \"gbm_auc\": {gbm_auc}, \
-         \"single_row_p50_us\": {}, \"single_row_p99_us\": {}}}",
+         \"single_row_p50_us\": {}, \"single_row_p99_us\": {}, \"compile_s\": {compile_s}, \
+         \"compiled_code_bytes\": {}, \"compiled_row_p50_us\": {}, \"compiled_row_p99_us\": {}}}",
         rayon::current_num_threads(),
         xte.rows(),
         test / forest_pred_s,
         booster.trees().len(),
         test / batch_s,
-        percentile(&lat, 0.5) * 1e6,
-        percentile(&lat, 0.99) * 1e6,
+        lat.0,
+        lat.1,
+        compiled.code_bytes(),
+        clat.0,
+        clat.1,
+    );
+}
+
+/// p50 and p99 in µs of `predict` on the first [`SINGLE`] rows, one call per row, each timed alone.
+fn latencies(x: &Matrix, mut predict: impl FnMut(&[f32]) -> f32) -> (f64, f64) {
+    let mut lat = Vec::with_capacity(SINGLE);
+    let mut sink = 0.0f32;
+    for i in 0..SINGLE.min(x.rows()) {
+        let row = x.row(i);
+        let start = Instant::now();
+        sink += std::hint::black_box(predict(std::hint::black_box(row)));
+        lat.push(start.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    lat.sort_by(f64::total_cmp);
+    (percentile(&lat, 0.5) * 1e6, percentile(&lat, 0.99) * 1e6)
+}
+
+/// LightGBM's own booster (`DIR/lightgbm.txt`, written by the peer script) read by
+/// `kernels::ml::lightgbm`: single-row latency walked and compiled, compile time, and the largest
+/// difference from LightGBM's test predictions (`DIR/lightgbm_test.f64`).
+fn run_lightgbm(dir: &Path, reps: usize) {
+    let shape = std::fs::read_to_string(dir.join("shape.json")).expect("shape.json");
+    let (rows, cols, train) =
+        (shape_field(&shape, "rows"), shape_field(&shape, "cols"), shape_field(&shape, "train_rows"));
+    let x = read_f32(&dir.join("x.f32"));
+    let xte = Matrix::new(rows - train, cols, x[train * cols..].to_vec()).expect("test matrix");
+    let flat = lightgbm::load(&dir.join("lightgbm.txt")).expect("reading LightGBM's model");
+    let want: Vec<f64> = std::fs::read(dir.join("lightgbm_test.f64"))
+        .expect("LightGBM's predictions")
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    assert_eq!(want.len(), xte.rows(), "lightgbm_test.f64 has one prediction per test row");
+    let (compile_s, compiled) =
+        best_of(reps, || compiled::compile(&flat, &CompileConfig::default()).expect("compiling LightGBM's booster"));
+    let mut diff = 0.0f64;
+    for (i, &w) in want.iter().enumerate() {
+        let p = compiled.predict_row(xte.row(i)).expect("row");
+        assert_eq!(p.to_bits(), flat.predict_row(xte.row(i)).expect("row").to_bits(), "row {i}");
+        diff = diff.max((f64::from(p) - w).abs());
+    }
+    let lat = latencies(&xte, |row| flat.predict_row(row).expect("row"));
+    let clat = latencies(&xte, |row| compiled.predict_row(row).expect("row"));
+    println!(
+        "{{\"lgb_trees\": {}, \"lgb_compile_s\": {compile_s}, \"lgb_code_bytes\": {}, \"lgb_max_abs_diff\": {diff}, \
+         \"lgb_single_row_p50_us\": {}, \"lgb_single_row_p99_us\": {}, \"lgb_compiled_row_p50_us\": {}, \
+         \"lgb_compiled_row_p99_us\": {}}}",
+        flat.n_trees(),
+        compiled.code_bytes(),
+        lat.0,
+        lat.1,
+        clat.0,
+        clat.1,
     );
 }
 
@@ -156,8 +220,13 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("gen") if args.len() == 4 => generate(Path::new(&args[2]), args[3].parse().expect("ROWS is a number")),
         Some("run") if args.len() == 4 => run(Path::new(&args[2]), args[3].parse().expect("REPS is a number")),
+        Some("lightgbm") if args.len() == 4 => {
+            run_lightgbm(Path::new(&args[2]), args[3].parse().expect("REPS is a number"))
+        }
         _ => {
-            eprintln!("usage: ml_throughput gen DIR ROWS | ml_throughput run DIR REPS");
+            eprintln!(
+                "usage: ml_throughput gen DIR ROWS | ml_throughput run DIR REPS | ml_throughput lightgbm DIR REPS"
+            );
             std::process::exit(2);
         }
     }

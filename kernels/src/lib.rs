@@ -529,6 +529,11 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A tree model that [`ml::compiled::compile`] cannot turn into machine code (another CPU or OS,
+    /// several outputs per row, executable memory refused); predict with [`ml::flat::FlatForest`] instead.
+    #[cfg(feature = "ml")]
+    #[error("compiling the tree model: {0}")]
+    MlCompile(String),
     // -- registry: add model-registry variants below this line --
     /// A registry file or folder could not be read or written (the path says which).
     #[cfg(feature = "registry")]

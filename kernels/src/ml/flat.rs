@@ -149,6 +149,43 @@ impl FlatForest {
         f
     }
 
+    /// A single-output model from its arrays (what an importer such as [`super::lightgbm`] builds), checked:
+    /// every root and child reference in range, each node's left child a leaf or the next node
+    /// (preorder), each right child a leaf or a later node (so every walk ends), every feature below
+    /// `n_features`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first reference or feature that breaks these rules.
+    pub fn from_parts(
+        n_features: usize,
+        roots: Vec<u32>,
+        nodes: Vec<FlatNode>,
+        leaves: Vec<f32>,
+        combine: Combine,
+    ) -> Result<FlatForest> {
+        let bad = |what: String| Err(Error::InvalidParameter(format!("flat forest: {what}")));
+        let leaf_ok = |c: u32| c & LEAF != 0 && ((c & !LEAF) as usize) < leaves.len();
+        for (t, &r) in roots.iter().enumerate() {
+            if !(leaf_ok(r) || (r & LEAF == 0 && (r as usize) < nodes.len())) {
+                return bad(format!("root of tree {t} ({r:#x}) is out of range"));
+            }
+        }
+        for (id, n) in nodes.iter().enumerate() {
+            let f = (n.feature & !DEFAULT_LEFT) as usize;
+            if f >= n_features {
+                return bad(format!("node {id} tests feature {f} of {n_features}"));
+            }
+            if !(leaf_ok(n.left) || n.left as usize == id + 1 && id + 1 < nodes.len()) {
+                return bad(format!("node {id}: left child {:#x} is neither a leaf nor node {}", n.left, id + 1));
+            }
+            if !(leaf_ok(n.right) || (n.right & LEAF == 0 && n.right as usize > id && (n.right as usize) < nodes.len()))
+            {
+                return bad(format!("node {id}: right child {:#x} is neither a leaf nor a later node", n.right));
+            }
+        }
+        Ok(FlatForest { n_features, n_outputs: 1, roots, nodes, leaves, combine })
+    }
+
     /// Flattens a decision tree: the score is the leaf value (regression), P(class 1) (binary), or the
     /// class fractions (more classes).
     pub fn from_tree(tree: &DecisionTree) -> FlatForest {
@@ -188,6 +225,16 @@ impl FlatForest {
     /// The internal nodes (all trees, each depth-first).
     pub fn nodes(&self) -> &[FlatNode] {
         &self.nodes
+    }
+
+    /// Each tree's root: a node index, or [`LEAF`] | leaf index for a tree that is one leaf.
+    pub fn roots(&self) -> &[u32] {
+        &self.roots
+    }
+
+    /// The leaf values, [`FlatForest::n_outputs`] per leaf.
+    pub fn leaves(&self) -> &[f32] {
+        &self.leaves
     }
 
     /// How the leaf values are combined.
@@ -239,11 +286,7 @@ impl FlatForest {
 
     #[inline]
     fn finish(&self, acc: f64) -> f32 {
-        match self.combine {
-            Combine::Mean => (acc / self.roots.len() as f64) as f32,
-            Combine::Sum { link: Link::Identity, .. } => acc as f32,
-            Combine::Sum { link: Link::Sigmoid, .. } => Gbm::link(acc) as f32,
-        }
+        finish(self.combine, self.roots.len(), acc)
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
@@ -395,5 +438,15 @@ impl FlatForest {
             return Ok(all);
         }
         Ok(all.chunks_exact(self.n_outputs).map(|p| argmax(p) as f32).collect())
+    }
+}
+
+/// The score from the sum of `n_trees` leaf values (and the base score): the mean, the sum, or its sigmoid.
+#[inline]
+pub(crate) fn finish(combine: Combine, n_trees: usize, acc: f64) -> f32 {
+    match combine {
+        Combine::Mean => (acc / n_trees as f64) as f32,
+        Combine::Sum { link: Link::Identity, .. } => acc as f32,
+        Combine::Sum { link: Link::Sigmoid, .. } => Gbm::link(acc) as f32,
     }
 }

@@ -16,12 +16,14 @@
 //! batch prediction; [`metrics`] holds ROC AUC, PR AUC, log-loss and friends;
 //! [`io`] saves and loads every model as safetensors plus a JSON header.
 
+pub mod compiled;
 pub mod flat;
 pub mod forest;
 pub mod gbm;
 mod hist;
 pub mod io;
 pub mod kmeans;
+pub mod lightgbm;
 pub mod linear;
 pub mod logistic;
 pub mod matrix;

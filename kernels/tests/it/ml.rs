@@ -4,10 +4,12 @@
 //! Fixture encoding (see `make_fixtures.py`): a matrix is `{"rows", "cols", "f32_le_b64"}`, the
 //! row-major little-endian f32 bytes in base64; vectors are plain JSON lists.
 
+mod compiled;
 mod forest;
 mod gbm;
 mod io;
 mod kmeans;
+mod lightgbm;
 mod linear;
 mod logistic;
 mod metrics;

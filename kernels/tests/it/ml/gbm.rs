@@ -31,7 +31,7 @@ fn config(fit: &Value, objective: Objective) -> GbmConfig {
 
 /// The fixture's missing-value rule: row i, column j is NaN when (31 i + 17 j) % 10 == 0 (i counts
 /// rows of the whole data set, before the split).
-fn nan_rule(x: &Matrix) -> Matrix {
+pub(crate) fn nan_rule(x: &Matrix) -> Matrix {
     let d = x.cols();
     let data = x
         .data()
