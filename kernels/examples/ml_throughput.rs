@@ -137,6 +137,8 @@ fn run(dir: &Path, reps: usize) {
     let (compile_s, compiled) =
         best_of(reps, || compiled::compile(&flat, &CompileConfig::default()).expect("compiling the booster"));
     let clat = latencies(&xte, |row| compiled.predict_row(row).expect("row"));
+    let (cbatch_s, cp) = best_of(reps.max(3), || compiled.predict_batch(&xte).expect("predict"));
+    assert!(cp.iter().zip(&gp).all(|(a, b)| a.to_bits() == b.to_bits()), "compiled batch differs");
     for (i, want) in gp.iter().enumerate().take(SINGLE) {
         let p = compiled.predict_row(xte.row(i)).expect("row");
         assert_eq!(p.to_bits(), want.to_bits(), "row {i}: compiled and batch predictions differ");
@@ -147,7 +149,8 @@ fn run(dir: &Path, reps: usize) {
          \"forest_fit_s\": {forest_s}, \"forest_predict_rows_per_s\": {}, \"forest_auc\": {forest_auc}, \
          \"gbm_fit_s\": {gbm_s}, \"gbm_trees\": {}, \"gbm_predict_rows_per_s\": {}, \"gbm_auc\": {gbm_auc}, \
          \"single_row_p50_us\": {}, \"single_row_p99_us\": {}, \"compile_s\": {compile_s}, \
-         \"compiled_code_bytes\": {}, \"compiled_row_p50_us\": {}, \"compiled_row_p99_us\": {}}}",
+         \"compiled_code_bytes\": {}, \"compiled_row_p50_us\": {}, \"compiled_row_p99_us\": {}, \
+         \"compiled_predict_rows_per_s\": {}}}",
         rayon::current_num_threads(),
         xte.rows(),
         test / forest_pred_s,
@@ -158,6 +161,7 @@ fn run(dir: &Path, reps: usize) {
         compiled.code_bytes(),
         clat.0,
         clat.1,
+        test / cbatch_s,
     );
 }
 
@@ -202,16 +206,18 @@ fn run_lightgbm(dir: &Path, reps: usize) {
     }
     let lat = latencies(&xte, |row| flat.predict_row(row).expect("row"));
     let clat = latencies(&xte, |row| compiled.predict_row(row).expect("row"));
+    let (batch_s, _) = best_of(reps.max(3), || compiled.predict_batch(&xte).expect("predict"));
     println!(
         "{{\"lgb_trees\": {}, \"lgb_compile_s\": {compile_s}, \"lgb_code_bytes\": {}, \"lgb_max_abs_diff\": {diff}, \
          \"lgb_single_row_p50_us\": {}, \"lgb_single_row_p99_us\": {}, \"lgb_compiled_row_p50_us\": {}, \
-         \"lgb_compiled_row_p99_us\": {}}}",
+         \"lgb_compiled_row_p99_us\": {}, \"lgb_compiled_predict_rows_per_s\": {}}}",
         flat.n_trees(),
         compiled.code_bytes(),
         lat.0,
         lat.1,
         clat.0,
         clat.1,
+        xte.rows() as f64 / batch_s,
     );
 }
 

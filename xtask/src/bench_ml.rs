@@ -5,7 +5,8 @@
 //! `RandomForestClassifier` vs `kernels::ml::forest`); Ke et al., "LightGBM", NeurIPS 2017 (LightGBM
 //! vs `kernels::ml::gbm` and `FlatForest`); Chen & Guestrin, "XGBoost", KDD 2016 (`hist`, lossguide, equal
 //! rounds and leaves); lleaves (LLVM) and Treelite/TL2cgen (C, gcc) compile the LightGBM model, the
-//! single-row peers of `FlatForest::predict_row`.
+//! single-row peers of `kernels::ml::compiled` (which compiles kernels' booster and, read with
+//! `kernels::ml::lightgbm`, the same LightGBM booster).
 //!
 //! For each size, `kernels/examples/ml_throughput.rs gen` writes the fraud features of the seeded
 //! card transactions (`datasets::transactions`) as raw little-endian f32 plus a JSON shape; then the
@@ -15,7 +16,8 @@
 //! included; LightGBM and XGBoost), batch prediction of the test rows (the booster; LightGBM, XGBoost and
 //! the two compiled LightGBM models) and single-row latency (p50/p99). The compiled models' single-row
 //! latency is measured twice: through their Python API and from a C loop calling the compiled function
-//! (no Python, as kernels' Rust loop); the Python floor of such a loop is reported beside. The best over
+//! (no Python, as kernels' Rust loop); the Python floor of such a loop is reported beside. After the peers,
+//! `ml_throughput lightgbm` times kernels' compiled code on the booster the peer script saved. The best over
 //! rounds is kept, so machine noise hits both sides alike. Writes `record.json`, `table.md` (ratios
 //! kernels ÷ peer, test ROC AUC beside each model) and `plot.svg` (fit time against training rows).
 //! `cargo xtask peers` installs the peers; a missing optional one (XGBoost, lleaves, TL2cgen) is noted.
@@ -41,8 +43,10 @@ fn smaller_is_better(key: &str) -> bool {
 /// the digits shown, and the AUC keys (kernels', the peer's) printed beside it (empty for none).
 type Ratio = (&'static str, &'static str, &'static str, &'static str, usize, [&'static str; 2]);
 
-/// The ratios kernels ÷ peer. kernels' single-row figure is `FlatForest::predict_row` timed in Rust; the
-/// `_native` peers' are timed the same way from C, the `_py` ones through Python.
+/// The ratios kernels ÷ peer. kernels' single-row figures are timed in Rust: `single_row_*` walks the
+/// `FlatForest`, `compiled_row_*` runs kernels' booster compiled by `kernels::ml::compiled`, and
+/// `lgb_compiled_row_*` LightGBM's booster (the one lleaves and TL2cgen compile) compiled the same way;
+/// the `_native` peers' are timed the same way from C, the `_py` ones through Python.
 const RATIOS: &[Ratio] = &[
     ("forest_fit_s", "forest_fit_s", "forest_fit_s", "forest fit, s (vs scikit-learn)", 3, ["forest_auc"; 2]),
     (
@@ -59,7 +63,7 @@ const RATIOS: &[Ratio] = &[
         "gbm_predict_rows_per_s",
         "gbm_predict_rows_per_s",
         "gbm_predict_rows_per_s",
-        "gbm batch predict, rows/s (vs LightGBM)",
+        "gbm batch predict, rows/s: walked (vs LightGBM)",
         0,
         ["gbm_auc"; 2],
     ),
@@ -67,23 +71,31 @@ const RATIOS: &[Ratio] = &[
         "gbm_predict_rows_per_s_vs_xgboost",
         "gbm_predict_rows_per_s",
         "xgb_predict_rows_per_s",
-        "gbm batch predict, rows/s (vs XGBoost)",
+        "gbm batch predict, rows/s: walked (vs XGBoost)",
         0,
         ["gbm_auc", "xgb_auc"],
     ),
     (
-        "gbm_predict_rows_per_s_vs_lleaves",
+        "compiled_predict_rows_per_s",
+        "compiled_predict_rows_per_s",
         "gbm_predict_rows_per_s",
+        "gbm batch predict, rows/s: compiled (vs LightGBM)",
+        0,
+        ["gbm_auc"; 2],
+    ),
+    (
+        "lgb_compiled_predict_rows_per_s_vs_lleaves",
+        "lgb_compiled_predict_rows_per_s",
         "lleaves_predict_rows_per_s",
-        "gbm batch predict, rows/s (vs lleaves)",
+        "gbm batch predict, rows/s: LightGBM's model compiled (vs lleaves)",
         0,
         ["", ""],
     ),
     (
-        "gbm_predict_rows_per_s_vs_tl2cgen",
-        "gbm_predict_rows_per_s",
+        "lgb_compiled_predict_rows_per_s_vs_tl2cgen",
+        "lgb_compiled_predict_rows_per_s",
         "tl2cgen_predict_rows_per_s",
-        "gbm batch predict, rows/s (vs TL2cgen)",
+        "gbm batch predict, rows/s: LightGBM's model compiled (vs TL2cgen)",
         0,
         ["", ""],
     ),
@@ -91,7 +103,7 @@ const RATIOS: &[Ratio] = &[
         "single_row_p50_us",
         "single_row_p50_us",
         "single_row_p50_us",
-        "single-row p50, µs (vs LightGBM, Python)",
+        "single-row p50, µs: walked (vs LightGBM, Python)",
         2,
         ["", ""],
     ),
@@ -99,71 +111,87 @@ const RATIOS: &[Ratio] = &[
         "single_row_p99_us",
         "single_row_p99_us",
         "single_row_p99_us",
-        "single-row p99, µs (vs LightGBM, Python)",
+        "single-row p99, µs: walked (vs LightGBM, Python)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p50_us_vs_lleaves_native",
-        "single_row_p50_us",
+        "lgb_compiled_row_p50_us_vs_lleaves_native",
+        "lgb_compiled_row_p50_us",
         "lleaves_native_p50_us",
-        "single-row p50, µs (vs lleaves, from C)",
+        "single-row p50, µs: LightGBM's model compiled (vs lleaves, from C)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p99_us_vs_lleaves_native",
-        "single_row_p99_us",
+        "lgb_compiled_row_p99_us_vs_lleaves_native",
+        "lgb_compiled_row_p99_us",
         "lleaves_native_p99_us",
-        "single-row p99, µs (vs lleaves, from C)",
+        "single-row p99, µs: LightGBM's model compiled (vs lleaves, from C)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p50_us_vs_tl2cgen_native",
-        "single_row_p50_us",
+        "lgb_compiled_row_p50_us_vs_tl2cgen_native",
+        "lgb_compiled_row_p50_us",
         "tl2cgen_native_p50_us",
-        "single-row p50, µs (vs TL2cgen, from C)",
+        "single-row p50, µs: LightGBM's model compiled (vs TL2cgen, from C)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p99_us_vs_tl2cgen_native",
-        "single_row_p99_us",
+        "lgb_compiled_row_p99_us_vs_tl2cgen_native",
+        "lgb_compiled_row_p99_us",
         "tl2cgen_native_p99_us",
-        "single-row p99, µs (vs TL2cgen, from C)",
+        "single-row p99, µs: LightGBM's model compiled (vs TL2cgen, from C)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p50_us_vs_lleaves_py",
-        "single_row_p50_us",
+        "compiled_row_p50_us_vs_lleaves_native",
+        "compiled_row_p50_us",
+        "lleaves_native_p50_us",
+        "single-row p50, µs: kernels' model compiled (vs lleaves, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "compiled_row_p99_us_vs_lleaves_native",
+        "compiled_row_p99_us",
+        "lleaves_native_p99_us",
+        "single-row p99, µs: kernels' model compiled (vs lleaves, from C)",
+        2,
+        ["", ""],
+    ),
+    (
+        "lgb_compiled_row_p50_us_vs_lleaves_py",
+        "lgb_compiled_row_p50_us",
         "lleaves_py_p50_us",
-        "single-row p50, µs (vs lleaves, Python)",
+        "single-row p50, µs: LightGBM's model compiled (vs lleaves, Python)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p99_us_vs_lleaves_py",
-        "single_row_p99_us",
+        "lgb_compiled_row_p99_us_vs_lleaves_py",
+        "lgb_compiled_row_p99_us",
         "lleaves_py_p99_us",
-        "single-row p99, µs (vs lleaves, Python)",
+        "single-row p99, µs: LightGBM's model compiled (vs lleaves, Python)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p50_us_vs_tl2cgen_py",
-        "single_row_p50_us",
+        "lgb_compiled_row_p50_us_vs_tl2cgen_py",
+        "lgb_compiled_row_p50_us",
         "tl2cgen_py_p50_us",
-        "single-row p50, µs (vs TL2cgen, Python)",
+        "single-row p50, µs: LightGBM's model compiled (vs TL2cgen, Python)",
         2,
         ["", ""],
     ),
     (
-        "single_row_p99_us_vs_tl2cgen_py",
-        "single_row_p99_us",
+        "lgb_compiled_row_p99_us_vs_tl2cgen_py",
+        "lgb_compiled_row_p99_us",
         "tl2cgen_py_p99_us",
-        "single-row p99, µs (vs TL2cgen, Python)",
+        "single-row p99, µs: LightGBM's model compiled (vs TL2cgen, Python)",
         2,
         ["", ""],
     ),
@@ -196,10 +224,15 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     let script = ws.root.join("autograder/peers/ml_peers.py");
     let mut rows = Vec::new();
     for &n in sizes {
-        let data = out.join(format!("data-{n}"));
+        // The generated data stay in the target folder, never in `--out` (the book's results folder).
+        let data = ws.target_dir().join("bench").join("ml-data").join(format!("data-{n}"));
         let status = Command::new(&example).arg("gen").arg(&data).arg(n.to_string()).status()?;
         if !status.success() {
             bail!("ml_throughput gen failed ({status})");
+        }
+        // The peer script leaves LightGBM's booster here each round; never time a stale one.
+        for stale in ["lightgbm.txt", "lightgbm_test.f64"] {
+            let _ = std::fs::remove_file(data.join(stale));
         }
         let (mut ours, mut peer): (Option<Value>, Option<Value>) = (None, None);
         for round in 1..=rounds {
@@ -240,6 +273,21 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                 } else {
                     notes.push(format!("peers, {n} rows, round {round}: failed ({})", output.status));
                 }
+                if data.join("lightgbm.txt").exists() {
+                    eprintln!("{n} rows, round {round}/{rounds}: kernels on LightGBM's booster…");
+                    let output = Command::new(&example)
+                        .arg("lightgbm")
+                        .arg(&data)
+                        .arg(reps)
+                        .stderr(std::process::Stdio::inherit())
+                        .output()
+                        .context("running ml_throughput lightgbm")?;
+                    if !output.status.success() {
+                        bail!("ml_throughput lightgbm failed ({})", output.status);
+                    }
+                    let v: Value = serde_json::from_slice(&output.stdout).context("reading ml_throughput's JSON")?;
+                    ours = Some(keep_best(ours, v));
+                }
             }
         }
         let (ours, peer) = (ours.unwrap_or(Value::Null), peer.unwrap_or(Value::Null));
@@ -273,6 +321,11 @@ fn keep_best(old: Option<Value>, new: Value) -> Value {
     let Some(mut old) = old else { return new };
     if let (Some(o), Some(n)) = (old.as_object_mut(), new.as_object()) {
         for (k, v) in n {
+            if !o.contains_key(k) {
+                // A metric the first record lacks (another run's keys, merged in).
+                o.insert(k.clone(), v.clone());
+                continue;
+            }
             let (Some(a), Some(b)) = (o.get(k).and_then(Value::as_f64), v.as_f64()) else { continue };
             let better = if smaller_is_better(k) { b < a } else { b > a };
             if better && !k.ends_with("_auc") {
@@ -369,23 +422,31 @@ fn table(record: &Value) -> String {
             f(&p["numpy_call_p99_us"], 2),
         );
         t += &format!(
-            "| {n} | compile the LightGBM model, s: lleaves; TL2cgen (treelite → C → gcc) | | {}; {} | | | |\n",
+            "| {n} | compile, s: kernels (its booster; LightGBM's) vs lleaves; TL2cgen (treelite → C → gcc) | {}; {} | \
+             {}; {} | | | |\n",
+            f(&k["compile_s"], 4),
+            f(&k["lgb_compile_s"], 4),
             f(&p["lleaves_compile_s"], 2),
             f(&p["tl2cgen_compile_s"], 2),
         );
     }
     t += "\nTimes: kernels ÷ peer below 1 means kernels is faster; rows/s: above 1 means kernels is faster. \
-          kernels' single-row figure is `FlatForest::predict_row` on a slice, timed in Rust (its own model, of the \
-          same shape: 100 trees of 31 leaves). The peers' \"from C\" figures call the compiled LightGBM model from \
-          a C loop, timed the same way, and are the like-for-like comparison; the \"Python\" figures (LightGBM's \
-          `Booster.predict`, lleaves' `Model.predict`, TL2cgen's `Predictor.predict` on a 1 × d array) include \
-          Python's call overhead, whose floor is the line above. The compiled models predict LightGBM's \
-          probabilities to within the recorded `compiled_max_abs_diff`.\n";
-    if let Some(p) = record["rows"].as_array().and_then(|r| r.first()).map(|r| &r["peers"]) {
+          Single rows, timed in Rust one call per row: \"walked\" is `FlatForest::predict_row` (the node array); \
+          \"compiled\" is `kernels::ml::compiled` (the trees as x86-64 code, made at load time). \"LightGBM's model \
+          compiled\" is the very booster lleaves and TL2cgen compile, read by `kernels::ml::lightgbm`: the \
+          like-for-like comparison with their \"from C\" figures (the compiled function called from a C loop, timed \
+          the same way). \"kernels' model\" is kernels' own booster of the same shape (100 trees of 31 leaves), \
+          whose paths differ. The \"Python\" figures (LightGBM's `Booster.predict`, lleaves' `Model.predict`, \
+          TL2cgen's `Predictor.predict` on a 1 × d array) include Python's call overhead, whose floor is the line \
+          above. The compiled peers predict LightGBM's probabilities to within the recorded \
+          `compiled_max_abs_diff`, kernels on LightGBM's booster within `lgb_max_abs_diff` (leaf values held as \
+          f32).\n";
+    if let Some((p, k)) = record["rows"].as_array().and_then(|r| r.first()).map(|r| (&r["peers"], &r["kernels"])) {
         let v = |key: &str| p[key].as_str().unwrap_or("?").to_string();
+        let diff = |v: &Value| v.as_f64().map_or("?".to_string(), |d| format!("{d:.1e}"));
         t += &format!(
             "\nscikit-learn {}, LightGBM {}, XGBoost {} (xgboost-cpu), lleaves {} (llvmlite {}), treelite {}, \
-             TL2cgen {}; {}; compiled models within {} of LightGBM.\n",
+             TL2cgen {}; {}; compiled peers within {} of LightGBM, kernels on LightGBM's booster within {}.\n",
             v("sklearn"),
             v("lightgbm"),
             v("xgboost"),
@@ -394,7 +455,8 @@ fn table(record: &Value) -> String {
             v("treelite"),
             v("tl2cgen"),
             machine_text(&record["machine"]),
-            p["compiled_max_abs_diff"].as_f64().map_or("?".to_string(), |d| format!("{d:.1e}")),
+            diff(&p["compiled_max_abs_diff"]),
+            diff(&k["lgb_max_abs_diff"]),
         );
     }
     for note in record["notes"].as_array().into_iter().flatten() {
@@ -427,13 +489,16 @@ mod tests {
             best,
             json!({"lleaves_native_p50_us": 1.0, "xgb_predict_rows_per_s": 2.0, "lleaves_compile_s": 3.0})
         );
+        // Keys of another run (kernels on LightGBM's booster) are merged in.
+        let merged = keep_best(Some(json!({"gbm_fit_s": 1.0})), json!({"lgb_compiled_row_p50_us": 0.3}));
+        assert_eq!(merged, json!({"gbm_fit_s": 1.0, "lgb_compiled_row_p50_us": 0.3}));
         let r = ratios(
-            &json!({"single_row_p50_us": 0.5, "gbm_fit_s": 1.0}),
+            &json!({"lgb_compiled_row_p50_us": 0.5, "gbm_fit_s": 1.0}),
             &json!({"lleaves_native_p50_us": 1.0, "tl2cgen_native_p50_us": 2.0, "xgb_fit_s": 2.0}),
         );
         assert_eq!(
             r,
-            json!({"single_row_p50_us_vs_lleaves_native": 0.5, "single_row_p50_us_vs_tl2cgen_native": 0.25,
+            json!({"lgb_compiled_row_p50_us_vs_lleaves_native": 0.5, "lgb_compiled_row_p50_us_vs_tl2cgen_native": 0.25,
                    "gbm_fit_s_vs_xgboost": 0.5})
         );
     }

@@ -72,7 +72,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
             }),
         ),
         (
-            "fuzz the file-format readers (GGUF, safetensors, tokenizer.json; 30 s each, nightly + ASan)",
+            "fuzz the file-format readers (GGUF, safetensors, tokenizer.json, registry, LightGBM models and their compiled code; 30 s each, nightly + ASan)",
             Box::new(|ws| crate::fuzz::run(ws, None, 30)),
         ),
         ("stubs are fresh", Box::new(crate::stubs_check)),

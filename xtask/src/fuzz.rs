@@ -1,4 +1,5 @@
-//! `cargo xtask fuzz`: runs the libFuzzer targets of `kernels/fuzz` (GGUF, safetensors, tokenizer.json).
+//! `cargo xtask fuzz`: runs the libFuzzer targets of `kernels/fuzz` (GGUF, safetensors, tokenizer.json,
+//! registry manifests, LightGBM models and the machine code compiled from them).
 //!
 //! Each target is run with `cargo +nightly fuzz run` (cargo-fuzz, AddressSanitizer) for a fixed time on a
 //! corpus kept in the cache folder, seeded from small real files in the repository. The nightly toolchain and
@@ -22,7 +23,7 @@ use autograder::progress::ProgressBar;
 use crate::tools;
 
 /// The fuzz targets (`kernels/fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: &[&str] = &["gguf", "safetensors", "tokenizer_json", "registry_manifest"];
+pub const TARGETS: &[&str] = &["gguf", "safetensors", "tokenizer_json", "registry_manifest", "lightgbm_model"];
 
 /// cargo-fuzz, as `cargo install` names it, and the version installed.
 const CARGO_FUZZ: tools::CargoTool =
@@ -34,6 +35,14 @@ const SEEDS: &[(&str, &[&str])] = &[
     ("safetensors", &["kernels/fuzz/seeds/safetensors"]),
     ("tokenizer_json", &["kernels/fuzz/seeds/tokenizer_json"]),
     ("registry_manifest", &["kernels/fuzz/seeds/registry_manifest"]),
+    (
+        "lightgbm_model",
+        &[
+            "kernels/tests/fixtures/ml/lightgbm_breast_cancer.txt",
+            "kernels/tests/fixtures/ml/lightgbm_breast_cancer_nan.txt",
+            "kernels/tests/fixtures/ml/lightgbm_diabetes.txt",
+        ],
+    ),
 ];
 
 /// libFuzzer's limits: the process's RSS, any single allocation (inputs are a few KB: anything near this

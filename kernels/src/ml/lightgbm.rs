@@ -61,6 +61,9 @@ pub fn parse(text: &str) -> Result<FlatForest> {
         return Err(refuse("num_class", format!("{classes} classes; only single-output models are read")));
     }
     let max_feature: usize = number("max_feature_idx", get("max_feature_idx"))?;
+    if max_feature >= MAX_FEATURES {
+        return Err(refuse("max_feature_idx", format!("{max_feature} is more features than {MAX_FEATURES}")));
+    }
     let objective = get("objective").ok_or_else(|| refuse("objective", "missing"))?;
     let link = link(objective)?;
     let mut forest = Builder { n_features: max_feature + 1, ..Builder::default() };
@@ -108,6 +111,10 @@ fn link(objective: &str) -> Result<Link> {
     }
 }
 
+/// The most features a model may have (a feature index must fit a node's 31 bits, and a row's bytes an
+/// `i32` displacement of the compiled code).
+pub const MAX_FEATURES: usize = 1 << 28;
+
 fn number<T: std::str::FromStr>(key: &str, value: Option<&str>) -> Result<T> {
     let v = value.ok_or_else(|| refuse(key, "missing"))?;
     v.trim().parse().map_err(|_| refuse(key, format!("{v:?} is not a number of the expected kind")))
@@ -140,48 +147,50 @@ impl Builder {
         if get("is_linear").is_some_and(|v| v.trim() != "0") {
             return Err(refuse(&name, "linear trees are not read"));
         }
-        let parse_all = |key: &str| -> Result<Vec<f64>> {
+        let floats = |key: &str| -> Result<Vec<f64>> {
             list(key)
                 .iter()
-                .map(|v| {
-                    v.parse::<f64>().map_err(|_| refuse(&format!("{name} {key}"), format!("{v:?} is not a number")))
-                })
+                .map(|v| v.parse().map_err(|_| refuse(&format!("{name} {key}"), format!("{v:?} is not a number"))))
                 .collect()
         };
-        let values = parse_all("leaf_value")?;
+        let ints = |key: &str| -> Result<Vec<i64>> {
+            list(key)
+                .iter()
+                .map(|v| v.parse().map_err(|_| refuse(&format!("{name} {key}"), format!("{v:?} is not an integer"))))
+                .collect()
+        };
+        let values = floats("leaf_value")?;
         if leaves_n == 0 || values.len() != leaves_n {
             return Err(refuse(&name, format!("{} leaf values for num_leaves={leaves_n}", values.len())));
         }
         let base = self.leaves.len();
+        if base + leaves_n >= LEAF as usize {
+            return Err(refuse(&name, "more leaves than a flat forest can index"));
+        }
         self.leaves.extend(values.iter().map(|&v| v as f32));
         if leaves_n == 1 {
             self.roots.push(LEAF | base as u32);
             return Ok(());
         }
         let internal = leaves_n - 1;
-        let (feature, threshold, kind) =
-            (parse_all("split_feature")?, parse_all("threshold")?, parse_all("decision_type")?);
-        let (left, right) = (parse_all("left_child")?, parse_all("right_child")?);
-        for (key, v) in [
-            ("split_feature", &feature),
-            ("threshold", &threshold),
-            ("decision_type", &kind),
-            ("left_child", &left),
-            ("right_child", &right),
+        let (feature, threshold, kind) = (ints("split_feature")?, floats("threshold")?, ints("decision_type")?);
+        let (left, right) = (ints("left_child")?, ints("right_child")?);
+        for (key, n) in [
+            ("split_feature", feature.len()),
+            ("threshold", threshold.len()),
+            ("decision_type", kind.len()),
+            ("left_child", left.len()),
+            ("right_child", right.len()),
         ] {
-            if v.len() != internal {
-                return Err(refuse(
-                    &format!("{name} {key}"),
-                    format!("{} values for {internal} internal nodes", v.len()),
-                ));
+            if n != internal {
+                return Err(refuse(&format!("{name} {key}"), format!("{n} values for {internal} internal nodes")));
             }
         }
         // A child: LightGBM's index (node >= 0, leaf !c when negative) checked and mapped.
-        let child = |c: f64| -> Result<std::result::Result<usize, u32>> {
-            let c = c as i64;
-            if c >= 0 && (c as usize) < internal {
+        let child = |c: i64| -> Result<std::result::Result<usize, u32>> {
+            if c >= 0 && (c as u64) < internal as u64 {
                 Ok(Ok(c as usize))
-            } else if c < 0 && ((!c) as usize) < leaves_n {
+            } else if c < 0 && ((!c) as u64) < leaves_n as u64 {
                 Ok(Err(LEAF | (base + (!c) as usize) as u32))
             } else {
                 Err(refuse(&name, format!("child {c} is out of range")))
@@ -195,11 +204,13 @@ impl Builder {
             if seen > internal {
                 return Err(refuse(&name, "a node is reached twice (the children do not form a tree)"));
             }
-            let f = feature[old] as usize;
+            let f = usize::try_from(feature[old]).unwrap_or(usize::MAX);
             if f >= self.n_features {
-                return Err(refuse(&name, format!("node {old} tests feature {f} of {}", self.n_features)));
+                return Err(refuse(&name, format!("node {old} tests feature {} of {}", feature[old], self.n_features)));
             }
-            let d = kind[old] as u32;
+            let Ok(d) = u8::try_from(kind[old]) else {
+                return Err(refuse(&name, format!("decision_type {} of node {old} is not a byte", kind[old])));
+            };
             if d & 1 != 0 {
                 return Err(refuse(&name, "categorical splits are not read"));
             }
@@ -207,7 +218,8 @@ impl Builder {
             let default_left = match (d >> 2) & 3 {
                 0 => 0.0 <= t, // a NaN is read as 0.0
                 2 => d & 2 != 0,
-                _ => return Err(refuse(&name, "zero-as-missing splits are not read")),
+                1 => return Err(refuse(&name, "zero-as-missing splits are not read")),
+                m => return Err(refuse(&name, format!("missing type {m} of node {old} is unknown"))),
             };
             let id = self.nodes.len();
             self.nodes.push(FlatNode {

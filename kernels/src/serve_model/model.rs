@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::formats::safetensors::Safetensors;
 use crate::ml::Matrix;
+use crate::ml::compiled::{CompileConfig, CompiledForest, compile};
 use crate::ml::flat::FlatForest;
 use crate::ml::forest::RandomForest;
 use crate::ml::gbm::Gbm;
@@ -167,6 +168,9 @@ pub struct LoadedModel {
     pub allows_missing: bool,
     /// The scorer.
     pub predictor: Predictor,
+    /// A single-output tree model compiled to machine code ([`crate::ml::compiled`]), which scores
+    /// small batches row by row; `None` for other models, or where the CPU or OS has no compiler.
+    pub compiled: Option<Arc<CompiledForest>>,
 }
 
 impl LoadedModel {
@@ -236,6 +240,10 @@ impl LoadedModel {
             Predictor::Flat(f) => f.n_outputs(),
             _ => 1,
         };
+        let compiled = match &predictor {
+            Predictor::Flat(f) if f.n_outputs() == 1 => compile(f, &CompileConfig::default()).ok().map(Arc::new),
+            _ => None,
+        };
         Ok(LoadedModel {
             name: name.to_string(),
             version,
@@ -247,6 +255,7 @@ impl LoadedModel {
             n_outputs,
             allows_missing: matches!(predictor, Predictor::Flat(_)),
             predictor,
+            compiled,
         })
     }
 
@@ -261,8 +270,9 @@ impl LoadedModel {
     }
 
     /// Scores `rows` rows of `data` (row-major, [`LoadedModel::n_features`] values each):
-    /// `rows × n_outputs` values. Few rows are walked one at a time on the calling thread; many go
-    /// through [`FlatForest::predict_batch_all`] (blocks of rows on rayon's threads).
+    /// `rows × n_outputs` values. Few rows are scored one at a time on the calling thread (by the
+    /// compiled model when there is one, else walked); many go through
+    /// [`FlatForest::predict_batch_all`] (blocks of rows on rayon's threads).
     ///
     /// # Errors
     /// [`Error::DimensionMismatch`] for a ragged `data`; [`Error::MlNonFinite`] for a NaN given to a
@@ -274,6 +284,10 @@ impl LoadedModel {
         }
         let matrix = || Matrix::new(rows, d, data.to_vec());
         match &self.predictor {
+            Predictor::Flat(_) if rows < SEQUENTIAL_BELOW && self.compiled.is_some() => {
+                let c = self.compiled.as_ref().expect("checked");
+                data.chunks_exact(d).map(|row| c.predict_row(row)).collect()
+            }
             Predictor::Flat(f) if rows < SEQUENTIAL_BELOW => {
                 let k = f.n_outputs();
                 let mut out = vec![0.0f32; rows * k];

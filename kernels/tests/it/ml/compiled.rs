@@ -18,9 +18,11 @@ fn check(flat: &FlatForest, x: &Matrix) {
     for select_leaves in [1, 2, CompileConfig::default().select_leaves] {
         let compiled = compiled::compile(flat, &CompileConfig { select_leaves }).unwrap();
         assert_eq!(compiled.n_trees(), flat.n_trees());
-        for i in 0..x.rows() {
+        let batch = compiled.predict_batch(x).unwrap();
+        for (i, b) in batch.iter().enumerate() {
             let (want, got) = (flat.predict_row(x.row(i)).unwrap(), compiled.predict_row(x.row(i)).unwrap());
             assert_eq!(got.to_bits(), want.to_bits(), "row {i}, select_leaves {select_leaves}: {got} vs {want}");
+            assert_eq!(b.to_bits(), want.to_bits(), "batch row {i}, select_leaves {select_leaves}");
         }
     }
 }
@@ -114,6 +116,8 @@ fn what_cannot_compile_is_a_typed_error() {
     let compiled = compiled::compile(&binary, &CompileConfig::default()).unwrap();
     let err = compiled.predict_row(&[0.5, 0.5]).unwrap_err();
     assert!(matches!(err, Error::DimensionMismatch { expected: 3, got: 2 }), "{err}");
+    let err = compiled.predict_batch(&random_matrix(5, 4, 16)).unwrap_err();
+    assert!(matches!(err, Error::DimensionMismatch { expected: 3, got: 4 }), "{err}");
     for select_leaves in [0, MAX_SELECT_LEAVES + 1] {
         let err = compiled::compile(&binary, &CompileConfig { select_leaves }).unwrap_err();
         assert!(matches!(err, Error::InvalidParameter(_)), "{err}");

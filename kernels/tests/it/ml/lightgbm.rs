@@ -66,6 +66,12 @@ fn what_the_reader_does_not_carry_over_is_a_typed_error() {
     assert!(lightgbm::parse(cut).is_err(), "a model cut inside a tree is refused");
     check(&text.replacen("left_child=1 ", "left_child=99 ", 1), "Tree=0", "out of range");
     check(&text.replacen("max_feature_idx=", "max_feature=", 1), "max_feature_idx", "missing");
+    check(&text.replacen("decision_type=10 ", "decision_type=14 ", 1), "Tree=0", "missing type 3");
+    check(&text.replacen("decision_type=10 ", "decision_type=1.5 ", 1), "Tree=0 decision_type", "not an integer");
+    let first_split = text.lines().find(|l| l.starts_with("split_feature=")).unwrap();
+    let negative = first_split.replacen("split_feature=", "split_feature=-1 ", 1);
+    let negative = negative.rsplit_once(' ').unwrap().0.to_string();
+    check(&text.replacen(first_split, &negative, 1), "Tree=0", "feature -1");
     check("{\"not\": \"a model\"}", "header", "not a LightGBM text model");
     let err = lightgbm::load(Path::new("/nonexistent/model.txt")).unwrap_err();
     assert!(matches!(err, Error::MlModelFile { .. }), "{err}");
