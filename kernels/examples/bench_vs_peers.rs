@@ -66,8 +66,9 @@ fn random_f32(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Q×N distance matrix, one thread, the same shape the peers' `cdist` computes.
-fn cdist<T>(q: &[T], b: &[T], d: usize, out: &mut [f32], f: impl Fn(&[T], &[T]) -> f32) {
+/// Q×N distance matrix pair by pair (the i8 kernels, which have no matrix form), one thread, the same
+/// shape the peers' `cdist` computes.
+fn cdist_pairs<T>(q: &[T], b: &[T], d: usize, out: &mut [f32], f: impl Fn(&[T], &[T]) -> f32) {
     for (qi, query) in q.chunks_exact(d).enumerate() {
         let row = &mut out[qi * (b.len() / d)..][..b.len() / d];
         for (o, base) in row.iter_mut().zip(b.chunks_exact(d)) {
@@ -81,8 +82,8 @@ fn random_i8(n: usize, seed: u64) -> Vec<i8> {
     random_f32(n, seed).iter().map(|&x| (x * 127.5).floor().clamp(-128.0, 127.0) as i8).collect()
 }
 
-/// One distance kernel over one element type.
-type DistanceFn<T> = fn(&[T], &[T]) -> f32;
+/// One distance matrix over one element type: queries, base vectors, dimension, output.
+type MatrixFn<T> = Box<dyn Fn(&[T], &[T], usize, &mut [f32])>;
 
 /// Times dot, squared L2 and cosine of one element type as a 16 × 1024 cdist.
 fn distance_rows<T: Copy>(
@@ -90,14 +91,14 @@ fn distance_rows<T: Copy>(
     dtype: &'static str,
     d: usize,
     data: (&[T], &[T]),
-    ops: [(&'static str, DistanceFn<T>); 3],
+    ops: [(&'static str, MatrixFn<T>); 3],
     rows: &mut Vec<Row>,
 ) {
     let (q, b) = data;
     let (nq, nb) = (q.len() / d, b.len() / d);
     let mut out = vec![0f32; nq * nb];
     for (op, f) in ops {
-        let rate = t.best_rate((nq * nb) as f64, || cdist(black_box(q), b, d, &mut out, f));
+        let rate = t.best_rate((nq * nb) as f64, || f(black_box(q), b, d, &mut out));
         rows.push(Row {
             op,
             dtype,
@@ -110,45 +111,40 @@ fn distance_rows<T: Copy>(
     }
 }
 
+/// A `kernels::simd::cdist*` function.
+type CdistFn<T> = fn(&[T], &[T], usize, kernels::simd::Metric, &mut [f32]) -> kernels::Result<()>;
+
+/// The three metrics through a `kernels::simd::cdist*` function (dot and cosine as distances, which
+/// costs one negation or subtraction per pair).
+fn matrix_ops<T: 'static>(cdist: CdistFn<T>) -> [(&'static str, MatrixFn<T>); 3] {
+    use kernels::simd::Metric;
+    let op = move |m: Metric| -> MatrixFn<T> {
+        Box::new(move |q: &[T], b: &[T], d: usize, out: &mut [f32]| cdist(q, b, d, m, out).expect("shapes agree"))
+    };
+    [("dot", op(Metric::Dot)), ("l2_sq", op(Metric::L2)), ("cosine", op(Metric::Cosine))]
+}
+
 fn distances(t: &Timing, dims: &[usize], rows: &mut Vec<Row>) {
     use half::{bf16, f16};
     use kernels::simd;
     let (nq, nb) = (16, 1024);
     for &d in dims {
         let (q, b) = (random_f32(nq * d, 1), random_f32(nb * d, 2));
-        distance_rows(
-            t,
-            "f32",
-            d,
-            (&q, &b),
-            [("dot", simd::dot), ("l2_sq", simd::l2_sq), ("cosine", simd::cosine)],
-            rows,
-        );
+        distance_rows(t, "f32", d, (&q, &b), matrix_ops(simd::cdist), rows);
         let (qh, bh): (Vec<f16>, Vec<f16>) =
             (q.iter().map(|&x| f16::from_f32(x)).collect(), b.iter().map(|&x| f16::from_f32(x)).collect());
-        distance_rows(
-            t,
-            "f16",
-            d,
-            (&qh, &bh),
-            [("dot", simd::dot_f16), ("l2_sq", simd::l2_sq_f16), ("cosine", simd::cosine_f16)],
-            rows,
-        );
+        distance_rows(t, "f16", d, (&qh, &bh), matrix_ops(simd::cdist_f16), rows);
         let (qb, bb): (Vec<bf16>, Vec<bf16>) =
             (q.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
-        distance_rows(
-            t,
-            "bf16",
-            d,
-            (&qb, &bb),
-            [("dot", simd::dot_bf16), ("l2_sq", simd::l2_sq_bf16), ("cosine", simd::cosine_bf16)],
-            rows,
-        );
+        distance_rows(t, "bf16", d, (&qb, &bb), matrix_ops(simd::cdist_bf16), rows);
         let (qi, bi) = (random_i8(nq * d, 1), random_i8(nb * d, 2));
-        let ops: [(&'static str, DistanceFn<i8>); 3] = [
-            ("dot", |a, b| simd::dot_i8(a, b) as f32),
-            ("l2_sq", |a, b| simd::l2_sq_i8(a, b) as f32),
-            ("cosine", simd::cosine_i8),
+        let pairs = |f: fn(&[i8], &[i8]) -> f32| -> MatrixFn<i8> {
+            Box::new(move |q: &[i8], b: &[i8], d: usize, out: &mut [f32]| cdist_pairs(q, b, d, out, f))
+        };
+        let ops: [(&'static str, MatrixFn<i8>); 3] = [
+            ("dot", pairs(|a, b| simd::dot_i8(a, b) as f32)),
+            ("l2_sq", pairs(|a, b| simd::l2_sq_i8(a, b) as f32)),
+            ("cosine", pairs(simd::cosine_i8)),
         ];
         distance_rows(t, "i8", d, (&qi, &bi), ops, rows);
     }

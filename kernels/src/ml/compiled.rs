@@ -197,7 +197,7 @@ impl CompiledForest {
             for (r, v) in o.iter_mut().enumerate() {
                 *v = self.predict_row(x.row(b * BATCH_BLOCK + r))?;
             }
-            Ok(())
+            Ok::<(), Error>(())
         })?;
         Ok(out)
     }

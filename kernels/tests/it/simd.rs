@@ -124,3 +124,58 @@ proptest! {
         check("proptest", &a, &b);
     }
 }
+
+/// Each entry of the distance matrices is the per-pair distance of the (widened) vectors, bit for bit:
+/// one and several blocks of base vectors, tails of every width, all three metrics and input types.
+#[test]
+fn cdist_entries_are_the_pairwise_distances() {
+    use half::{bf16, f16};
+    for d in [1, 7, 16, 100, 384] {
+        let (nq, nb) = (3, 16 * 1024 / (4 * d) + 5);
+        let (q, b) = (noise(nq * d, 11), noise(nb * d, 12));
+        let (qh, bh): (Vec<f16>, Vec<f16>) =
+            (q.iter().map(|&x| f16::from_f32(x)).collect(), b.iter().map(|&x| f16::from_f32(x)).collect());
+        let (qb, bb): (Vec<bf16>, Vec<bf16>) =
+            (q.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
+        let wide_h = |v: &[f16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        let wide_b = |v: &[bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+        let (qh32, bh32, qb32, bb32) = (wide_h(&qh), wide_h(&bh), wide_b(&qb), wide_b(&bb));
+        for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
+            let mut out = vec![f32::NAN; nq * nb];
+            for (name, q32, b32) in [("f32", &q, &b), ("f16", &qh32, &bh32), ("bf16", &qb32, &bb32)] {
+                match name {
+                    "f32" => simd::cdist(&q, &b, d, metric, &mut out).unwrap(),
+                    "f16" => simd::cdist_f16(&qh, &bh, d, metric, &mut out).unwrap(),
+                    _ => simd::cdist_bf16(&qb, &bb, d, metric, &mut out).unwrap(),
+                }
+                for (i, qi) in q32.chunks_exact(d).enumerate() {
+                    for (j, bj) in b32.chunks_exact(d).enumerate() {
+                        let want = metric.distance(qi, bj);
+                        let got = out[i * nb + j];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{name} {metric:?} d={d} ({i}, {j}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cdist_rejects_bad_shapes_with_typed_errors() {
+    let (q, b) = (noise(8, 1), noise(12, 2));
+    let mut out = vec![0.0; 6];
+    assert!(matches!(simd::cdist(&q, &b, 0, Metric::L2, &mut out), Err(kernels::Error::InvalidParameter(_))));
+    assert!(matches!(
+        simd::cdist(&q, &b, 3, Metric::L2, &mut out),
+        Err(kernels::Error::RaggedBuffer { len: 8, dim: 3 })
+    ));
+    assert!(matches!(
+        simd::cdist(&q, &b, 4, Metric::L2, &mut out[..5]),
+        Err(kernels::Error::DimensionMismatch { expected: 6, got: 5 })
+    ));
+    simd::cdist(&q, &b, 4, Metric::L2, &mut out).unwrap();
+}

@@ -1,0 +1,108 @@
+//! Distance matrices: every query against every base vector (the `cdist` of SciPy and SimSIMD), for
+//! f32, f16 and bf16 vectors, as [`Metric`] distances.
+//!
+//! The batched form exists for half-precision storage: the per-pair kernels ([`super::dot_f16`], …)
+//! widen both vectors of every pair, so a Q × N matrix widens each base vector Q times. Here the
+//! queries are widened once per call and the base vectors a block at a time (about 16 KiB of f32, a
+//! third of an L1 data cache), and every query then runs the f32 kernels against the block while it
+//! is in L1. Widening is exact, so each entry equals [`Metric::distance`] of the widened vectors; the
+//! accumulation stays f32 (SimSIMD's Sapphire Rapids f16 kernels accumulate in f16 instead: twice the
+//! lanes per instruction, and a running sum held to f16's 11 significant bits).
+//!
+//! f32 inputs take the same blocked loop without widening: the block of base vectors stays in L1
+//! while all queries pass over it.
+
+use half::{bf16, f16};
+
+use super::{Metric, bf16_to_f32, f16_to_f32};
+use crate::{Error, Result};
+
+/// Bytes of f32 base vectors per block.
+const BLOCK_BYTES: usize = 16 * 1024;
+
+/// The Q × N matrix of `metric` distances between the rows of `queries` and of `base` (both
+/// row-major, `d` values per row) into `out` (row-major: query `i`, base vector `j` at `i * N + j`).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for `d == 0`; [`Error::RaggedBuffer`] when an input is not a whole
+/// number of rows; [`Error::DimensionMismatch`] when `out` does not hold Q × N values.
+pub fn cdist(queries: &[f32], base: &[f32], d: usize, metric: Metric, out: &mut [f32]) -> Result<()> {
+    let (_, nb) = shape(queries.len(), base.len(), d, out.len())?;
+    let rows = block_rows(d);
+    for first in (0..nb).step_by(rows) {
+        let count = rows.min(nb - first);
+        fill(queries, &base[first * d..(first + count) * d], d, nb, first, metric, out);
+    }
+    Ok(())
+}
+
+/// [`cdist`] for f16 vectors: widened once each (exactly), distances computed in f32.
+///
+/// # Errors
+/// As [`cdist`].
+pub fn cdist_f16(queries: &[f16], base: &[f16], d: usize, metric: Metric, out: &mut [f32]) -> Result<()> {
+    cdist_widened(queries, base, d, metric, out, f16_to_f32)
+}
+
+/// [`cdist`] for bf16 vectors: widened once each (exactly), distances computed in f32.
+///
+/// # Errors
+/// As [`cdist`].
+pub fn cdist_bf16(queries: &[bf16], base: &[bf16], d: usize, metric: Metric, out: &mut [f32]) -> Result<()> {
+    cdist_widened(queries, base, d, metric, out, bf16_to_f32)
+}
+
+fn cdist_widened<T>(
+    queries: &[T],
+    base: &[T],
+    d: usize,
+    metric: Metric,
+    out: &mut [f32],
+    widen: fn(&[T], &mut [f32]),
+) -> Result<()> {
+    let (_, nb) = shape(queries.len(), base.len(), d, out.len())?;
+    let mut q = vec![0.0f32; queries.len()];
+    widen(queries, &mut q);
+    let rows = block_rows(d);
+    let mut block = vec![0.0f32; rows.min(nb) * d];
+    for first in (0..nb).step_by(rows) {
+        let count = rows.min(nb - first);
+        let block = &mut block[..count * d];
+        widen(&base[first * d..(first + count) * d], block);
+        fill(&q, block, d, nb, first, metric, out);
+    }
+    Ok(())
+}
+
+/// Base vectors per block: at least one.
+fn block_rows(d: usize) -> usize {
+    (BLOCK_BYTES / (4 * d)).max(1)
+}
+
+/// (Q, N) after checking the lengths.
+fn shape(q_len: usize, b_len: usize, d: usize, out_len: usize) -> Result<(usize, usize)> {
+    if d == 0 {
+        return Err(Error::InvalidParameter("cdist: the dimension d must be at least 1".into()));
+    }
+    for len in [q_len, b_len] {
+        if len % d != 0 {
+            return Err(Error::RaggedBuffer { len, dim: d });
+        }
+    }
+    let (nq, nb) = (q_len / d, b_len / d);
+    if out_len != nq * nb {
+        return Err(Error::DimensionMismatch { expected: nq * nb, got: out_len });
+    }
+    Ok((nq, nb))
+}
+
+/// Columns `first..` of `out` (N columns): every query against the base vectors of `block`.
+fn fill(queries: &[f32], block: &[f32], d: usize, nb: usize, first: usize, metric: Metric, out: &mut [f32]) {
+    let count = block.len() / d;
+    for (i, q) in queries.chunks_exact(d).enumerate() {
+        let row = &mut out[i * nb + first..i * nb + first + count];
+        for (o, b) in row.iter_mut().zip(block.chunks_exact(d)) {
+            *o = metric.distance(q, b);
+        }
+    }
+}
