@@ -152,6 +152,127 @@ pub mod f32 {
 
     distance_kernels!(f32);
 
+    // The four-row forms below run four `a` vectors against one `b` (the rows of a distance matrix,
+    // `super::super::cdist`): each `b` load serves four products. Every row keeps the accumulators,
+    // the chunking and the reduction of the one-pair kernel above, so each result is bit-identical
+    // to `dot(a_r, b, n)`, `l2_sq(a_r, b, n)` or the `a·b` of `dot_norms(a_r, b, n)`.
+
+    /// [`dot`] of each of the four `a` vectors with `b`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL and every pointer is valid for `n` elements.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub unsafe fn dot4(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut i = 0;
+        // SAFETY (all loads): as in `dot`, for each of the five vectors.
+        unsafe {
+            while i + 64 <= n {
+                for k in 0..4 {
+                    let y = load(b.add(i + 16 * k));
+                    for (acc, a) in acc.iter_mut().zip(a) {
+                        acc[k] = _mm512_fmadd_ps(load(a.add(i + 16 * k)), y, acc[k]);
+                    }
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                let y = load(b.add(i));
+                for (acc, a) in acc.iter_mut().zip(a) {
+                    acc[0] = _mm512_fmadd_ps(load(a.add(i)), y, acc[0]);
+                }
+                i += 16;
+            }
+            if i < n {
+                let m = super::tail_mask(n - i);
+                let y = load_tail(b.add(i), m);
+                for (acc, a) in acc.iter_mut().zip(a) {
+                    acc[1] = _mm512_fmadd_ps(load_tail(a.add(i), m), y, acc[1]);
+                }
+            }
+        }
+        acc.map(|acc| _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))))
+    }
+
+    /// [`l2_sq`] of each of the four `a` vectors and `b`.
+    ///
+    /// # Safety
+    /// As for [`dot4`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub unsafe fn l2_sq4(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let mut i = 0;
+        // SAFETY (all loads): as in `dot`, for each of the five vectors.
+        unsafe {
+            while i + 64 <= n {
+                for k in 0..4 {
+                    let y = load(b.add(i + 16 * k));
+                    for (acc, a) in acc.iter_mut().zip(a) {
+                        let d = _mm512_sub_ps(load(a.add(i + 16 * k)), y);
+                        acc[k] = _mm512_fmadd_ps(d, d, acc[k]);
+                    }
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                let y = load(b.add(i));
+                for (acc, a) in acc.iter_mut().zip(a) {
+                    let d = _mm512_sub_ps(load(a.add(i)), y);
+                    acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
+                }
+                i += 16;
+            }
+            if i < n {
+                let m = super::tail_mask(n - i);
+                let y = load_tail(b.add(i), m);
+                for (acc, a) in acc.iter_mut().zip(a) {
+                    let d = _mm512_sub_ps(load_tail(a.add(i), m), y);
+                    acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
+                }
+            }
+        }
+        acc.map(|acc| _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))))
+    }
+
+    /// The `a·b` part of [`dot_norms`] for each of the four `a` vectors with `b` (its two
+    /// accumulators and chunking, so each value is bit-identical to `dot_norms(a_r, b, n).0`); the
+    /// norms, which depend on one vector only, are computed once per vector by the caller.
+    ///
+    /// # Safety
+    /// As for [`dot4`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub unsafe fn dot_norms_ab4(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
+        let mut ab = [[_mm512_setzero_ps(); 2]; 4];
+        let mut i = 0;
+        // SAFETY (all loads): as in `dot`, for each of the five vectors.
+        unsafe {
+            while i + 32 <= n {
+                for k in 0..2 {
+                    let y = load(b.add(i + 16 * k));
+                    for (ab, a) in ab.iter_mut().zip(a) {
+                        ab[k] = _mm512_fmadd_ps(load(a.add(i + 16 * k)), y, ab[k]);
+                    }
+                }
+                i += 32;
+            }
+            if i + 16 <= n {
+                let y = load(b.add(i));
+                for (ab, a) in ab.iter_mut().zip(a) {
+                    ab[0] = _mm512_fmadd_ps(load(a.add(i)), y, ab[0]);
+                }
+                i += 16;
+            }
+            if i < n {
+                let m = super::tail_mask(n - i);
+                let y = load_tail(b.add(i), m);
+                for (ab, a) in ab.iter_mut().zip(a) {
+                    ab[0] = _mm512_fmadd_ps(load_tail(a.add(i), m), y, ab[0]);
+                }
+            }
+        }
+        ab.map(|ab| _mm512_reduce_add_ps(_mm512_add_ps(ab[0], ab[1])))
+    }
+
     /// `Σ x_i` with four 16-lane accumulators.
     ///
     /// # Safety

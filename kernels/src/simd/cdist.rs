@@ -96,10 +96,51 @@ fn shape(q_len: usize, b_len: usize, d: usize, out_len: usize) -> Result<(usize,
     Ok((nq, nb))
 }
 
-/// Columns `first..` of `out` (N columns): every query against the base vectors of `block`.
+/// Columns `first..` of `out` (N columns): every query against the base vectors of `block`. On
+/// AVX-512, four queries at a time run the four-row kernels (each base-vector load serves four
+/// products; each entry is still bit-identical to the one-pair kernel); the rest go pair by pair.
 fn fill(queries: &[f32], block: &[f32], d: usize, nb: usize, first: usize, metric: Metric, out: &mut [f32]) {
     let count = block.len() / d;
-    for (i, q) in queries.chunks_exact(d).enumerate() {
+    let nq = queries.len() / d;
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if super::level() == super::Level::Avx512 {
+        use super::avx512::f32 as k;
+        // Cosine: each vector's squared norm once (the `|a|²` and `|b|²` that `dot_norms` computes
+        // for every pair, with the same accumulators, so the same values).
+        let norm = |v: &[f32]| {
+            // SAFETY: `level()` found AVX-512 F/BW/VL; `v` holds `d` floats.
+            unsafe { k::dot_norms(v.as_ptr(), v.as_ptr(), d).1 }
+        };
+        let (qn, bn): (Vec<f32>, Vec<f32>) = if metric == Metric::Cosine && nq >= 4 {
+            (queries.chunks_exact(d).map(norm).collect(), block.chunks_exact(d).map(norm).collect())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        while done + 4 <= nq {
+            let a = [0, 1, 2, 3].map(|r| queries[(done + r) * d..].as_ptr());
+            for (j, b) in block.chunks_exact(d).enumerate() {
+                // SAFETY: `level()` found AVX-512 F/BW/VL; the four queries and `b` each hold `d` floats.
+                let v = unsafe {
+                    match metric {
+                        Metric::L2 => k::l2_sq4(a, b.as_ptr(), d),
+                        Metric::Dot => k::dot4(a, b.as_ptr(), d).map(|x| -x),
+                        Metric::Cosine => {
+                            let ab = k::dot_norms_ab4(a, b.as_ptr(), d);
+                            [0, 1, 2, 3].map(|r| 1.0 - super::cosine_from_parts(ab[r], qn[done + r], bn[j]))
+                        }
+                    }
+                };
+                for (r, v) in v.into_iter().enumerate() {
+                    out[(done + r) * nb + first + j] = v;
+                }
+            }
+            done += 4;
+        }
+    }
+    for i in done..nq {
+        let q = &queries[i * d..(i + 1) * d];
         let row = &mut out[i * nb + first..i * nb + first + count];
         for (o, b) in row.iter_mut().zip(block.chunks_exact(d)) {
             *o = metric.distance(q, b);
