@@ -10,7 +10,13 @@
 //! lanes per instruction, and a running sum held to f16's 11 significant bits).
 //!
 //! f32 inputs take the same blocked loop without widening: the block of base vectors stays in L1
-//! while all queries pass over it.
+//! while all queries pass over it. On AVX-512, four queries at a time run against each base vector
+//! (`dot4`, `l2_sq4` and the `a·b` of cosine, whose norms are computed once per vector): one base
+//! load serves four products, and every entry stays bit-identical to the one-pair kernel.
+//!
+//! Measured (`cargo xtask bench kernels`, 16 × 1024 vectors, one thread, Sapphire Rapids): f16 at
+//! d = 384 went from 0.40–0.51× SimSIMD (pair by pair) to 0.91× (dot), 0.96× (L2) and 1.58×
+//! (cosine); see the book's Results page for the recorded run.
 
 use half::{bf16, f16};
 
