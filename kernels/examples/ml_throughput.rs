@@ -106,7 +106,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn run(dir: &Path, reps: usize) {
+/// The files `gen` wrote, split in time order: (train rows, test rows, all labels, train row count).
+fn read_split(dir: &Path) -> (Matrix, Matrix, Vec<f32>, usize) {
     let shape = std::fs::read_to_string(dir.join("shape.json")).expect("shape.json");
     let (rows, cols, train) =
         (shape_field(&shape, "rows"), shape_field(&shape, "cols"), shape_field(&shape, "train_rows"));
@@ -114,6 +115,11 @@ fn run(dir: &Path, reps: usize) {
     assert_eq!((x.len(), y.len()), (rows * cols, rows), "data files and shape.json disagree");
     let xtr = Matrix::new(train, cols, x[..train * cols].to_vec()).expect("train matrix");
     let xte = Matrix::new(rows - train, cols, x[train * cols..].to_vec()).expect("test matrix");
+    (xtr, xte, y, train)
+}
+
+fn run(dir: &Path, reps: usize) {
+    let (xtr, xte, y, train) = read_split(dir);
     let (ytr, yte) = (&y[..train], &y[train..]);
 
     let fcfg = ForestConfig {
@@ -184,11 +190,7 @@ fn latencies(x: &Matrix, mut predict: impl FnMut(&[f32]) -> f32) -> (f64, f64) {
 /// `kernels::ml::lightgbm`: single-row latency walked and compiled, compile time, and the largest
 /// difference from LightGBM's test predictions (`DIR/lightgbm_test.f64`).
 fn run_lightgbm(dir: &Path, reps: usize) {
-    let shape = std::fs::read_to_string(dir.join("shape.json")).expect("shape.json");
-    let (rows, cols, train) =
-        (shape_field(&shape, "rows"), shape_field(&shape, "cols"), shape_field(&shape, "train_rows"));
-    let x = read_f32(&dir.join("x.f32"));
-    let xte = Matrix::new(rows - train, cols, x[train * cols..].to_vec()).expect("test matrix");
+    let (_, xte, _, _) = read_split(dir);
     let flat = lightgbm::load(&dir.join("lightgbm.txt")).expect("reading LightGBM's model");
     let want: Vec<f64> = std::fs::read(dir.join("lightgbm_test.f64"))
         .expect("LightGBM's predictions")

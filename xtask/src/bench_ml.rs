@@ -237,19 +237,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
         let (mut ours, mut peer): (Option<Value>, Option<Value>) = (None, None);
         for round in 1..=rounds {
             eprintln!("{n} rows, round {round}/{rounds}: kernels…");
-            let output = Command::new(&example)
-                .arg("run")
-                .arg(&data)
-                .arg(reps)
-                .env("RAYON_NUM_THREADS", THREADS)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .context("running ml_throughput")?;
-            if !output.status.success() {
-                bail!("ml_throughput run failed ({})", output.status);
-            }
-            let v: Value = serde_json::from_slice(&output.stdout).context("reading ml_throughput's JSON")?;
-            ours = Some(keep_best(ours, v));
+            ours = Some(keep_best(ours, ml_throughput(&example, "run", &data, reps)?));
             if let Some(python) = &python {
                 eprintln!("{n} rows, round {round}/{rounds}: scikit-learn, LightGBM, XGBoost, lleaves, TL2cgen…");
                 let output = Command::new(python)
@@ -275,18 +263,7 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
                 }
                 if data.join("lightgbm.txt").exists() {
                     eprintln!("{n} rows, round {round}/{rounds}: kernels on LightGBM's booster…");
-                    let output = Command::new(&example)
-                        .arg("lightgbm")
-                        .arg(&data)
-                        .arg(reps)
-                        .stderr(std::process::Stdio::inherit())
-                        .output()
-                        .context("running ml_throughput lightgbm")?;
-                    if !output.status.success() {
-                        bail!("ml_throughput lightgbm failed ({})", output.status);
-                    }
-                    let v: Value = serde_json::from_slice(&output.stdout).context("reading ml_throughput's JSON")?;
-                    ours = Some(keep_best(ours, v));
+                    ours = Some(keep_best(ours, ml_throughput(&example, "lightgbm", &data, reps)?));
                 }
             }
         }
@@ -314,6 +291,22 @@ pub fn run(ws: &Workspace, quick: bool, out: Option<PathBuf>) -> Result<()> {
     println!("{table}");
     println!("written to {}", out.display());
     Ok(())
+}
+
+/// The JSON that `ml_throughput MODE DATA REPS` prints, run on [`THREADS`] rayon threads.
+fn ml_throughput(example: &std::path::Path, mode: &str, data: &std::path::Path, reps: &str) -> Result<Value> {
+    let output = Command::new(example)
+        .arg(mode)
+        .arg(data)
+        .arg(reps)
+        .env("RAYON_NUM_THREADS", THREADS)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running ml_throughput {mode}"))?;
+    if !output.status.success() {
+        bail!("ml_throughput {mode} failed ({})", output.status);
+    }
+    serde_json::from_slice(&output.stdout).context("reading ml_throughput's JSON")
 }
 
 /// The better value of every numeric metric of two rounds (smaller for times, larger otherwise).

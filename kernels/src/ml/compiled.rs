@@ -266,6 +266,14 @@ pub const MAX_SELECT_LEAVES: usize = SELECT_REGS.len();
 const SHORT: std::ops::RangeInclusive<i64> = -128..=127;
 
 impl Asm {
+    /// Forgets the code and its fix-ups (the labels and the constant pool stay): for measuring items.
+    fn clear(&mut self) {
+        self.code.clear();
+        self.jumps8.clear();
+        self.jumps32.clear();
+        self.consts.clear();
+    }
+
     fn label(&mut self) -> Label {
         self.labels.push(None);
         Label(self.labels.len() - 1)
@@ -443,9 +451,9 @@ impl Trees<'_> {
             if order.len() > budget {
                 return Err(Error::MlCompile("the node array has a cycle".into()));
             }
+            order.push(Item { c, right: usize::MAX, end: usize::MAX, form: Form::Plain });
             if c & LEAF != 0 {
                 self.leaf(c)?;
-                order.push(Item { c, right: usize::MAX, end: usize::MAX, form: Form::Plain });
             } else {
                 let n = self.node(c)?;
                 let f = (n.feature & !DEFAULT_LEFT) as usize;
@@ -455,7 +463,6 @@ impl Trees<'_> {
                         self.forest.n_features()
                     )));
                 }
-                order.push(Item { c, right: usize::MAX, end: usize::MAX, form: Form::Plain });
                 stack.push(n.right);
                 stack.push(n.left);
             }
@@ -502,9 +509,10 @@ struct Item {
 enum Form {
     /// A leaf, or a node that branches to its right child.
     Plain,
-    /// A node whose children are both leaves: no branch, the leaf address is picked with `cmov`.
+    /// The root of a subtree of at most `select_leaves` leaves: no branch, the leaf address is
+    /// picked with `cmov`.
     Select,
-    /// A leaf of a `Select` node: emits nothing.
+    /// An item inside a `Select` subtree: emits nothing of its own.
     Absorbed,
 }
 
@@ -539,7 +547,7 @@ fn emit_tree(asm: &mut Asm, trees: &Trees<'_>, root: u32, config: &CompileConfig
     let (dummy, dummy_end) = (scratch.label(), scratch.label());
     loop {
         for i in 0..n {
-            scratch.code.clear();
+            scratch.clear();
             emit_item(&mut scratch, trees, &items, i, dummy, dummy_end, near[i])?;
             offsets[i + 1] = offsets[i] + scratch.code.len();
         }

@@ -157,82 +157,71 @@ pub mod f32 {
     // the chunking and the reduction of the one-pair kernel above, so each result is bit-identical
     // to `dot(a_r, b, n)`, `l2_sq(a_r, b, n)` or the `a·b` of `dot_norms(a_r, b, n)`.
 
-    /// [`dot`] of each of the four `a` vectors with `b`.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F/BW/VL and every pointer is valid for `n` elements.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub unsafe fn dot4(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
-        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-        let mut i = 0;
-        // SAFETY (all loads): as in `dot`, for each of the five vectors.
-        unsafe {
-            while i + 64 <= n {
-                for k in 0..4 {
-                    let y = load(b.add(i + 16 * k));
-                    for (acc, a) in acc.iter_mut().zip(a) {
-                        acc[k] = _mm512_fmadd_ps(load(a.add(i + 16 * k)), y, acc[k]);
+    /// A four-row kernel with the chunking and the four accumulators of `dot` and `l2_sq`:
+    /// `$step(x, y, acc)` is one accumulator's update for a block `x` of an `a` vector and `y` of `b`.
+    macro_rules! four_rows {
+        ($(#[$doc:meta])* $name:ident, |$x:ident, $y:ident, $acc:ident| $step:expr) => {
+            $(#[$doc])*
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+            pub unsafe fn $name(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
+                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+                let mut i = 0;
+                // SAFETY (all loads): as in `dot`, for each of the five vectors.
+                unsafe {
+                    while i + 64 <= n {
+                        for k in 0..4 {
+                            let $y = load(b.add(i + 16 * k));
+                            for (acc, a) in acc.iter_mut().zip(a) {
+                                let ($x, $acc) = (load(a.add(i + 16 * k)), acc[k]);
+                                acc[k] = $step;
+                            }
+                        }
+                        i += 64;
+                    }
+                    while i + 16 <= n {
+                        let $y = load(b.add(i));
+                        for (acc, a) in acc.iter_mut().zip(a) {
+                            let ($x, $acc) = (load(a.add(i)), acc[0]);
+                            acc[0] = $step;
+                        }
+                        i += 16;
+                    }
+                    if i < n {
+                        let m = super::tail_mask(n - i);
+                        let $y = load_tail(b.add(i), m);
+                        for (acc, a) in acc.iter_mut().zip(a) {
+                            let ($x, $acc) = (load_tail(a.add(i), m), acc[1]);
+                            acc[1] = $step;
+                        }
                     }
                 }
-                i += 64;
+                acc.map(|acc| {
+                    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
+                })
             }
-            while i + 16 <= n {
-                let y = load(b.add(i));
-                for (acc, a) in acc.iter_mut().zip(a) {
-                    acc[0] = _mm512_fmadd_ps(load(a.add(i)), y, acc[0]);
-                }
-                i += 16;
-            }
-            if i < n {
-                let m = super::tail_mask(n - i);
-                let y = load_tail(b.add(i), m);
-                for (acc, a) in acc.iter_mut().zip(a) {
-                    acc[1] = _mm512_fmadd_ps(load_tail(a.add(i), m), y, acc[1]);
-                }
-            }
-        }
-        acc.map(|acc| _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))))
+        };
     }
 
-    /// [`l2_sq`] of each of the four `a` vectors and `b`.
-    ///
-    /// # Safety
-    /// As for [`dot4`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub unsafe fn l2_sq4(a: [*const f32; 4], b: *const f32, n: usize) -> [f32; 4] {
-        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-        let mut i = 0;
-        // SAFETY (all loads): as in `dot`, for each of the five vectors.
-        unsafe {
-            while i + 64 <= n {
-                for k in 0..4 {
-                    let y = load(b.add(i + 16 * k));
-                    for (acc, a) in acc.iter_mut().zip(a) {
-                        let d = _mm512_sub_ps(load(a.add(i + 16 * k)), y);
-                        acc[k] = _mm512_fmadd_ps(d, d, acc[k]);
-                    }
-                }
-                i += 64;
-            }
-            while i + 16 <= n {
-                let y = load(b.add(i));
-                for (acc, a) in acc.iter_mut().zip(a) {
-                    let d = _mm512_sub_ps(load(a.add(i)), y);
-                    acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
-                }
-                i += 16;
-            }
-            if i < n {
-                let m = super::tail_mask(n - i);
-                let y = load_tail(b.add(i), m);
-                for (acc, a) in acc.iter_mut().zip(a) {
-                    let d = _mm512_sub_ps(load_tail(a.add(i), m), y);
-                    acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
-                }
-            }
+    four_rows!(
+        /// [`dot`] of each of the four `a` vectors with `b`.
+        ///
+        /// # Safety
+        /// The CPU has AVX-512 F/BW/VL and every pointer is valid for `n` elements.
+        dot4,
+        |x, y, acc| _mm512_fmadd_ps(x, y, acc)
+    );
+
+    four_rows!(
+        /// [`l2_sq`] of each of the four `a` vectors and `b`.
+        ///
+        /// # Safety
+        /// As for [`dot4`].
+        l2_sq4,
+        |x, y, acc| {
+            let d = _mm512_sub_ps(x, y);
+            _mm512_fmadd_ps(d, d, acc)
         }
-        acc.map(|acc| _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))))
-    }
+    );
 
     /// The `a·b` part of [`dot_norms`] for each of the four `a` vectors with `b` (its two
     /// accumulators and chunking, so each value is bit-identical to `dot_norms(a_r, b, n).0`); the

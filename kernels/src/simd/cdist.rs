@@ -34,7 +34,7 @@ const BLOCK_BYTES: usize = 16 * 1024;
 /// number of rows; [`Error::DimensionMismatch`] when `out` does not hold Q × N values.
 pub fn cdist(queries: &[f32], base: &[f32], d: usize, metric: Metric, out: &mut [f32]) -> Result<()> {
     let (_, nb) = shape(queries.len(), base.len(), d, out.len())?;
-    let qn = query_norms(queries, d, metric);
+    let qn = sq_norms(queries, d, metric);
     let rows = block_rows(d);
     for first in (0..nb).step_by(rows) {
         let count = rows.min(nb - first);
@@ -70,7 +70,7 @@ fn cdist_widened<T>(
     let (_, nb) = shape(queries.len(), base.len(), d, out.len())?;
     let mut q = vec![0.0f32; queries.len()];
     widen(queries, &mut q);
-    let qn = query_norms(&q, d, metric);
+    let qn = sq_norms(&q, d, metric);
     let rows = block_rows(d);
     let mut block = vec![0.0f32; rows.min(nb) * d];
     for first in (0..nb).step_by(rows) {
@@ -104,25 +104,27 @@ fn shape(q_len: usize, b_len: usize, d: usize, out_len: usize) -> Result<(usize,
     Ok((nq, nb))
 }
 
-/// Columns `first..` of `out` (N columns): every query against the base vectors of `block`. On
-/// AVX-512, four queries at a time run the four-row kernels (each base-vector load serves four
-/// products; each entry is still bit-identical to the one-pair kernel); the rest go pair by pair.
-/// The squared norm of every query when `fill` will need them (cosine on AVX-512), computed with
-/// `dot_norms`'s accumulators so that each equals the `|a|²` of every pair; empty otherwise. Once per
-/// call: per block, it cost half the work at d = 1536, where a block holds two base vectors.
-fn query_norms(queries: &[f32], d: usize, metric: Metric) -> Vec<f32> {
+/// The squared norm of every vector when `fill` will need them (cosine on AVX-512), computed with
+/// `dot_norms`'s accumulators so that each equals the `|a|²` or `|b|²` of every pair; empty
+/// otherwise. The queries' once per call (per block, it cost half the work at d = 1536, where a block
+/// holds two base vectors), the base vectors' once per block.
+fn sq_norms(vectors: &[f32], d: usize, metric: Metric) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
     if metric == Metric::Cosine && super::level() == super::Level::Avx512 {
-        return queries
+        return vectors
             .chunks_exact(d)
             // SAFETY: `level()` found AVX-512 F/BW/VL; `v` holds `d` floats.
             .map(|v| unsafe { super::avx512::f32::dot_norms(v.as_ptr(), v.as_ptr(), d).1 })
             .collect();
     }
-    let _ = (queries, d, metric);
+    let _ = (vectors, d, metric);
     Vec::new()
 }
 
+/// Columns `first..` of `out` (N columns): every query against the base vectors of `block`. On
+/// AVX-512, four queries at a time run the four-row kernels (each base-vector load serves four
+/// products; each entry is still bit-identical to the one-pair kernel); the rest go pair by pair.
+/// `qn` holds the queries' [`sq_norms`].
 #[allow(clippy::too_many_arguments)]
 fn fill(
     queries: &[f32],
@@ -141,15 +143,7 @@ fn fill(
     #[cfg(target_arch = "x86_64")]
     if super::level() == super::Level::Avx512 {
         use super::avx512::f32 as k;
-        // Cosine: each base vector's squared norm once per block, the queries' once per call (the
-        // `|b|²` and `|a|²` that `dot_norms` computes for every pair, with the same accumulators, so
-        // the same values).
-        let norm = |v: &[f32]| {
-            // SAFETY: `level()` found AVX-512 F/BW/VL; `v` holds `d` floats.
-            unsafe { k::dot_norms(v.as_ptr(), v.as_ptr(), d).1 }
-        };
-        let bn: Vec<f32> =
-            if metric == Metric::Cosine && nq >= 4 { block.chunks_exact(d).map(norm).collect() } else { Vec::new() };
+        let bn = if nq >= 4 { sq_norms(block, d, metric) } else { Vec::new() };
         while done + 4 <= nq {
             let a = [0, 1, 2, 3].map(|r| queries[(done + r) * d..].as_ptr());
             for (j, b) in block.chunks_exact(d).enumerate() {
