@@ -274,12 +274,8 @@ impl LlamaModel {
     /// # Errors
     /// As [`LlamaModel::forward`]; nothing is appended to any cache on error.
     pub fn forward_batch(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
-        // From outside the thread pool, every parallel region would be injected into the pool
-        // and waited for on a lock; running the whole pass on a worker lets regions fork directly.
-        if rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_batch_in_pool(steps));
-        }
-        self.forward_batch_in_pool(steps)
+        // The whole pass on a worker, so that its many parallel regions fork directly.
+        crate::in_pool(|| self.forward_batch_in_pool(steps))
     }
 
     /// [`LlamaModel::forward_batch`], with the logits of every new position for the sequences whose
@@ -294,10 +290,7 @@ impl LlamaModel {
         if every_position.len() != steps.len() {
             return Err(Error::InvalidParameter("one every-position flag per sequence step".into()));
         }
-        if rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_rows(steps, Some(every_position)));
-        }
-        self.forward_rows(steps, Some(every_position))
+        crate::in_pool(|| self.forward_rows(steps, Some(every_position)))
     }
 
     fn forward_batch_in_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {

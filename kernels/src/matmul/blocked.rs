@@ -197,11 +197,9 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
     let nc_max = block_size(n, NC_MAX, nr);
     let kc_max = block_size(k, KC_MAX, 1);
     if threads > 1 && rayon::current_thread_index().is_none() {
-        // Called from outside the pool: enter it once for the whole product. Each parallel region
-        // entered from outside costs a wake-up of a sleeping worker and one of this thread (about
-        // 13 µs on a 2-vCPU VM, a tenth of a 256³ product); regions opened from inside a worker
-        // cost well under a microsecond.
-        return rayon::scope(|_| gemm(backend, a, b, c, shape, parallel));
+        // Enter the pool once for the whole product, not once per region (each region entered
+        // from outside costs about a tenth of a 256³ product on 2 vCPUs).
+        return crate::in_pool(|| gemm(backend, a, b, c, shape, parallel));
     }
     let c_ptr = SharedMut(c.as_mut_ptr());
     if let (BSource::Packed(p), true) = (b, threads > 1 && m.div_ceil(mr) <= ONE_REGION_MAX_PANELS) {
@@ -256,45 +254,49 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
 }
 // ANCHOR_END: loop_nest
 
-/// [`gemm`] on blocks packed beforehand, in one parallel region: `A` is packed once, every
-/// `(row panel, k block)` micro-panel by its own task, then each task owns a rectangle of `C`
-/// (whole micro-tiles, cut from all of `m × n` by [`split`]) and walks every `(jc, pc)` block over
-/// it in the loop nest's order. The threads meet twice per product rather than once per block,
-/// and no task re-packs rows another task packed: a 27-row product of a `1536 × 384` matrix had
-/// four forks and joins and packed each row panel of `A` four times. Each tile still sums its `k`
-/// blocks in order, so `C` has the same bits as the serial loop nest gives.
+/// [`gemm`] on blocks packed beforehand, in one parallel region: one task per thread, each owning
+/// a range of whole micro-panels of columns over all `m` rows. Each task packs all of `A` (at most
+/// [`ONE_REGION_MAX_PANELS`] row panels, a few microseconds) rather than meeting the others after
+/// a shared packing step, then walks every `(jc, pc)` block over its columns in the loop nest's
+/// order, running every row tile on a micro-panel of `B` before moving to the next: the weights
+/// stream from memory once per product, and the second tile finds them in L1 or L2. (Cutting by
+/// rows too read each matrix once per row task: 27 rows took two passes from L3.) A 27-row
+/// product of a `1536 × 384` matrix used to fork and join four times, once per block. Each tile
+/// still sums its `k` blocks in order, so `C` has the same bits as the serial loop nest gives.
 fn packed_parallel(p: &PackedBlocks, a: &[f32], c: SharedMut, shape: GemmShape, kern: Kernel, threads: usize) {
     let GemmShape { m, n, k } = shape;
     let Kernel { mr, nr, .. } = kern;
     let kc_max = block_size(k, KC_MAX, 1);
     let row_panels = m.div_ceil(mr);
-    // Block `pc` holds `row_panels` micro-panels of `kc · mr` floats from `pc · row_panels · mr`.
-    let mut a_pack = vec![0.0f32; row_panels * mr * k];
-    let mut jobs = Vec::new();
-    let mut rest: &mut [f32] = &mut a_pack;
-    for pc in (0..k).step_by(kc_max) {
-        let kc = kc_max.min(k - pc);
-        for q in 0..row_panels {
-            let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kc * mr);
-            jobs.push((pc, kc, q * mr, dst));
-            rest = tail;
-        }
-    }
-    jobs.into_par_iter().for_each(|(pc, kc, r0, dst)| pack_a(a, k, r0, mr.min(m - r0), pc, kc, mr, dst));
-    split(m, n, mr, nr, threads).into_par_iter().for_each(|t| {
-        for (jc, nc, pc, kc, b_pack) in p.blocks(nr) {
-            // The task's columns within this block (whole panels: both ends are multiples of `nr`).
-            let (lo, hi) = (t.cols.start.max(jc), t.cols.end.min(jc + nc));
-            if lo >= hi {
-                continue;
+    // One task per thread, each a range of whole micro-panels of columns over all `m` rows.
+    let cols_each = n.div_ceil(nr).div_ceil(threads) * nr;
+    let starts: Vec<usize> = (0..n).step_by(cols_each).collect();
+    starts.into_par_iter().for_each(|c0| {
+        let cols = c0..(c0 + cols_each).min(n);
+        // Block `pc` holds `row_panels` micro-panels of `kc · mr` floats from `pc · row_panels · mr`.
+        with_scratch(&A_PACK, row_panels * mr * k, |a_pack| {
+            let mut rest: &mut [f32] = a_pack;
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                for q in 0..row_panels {
+                    let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kc * mr);
+                    pack_a(a, k, q * mr, mr.min(m - q * mr), pc, kc, mr, dst);
+                    rest = tail;
+                }
             }
-            let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
-            let panels = &a_pack[pc * row_panels * mr..][..row_panels * kc * mr];
-            for r0 in t.rows.clone().step_by(mr) {
-                let panel = &panels[(r0 / mr) * kc * mr..][..kc * mr];
-                block.tiles(panel, r0, mr.min(t.rows.end - r0), lo - jc..hi - jc);
+            for (jc, nc, pc, kc, b_pack) in p.blocks(nr) {
+                // The task's columns within this block (whole panels: both ends are multiples of `nr`).
+                let (lo, hi) = (cols.start.max(jc), cols.end.min(jc + nc));
+                let block = Block { a, k, n, b_pack, kc, pc, jc, c, kern };
+                let panels = &a_pack[pc * row_panels * mr..][..row_panels * kc * mr];
+                for jr in (lo..hi).step_by(nr) {
+                    for (q, panel) in panels.chunks_exact(kc * mr).enumerate() {
+                        let r0 = q * mr;
+                        block.tiles(panel, r0, mr.min(m - r0), jr - jc..(jr + nr).min(hi) - jc);
+                    }
+                }
             }
-        }
+        });
     });
 }
 
@@ -447,9 +449,9 @@ fn pack_a(a: &[f32], k: usize, r0: usize, rows: usize, pc: usize, kc: usize, mr:
     let src = &a[r0 * k + pc..];
     match (rows, mr) {
         #[cfg(target_arch = "x86_64")]
-        (14, 14) if std::arch::is_x86_feature_detected!("avx512f") => {
-            // SAFETY: AVX-512F was just detected.
-            unsafe { pack_a14_avx512(src, k, kc, dst) }
+        (_, 14) if std::arch::is_x86_feature_detected!("avx512f") => {
+            // SAFETY: AVX-512F was just detected; `rows ≤ mr`.
+            unsafe { pack_a14_avx512(src, k, rows, kc, dst) }
         }
         (14, 14) => pack_a_full::<14>(src, k, kc, dst),
         (6, 6) => pack_a_full::<6>(src, k, kc, dst),
@@ -477,19 +479,20 @@ fn pack_a_full<const MR: usize>(src: &[f32], k: usize, kc: usize, dst: &mut [f32
     }
 }
 
-/// [`pack_a_full`] for the AVX-512 tile (`MR = 14`), sixteen steps at a time: sixteen floats of
-/// each row in a register (two zero rows make the square), a 16 × 16 transpose in four rounds of
-/// in-lane shuffles, and one 14-float masked store per step. The scalar loop moved one float per
-/// load and store and was 8 % of a 256³ product on 2 threads.
+/// [`pack_a`] for the AVX-512 tile (`MR = 14`, `rows ≤ 14` of them real), sixteen steps at a
+/// time: sixteen floats of each row in a register (zero rows make the square), a 16 × 16
+/// transpose in four rounds of in-lane shuffles, and one 14-float masked store per step. The
+/// scalar loop moved one float per load and store and was 8 % of a 256³ product on 2 threads.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
+/// The CPU must support AVX-512F, and `rows ≤ 14`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_a14_avx512(src: &[f32], k: usize, kc: usize, dst: &mut [f32]) {
+unsafe fn pack_a14_avx512(src: &[f32], k: usize, rows: usize, kc: usize, dst: &mut [f32]) {
     use std::arch::x86_64::*;
     const MR: usize = 14;
-    let rows: [&[f32]; MR] = std::array::from_fn(|i| &src[i * k..i * k + kc]);
+    let all: [&[f32]; MR] = std::array::from_fn(|i| if i < rows { &src[i * k..i * k + kc] } else { &[] });
+    let rows = &all[..rows];
     let dst = &mut dst[..kc * MR];
     let full = kc / 16 * 16;
     for p0 in (0..full).step_by(16) {
@@ -497,7 +500,7 @@ unsafe fn pack_a14_avx512(src: &[f32], k: usize, kc: usize, dst: &mut [f32]) {
         // floats at `(p0 + j) · 14 < kc · 14`, inside `dst`.
         unsafe {
             let mut r = [_mm512_setzero_ps(); 16];
-            for (v, row) in r.iter_mut().zip(&rows) {
+            for (v, row) in r.iter_mut().zip(rows) {
                 *v = _mm512_loadu_ps(row.as_ptr().add(p0));
             }
             let t = transpose16(r);
@@ -507,9 +510,11 @@ unsafe fn pack_a14_avx512(src: &[f32], k: usize, kc: usize, dst: &mut [f32]) {
         }
     }
     for p in full..kc {
-        for (i, row) in rows.iter().enumerate() {
-            dst[p * MR + i] = row[p];
+        let step = &mut dst[p * MR..(p + 1) * MR];
+        for (d, row) in step.iter_mut().zip(rows) {
+            *d = row[p];
         }
+        step[rows.len()..].fill(0.0);
     }
 }
 

@@ -380,15 +380,20 @@ impl BertModel {
             path: PathBuf::from("tokenizer.json"),
             reason: "the model was loaded without a tokenizer; use embed_ids".into(),
         })?;
-        let sequences: Vec<Vec<Token>> = tokenizer
-            .encode_batch(texts)
-            .into_iter()
-            .map(|enc| {
-                let kept = enc.ids.iter().zip(&enc.type_ids).zip(&enc.attention_mask).filter(|(_, m)| **m != 0);
-                kept.enumerate().map(|(p, ((&id, &segment), _))| Token { id, position: p as u32, segment }).collect()
-            })
-            .collect();
-        self.embed_tokens(&sequences)
+        // Tokenising is a parallel region too: enter the pool once for both.
+        crate::in_pool_awake(|| {
+            let sequences: Vec<Vec<Token>> = tokenizer
+                .encode_batch(texts)
+                .into_iter()
+                .map(|enc| {
+                    let kept = enc.ids.iter().zip(&enc.type_ids).zip(&enc.attention_mask).filter(|(_, m)| **m != 0);
+                    kept.enumerate()
+                        .map(|(p, ((&id, &segment), _))| Token { id, position: p as u32, segment })
+                        .collect()
+                })
+                .collect();
+            self.embed_tokens(&sequences)
+        })
     }
 
     /// Sentence embeddings of a batch of token-id sequences (each already framed with `[CLS]`
@@ -476,7 +481,9 @@ impl BertModel {
         }
         let lens: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let tokens: Vec<Token> = sequences.iter().flatten().copied().collect();
-        let states = self.encode_packed(&tokens, &lens)?;
+        // On a worker, so that the pass's dozens of parallel regions fork directly, with the
+        // other workers awake between them.
+        let states = crate::in_pool_awake(|| self.encode_packed(&tokens, &lens))?;
         Ok(self.pool(&states, &lens))
     }
 
