@@ -131,6 +131,7 @@ pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// and runs pending jobs (`rayon::yield_now`, which steals like an idle worker) and otherwise
 /// yields its core, so it is on hand for the next region. This is the busy-wait of OpenMP's
 /// active wait policy and onnxruntime's spinning intra-op pool, for the length of one pass.
+#[cfg(any(feature = "nn", feature = "llm"))]
 pub(crate) fn in_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,6 +139,8 @@ pub(crate) fn in_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         /// Set while this thread runs a pass under `in_pool_awake` (a nested call adds no keepers).
         static AWAKE: Cell<bool> = const { Cell::new(false) };
     }
+    /// Idle rounds a keeper spins (a `pause` each) before it yields its core between rounds.
+    const SPINS: u32 = 1000;
     in_pool(|| {
         let threads = rayon::current_num_threads();
         if threads == 1 || AWAKE.get() {
@@ -149,8 +152,14 @@ pub(crate) fn in_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 s.spawn(|_| {
                     // The pass's own thread may take a keeper while it waits on a join: it must not
                     // spin there, since `done` is set further down its own stack.
+                    let mut idle = 0u32;
                     while rayon::current_thread_index() != home && !done.load(Ordering::Acquire) {
-                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                            idle = 0;
+                        } else if idle < SPINS {
+                            idle += 1;
+                            std::hint::spin_loop();
+                        } else {
                             std::thread::yield_now();
                         }
                     }

@@ -275,7 +275,7 @@ impl LlamaModel {
     /// As [`LlamaModel::forward`]; nothing is appended to any cache on error.
     pub fn forward_batch(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
         // The whole pass on a worker, so that its many parallel regions fork directly.
-        crate::in_pool(|| self.forward_batch_in_pool(steps))
+        crate::in_pool_awake(|| self.forward_batch_in_pool(steps))
     }
 
     /// [`LlamaModel::forward_batch`], with the logits of every new position for the sequences whose
@@ -290,7 +290,7 @@ impl LlamaModel {
         if every_position.len() != steps.len() {
             return Err(Error::InvalidParameter("one every-position flag per sequence step".into()));
         }
-        crate::in_pool(|| self.forward_rows(steps, Some(every_position)))
+        crate::in_pool_awake(|| self.forward_rows(steps, Some(every_position)))
     }
 
     fn forward_batch_in_pool(&self, steps: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>> {
