@@ -66,17 +66,6 @@ fn random_f32(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Q×N distance matrix pair by pair (the i8 kernels, which have no matrix form), one thread, the same
-/// shape the peers' `cdist` computes.
-fn cdist_pairs<T>(q: &[T], b: &[T], d: usize, out: &mut [f32], f: impl Fn(&[T], &[T]) -> f32) {
-    for (qi, query) in q.chunks_exact(d).enumerate() {
-        let row = &mut out[qi * (b.len() / d)..][..b.len() / d];
-        for (o, base) in row.iter_mut().zip(b.chunks_exact(d)) {
-            *o = f(query, base);
-        }
-    }
-}
-
 /// Deterministic i8 codes over the whole range.
 fn random_i8(n: usize, seed: u64) -> Vec<i8> {
     random_f32(n, seed).iter().map(|&x| (x * 127.5).floor().clamp(-128.0, 127.0) as i8).collect()
@@ -138,15 +127,7 @@ fn distances(t: &Timing, dims: &[usize], rows: &mut Vec<Row>) {
             (q.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
         distance_rows(t, "bf16", d, (&qb, &bb), matrix_ops(simd::cdist_bf16), rows);
         let (qi, bi) = (random_i8(nq * d, 1), random_i8(nb * d, 2));
-        let pairs = |f: fn(&[i8], &[i8]) -> f32| -> MatrixFn<i8> {
-            Box::new(move |q: &[i8], b: &[i8], d: usize, out: &mut [f32]| cdist_pairs(q, b, d, out, f))
-        };
-        let ops: [(&'static str, MatrixFn<i8>); 3] = [
-            ("dot", pairs(|a, b| simd::dot_i8(a, b) as f32)),
-            ("l2_sq", pairs(|a, b| simd::l2_sq_i8(a, b) as f32)),
-            ("cosine", pairs(simd::cosine_i8)),
-        ];
-        distance_rows(t, "i8", d, (&qi, &bi), ops, rows);
+        distance_rows(t, "i8", d, (&qi, &bi), matrix_ops(simd::cdist_i8), rows);
     }
 }
 

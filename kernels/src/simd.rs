@@ -11,8 +11,9 @@
 //! The same distances exist for f16 and bf16 storage (widened exactly, accumulated in f32:
 //! [`dot_f16`], [`cosine_bf16`], …, plus the conversions [`f16_to_f32`] and [`bf16_to_f32`] that
 //! let every f32 op below run on half-precision data) and for i8 with exact integer results
-//! ([`dot_i8`], [`l2_sq_i8`], [`cosine_i8`]). [`cdist`], [`cdist_f16`] and [`cdist_bf16`] compute a
-//! whole query × base distance matrix, widening each half-precision vector once instead of once per pair.
+//! ([`dot_i8`], [`l2_sq_i8`], [`cosine_i8`]). [`cdist`], [`cdist_f16`], [`cdist_bf16`] and
+//! [`cdist_i8`] compute a whole query × base distance matrix, widening each half-precision vector
+//! once instead of once per pair (and taking each i8 vector's norm once).
 //!
 //! Lengths are checked with `debug_assert!` on the hot path; the checked
 //! wrappers in [`Metric::distance`] return [`crate::Error::DimensionMismatch`].
@@ -51,7 +52,7 @@ pub use activation::{
     gelu_in_place_wide, silu_in_place, silu_in_place_scalar, silu_in_place_wide, softmax_in_place,
     softmax_in_place_scalar, softmax_in_place_wide,
 };
-pub use cdist::{cdist, cdist_bf16, cdist_f16};
+pub use cdist::{cdist, cdist_bf16, cdist_f16, cdist_i8};
 pub use elementwise::{axpy, axpy_scalar, axpy_wide, exp_in_place, exp_in_place_scalar, exp_in_place_wide};
 pub use half::{
     bf16_to_f32, bf16_to_f32_at, bf16_to_f32_scalar, cosine_bf16, cosine_bf16_at, cosine_bf16_scalar, cosine_f16,

@@ -59,6 +59,31 @@ pub fn cdist_bf16(queries: &[bf16], base: &[bf16], d: usize, metric: Metric, out
     cdist_widened(queries, base, d, metric, out, bf16_to_f32)
 }
 
+/// [`cdist`] for i8 vectors, exact in integers: entry `(i, j)` is `-(dot_i8(q, b) as f32)` for
+/// [`Metric::Dot`], `l2_sq_i8(q, b) as f32` for [`Metric::L2`] and `1 - cosine_i8(q, b)` for
+/// [`Metric::Cosine`], bit for bit ([`super::dot_i8`], [`super::l2_sq_i8`], [`super::cosine_i8`]).
+/// Squared norms are computed once per vector, so every pair costs one exact dot product: squared
+/// L2 is `|q|² + |b|² − 2 q·b` and cosine `q·b / √(|q|²|b|²)` of those integers, which are the
+/// integers the pair kernels form.
+///
+/// # Errors
+/// As [`cdist`].
+pub fn cdist_i8(queries: &[i8], base: &[i8], d: usize, metric: Metric, out: &mut [f32]) -> Result<()> {
+    let (_, nb) = shape(queries.len(), base.len(), d, out.len())?;
+    let norms = |v: &[i8]| -> Vec<i64> {
+        if metric == Metric::Dot { Vec::new() } else { v.chunks_exact(d).map(|x| super::dot_i8(x, x)).collect() }
+    };
+    let (qn, bn) = (norms(queries), norms(base));
+    super::int8::dot_matrix(queries, base, d, |i, j, ab| {
+        out[i * nb + j] = match metric {
+            Metric::Dot => -(ab as f32),
+            Metric::L2 => (qn[i] + bn[j] - 2 * ab) as f32,
+            Metric::Cosine => 1.0 - super::int8::cosine_from_ints(ab, qn[i], bn[j]),
+        };
+    });
+    Ok(())
+}
+
 fn cdist_widened<T>(
     queries: &[T],
     base: &[T],

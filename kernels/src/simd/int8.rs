@@ -106,11 +106,64 @@ pub fn cosine_i8_scalar(a: &[i8], b: &[i8]) -> f32 {
 }
 
 #[inline]
-fn cosine_from_ints(ab: i64, aa: i64, bb: i64) -> f32 {
+pub(super) fn cosine_from_ints(ab: i64, aa: i64, bb: i64) -> f32 {
     // f32 is ample here (the parts are exact; relative error a few ulp) and its sqrt and
     // division have half the latency of f64's, which matters at d = 128.
     let denom = (aa as f32 * bb as f32).sqrt();
     if denom == 0.0 { 0.0 } else { ab as f32 / denom }
+}
+
+/// Base vectors per block of [`dot_matrix`]: about 16 KiB of them, which stay in L1 while every
+/// query passes over the block.
+const MATRIX_BLOCK_BYTES: usize = 16 * 1024;
+
+/// Calls `put(i, j, a·b)` with the exact dot product of every query `i` and base vector `j` (rows
+/// of `d` values). With AVX-512 VNNI and `d ≤` [`I8_BLOCK`], each query is offset to unsigned
+/// bytes once (`q ^ 0x80`, the `a + 128` of the module doc) and each base vector's correction
+/// `Σ 128·b` is computed once, so a pair costs one `vpdpbusd` per 64 bytes instead of two, and four
+/// queries share each load of a base vector; otherwise each pair runs [`dot_i8`].
+pub(super) fn dot_matrix(queries: &[i8], base: &[i8], d: usize, mut put: impl FnMut(usize, usize, i64)) {
+    let (nq, nb) = (queries.len() / d, base.len() / d);
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 && d <= I8_BLOCK {
+        let flipped: Vec<u8> = queries.iter().map(|&x| x as u8 ^ 0x80).collect();
+        let rows = (MATRIX_BLOCK_BYTES / d).max(1);
+        let mut offsets = vec![0i32; rows.min(nb)];
+        for first in (0..nb).step_by(rows) {
+            let block = &base[first * d..(first + rows).min(nb) * d];
+            for (t, b) in offsets.iter_mut().zip(block.chunks_exact(d)) {
+                // Wrapping is exact here: |Σ 128·b| ≤ 128 · 128 · I8_BLOCK < 2³¹.
+                *t = 128 * b.iter().map(|&x| x as i32).sum::<i32>();
+            }
+            let mut i = 0;
+            while i + 4 <= nq {
+                let u = [0, 1, 2, 3].map(|r| flipped[(i + r) * d..].as_ptr());
+                for (j, b) in block.chunks_exact(d).enumerate() {
+                    // SAFETY: `level()` found AVX-512 F/BW/VL/VNNI; four query rows and `b` hold `d` bytes.
+                    let s = unsafe { avx512::offset_dots(u, b.as_ptr(), d) };
+                    for (r, s) in s.into_iter().enumerate() {
+                        put(i + r, first + j, i64::from(s.wrapping_sub(offsets[j])));
+                    }
+                }
+                i += 4;
+            }
+            for i in i..nq {
+                let u = flipped[i * d..].as_ptr();
+                for (j, b) in block.chunks_exact(d).enumerate() {
+                    // SAFETY: as above, for one query row.
+                    let [s] = unsafe { avx512::offset_dots([u], b.as_ptr(), d) };
+                    put(i, first + j, i64::from(s.wrapping_sub(offsets[j])));
+                }
+            }
+        }
+        return;
+    }
+    for (i, q) in queries.chunks_exact(d).enumerate() {
+        for (j, b) in base.chunks_exact(d).enumerate() {
+            put(i, j, dot_i8(q, b));
+        }
+    }
+    let _ = (nq, nb);
 }
 
 /// `a·b` of one block (`len ≤ I8_BLOCK`, so the i32 result is exact).
@@ -220,6 +273,30 @@ mod avx512 {
         _mm512_reduce_add_epi32(_mm512_sub_epi32(_mm512_add_epi32(s[0], s[1]), _mm512_add_epi32(t[0], t[1])))
     }
     // ANCHOR_END: vnni_dot
+
+    /// `Σ u_r·b` for `R` rows of unsigned bytes `u_r` (queries already offset by 128) and one
+    /// signed row `b`, in wrapping i32: one load of `b` per 64 bytes serves all `R`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL/VNNI; every pointer is valid for `n` elements.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn offset_dots<const R: usize>(u: [*const u8; R], b: *const i8, n: usize) -> [i32; R] {
+        let mut s = [_mm512_setzero_si512(); R];
+        let mut i = 0;
+        // SAFETY (all loads): full loads read i..i + 64 <= n, the tail loads are masked (zero
+        // bytes past the end add nothing).
+        unsafe {
+            while i < n {
+                let m = if i + 64 <= n { u64::MAX } else { tail_mask(n - i) };
+                let y = _mm512_maskz_loadu_epi8(m, b.add(i));
+                for (acc, &row) in s.iter_mut().zip(&u) {
+                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_maskz_loadu_epi8(m, row.add(i).cast()), y);
+                }
+                i += 64;
+            }
+        }
+        s.map(|v| _mm512_reduce_add_epi32(v))
+    }
 
     /// `(a·b, |a|², |b|²)` in wrapping i32 (each exact when its true value fits).
     ///

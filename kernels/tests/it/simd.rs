@@ -165,6 +165,41 @@ fn cdist_entries_are_the_pairwise_distances() {
     }
 }
 
+/// The i8 distance matrix equals the exact pair kernels bit for bit: tails of every width, one and
+/// several blocks of base vectors, extreme values (all −128 and 127 rows, so the offset identity
+/// runs at its limits), and a dimension past `I8_BLOCK`, where the pair kernels sum blocks in i64.
+#[test]
+fn cdist_i8_entries_are_the_exact_pairwise_distances() {
+    let bytes = |n: usize, seed: u64| -> Vec<i8> { noise(n, seed).iter().map(|&x| (x * 127.9) as i8).collect() };
+    for d in [1, 7, 63, 64, 65, 128, 384, simd::I8_BLOCK + 3] {
+        let (nq, nb) = if d > 1000 { (5, 3) } else { (7, 16 * 1024 / d + 5) };
+        let (mut q, mut b) = (bytes(nq * d, 21), bytes(nb * d, 22));
+        q[..d].fill(-128);
+        b[..d].fill(-128);
+        b[d..2 * d].fill(127);
+        for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
+            let mut out = vec![f32::NAN; nq * nb];
+            simd::cdist_i8(&q, &b, d, metric, &mut out).unwrap();
+            for (i, qi) in q.chunks_exact(d).enumerate() {
+                for (j, bj) in b.chunks_exact(d).enumerate() {
+                    let want = match metric {
+                        Metric::Dot => -(simd::dot_i8(qi, bj) as f32),
+                        Metric::L2 => simd::l2_sq_i8(qi, bj) as f32,
+                        Metric::Cosine => 1.0 - simd::cosine_i8(qi, bj),
+                    };
+                    let got = out[i * nb + j];
+                    assert_eq!(got.to_bits(), want.to_bits(), "{metric:?} d={d} ({i}, {j}): {got} vs {want}");
+                }
+            }
+        }
+    }
+    let mut out = vec![0.0; 2];
+    assert!(matches!(
+        simd::cdist_i8(&[1, 2, 3], &[1, 2], 2, Metric::L2, &mut out),
+        Err(kernels::Error::RaggedBuffer { len: 3, dim: 2 })
+    ));
+}
+
 #[test]
 fn cdist_rejects_bad_shapes_with_typed_errors() {
     let (q, b) = (noise(8, 1), noise(12, 2));
