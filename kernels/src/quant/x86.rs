@@ -113,7 +113,10 @@ pub(super) unsafe fn block_dots_vnni(format: QuantFormat, w: &[u8], act: &Activa
 /// How far ahead of the current block the row kernels ask for weight bytes. Rows are
 /// contiguous, so near a row's end this fetches the start of the next row; a prefetch past the
 /// end of the weights is harmless (it never faults). Measured on SmolLM2 decode (2 threads,
-/// weights in L3): none 88–95 tok/s, 1 KiB 97–126, 2 KiB 129–136, 4 KiB 124–150.
+/// weights in L3): none 88–95 tok/s, 1 KiB 97–126, 2 KiB 129–136, 4 KiB 124–150. Cold GEMV
+/// (weights from DRAM, 2 threads) as a fraction of the streaming bandwidth, 2 KiB → 4 KiB: Q4_K
+/// 0.60–0.65 → 0.68–0.71, Q6_K 0.58–0.62 → 0.66–0.67, the others level; 8 KiB no better; decode
+/// (Q4_1) level in both regimes.
 const PREFETCH_BYTES: usize = 4096;
 
 // Block kinds of the 32-element formats, as const generic parameters.
