@@ -150,8 +150,10 @@ pub(crate) fn in_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         rayon::scope(|s| {
             for _ in 1..threads {
                 s.spawn(|_| {
-                    // The pass's own thread may take a keeper while it waits on a join: it must not
-                    // spin there, since `done` is set further down its own stack.
+                    // Never spin on the pass's own thread, where `done` is set further down the
+                    // stack. (Thieves take the oldest job first, so the keepers leave this thread's
+                    // queue before any job the pass forks can be stolen and waited for: the check
+                    // is a guard, not a path the tests can reach.)
                     let mut idle = 0u32;
                     while rayon::current_thread_index() != home && !done.load(Ordering::Acquire) {
                         if rayon::yield_now() == Some(rayon::Yield::Executed) {

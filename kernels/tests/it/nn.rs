@@ -142,6 +142,38 @@ fn a_padded_batch_matches_an_independent_numpy_bert_and_the_unpadded_singles() {
     }
 }
 
+/// Passes from several threads at once, from outside the pool and from inside it (nested in a
+/// parallel loop), give the vectors a lone pass gives, bit for bit, and all finish: each pass keeps
+/// the pool's other workers busy with a keeper task (`in_pool_awake`), and the keepers of one pass
+/// must run the jobs of the others while they wait, never hold a worker the others need.
+#[test]
+fn concurrent_and_nested_passes_give_the_lone_pass_vectors() {
+    use rayon::prelude::*;
+    let model = model();
+    let texts = ["a sentence about borrowing", "Rust's ownership rules, in one line", "hello world"];
+    let alone: Vec<Vec<Vec<f32>>> = texts.iter().map(|t| model.embed(&[*t]).unwrap()).collect();
+    let same = |got: &[Vec<f32>], want: &[Vec<f32>]| {
+        got.iter().flatten().zip(want.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits())
+    };
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let alone = &alone;
+            s.spawn(move || {
+                for round in 0..4 {
+                    let i = (t + round) % texts.len();
+                    assert!(same(&model.embed(&[texts[i]]).unwrap(), &alone[i]), "thread {t} round {round}");
+                }
+            });
+        }
+        s.spawn(|| {
+            (0..6).into_par_iter().for_each(|k| {
+                let i = k % texts.len();
+                assert!(same(&model.embed(&[texts[i]]).unwrap(), &alone[i]), "nested pass {k}");
+            });
+        });
+    });
+}
+
 #[test]
 fn pooling_options_change_what_is_returned() {
     let dir = model_dir();
