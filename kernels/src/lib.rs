@@ -167,13 +167,42 @@ pub(crate) fn in_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                     }
                 });
             }
+            /// Releases the keepers and clears the flag when the pass ends, by return or by
+            /// panic: the scope waits for its keepers before it unwinds, so a panic that left
+            /// `done` unset would hang the caller instead of reaching it.
+            struct EndOfPass<'a>(&'a AtomicBool);
+            impl Drop for EndOfPass<'_> {
+                fn drop(&mut self) {
+                    AWAKE.set(false);
+                    self.0.store(true, Ordering::Release);
+                }
+            }
             AWAKE.set(true);
-            let out = f();
-            AWAKE.set(false);
-            done.store(true, Ordering::Release);
-            out
+            let _end = EndOfPass(&done);
+            f()
         })
     })
+}
+
+#[cfg(all(test, any(feature = "nn", feature = "llm")))]
+mod tests {
+    /// A pass that panics reaches its caller as a panic (the keepers are released rather than
+    /// left spinning, which would hang the caller: hence the deadline), and awake passes run
+    /// normally afterwards.
+    #[test]
+    fn a_panicking_pass_unwinds_to_the_caller() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(|| super::in_pool_awake(|| panic!("inside the pass")));
+            let sum: u64 = super::in_pool_awake(|| {
+                use rayon::prelude::*;
+                (0..1000u64).into_par_iter().sum()
+            });
+            tx.send((caught.is_err(), sum)).unwrap();
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(got, Ok((true, 499_500)), "the panicking pass hung or was swallowed");
+    }
 }
 
 /// Everything that can go wrong in `kernels`.
