@@ -194,13 +194,13 @@ pub(super) fn gemm(backend: Backend, a: &[f32], b: BSource<'_>, c: &mut [f32], s
     } else {
         1
     };
-    let nc_max = block_size(n, NC_MAX, nr);
-    let kc_max = block_size(k, KC_MAX, 1);
     if threads > 1 && rayon::current_thread_index().is_none() {
         // Enter the pool once for the whole product, not once per region (each region entered
         // from outside costs about a tenth of a 256³ product on 2 vCPUs).
         return crate::in_pool(|| gemm(backend, a, b, c, shape, parallel));
     }
+    let nc_max = block_size(n, NC_MAX, nr);
+    let kc_max = block_size(k, KC_MAX, 1);
     let c_ptr = SharedMut(c.as_mut_ptr());
     if let (BSource::Packed(p), true) = (b, threads > 1 && m.div_ceil(mr) <= ONE_REGION_MAX_PANELS) {
         return packed_parallel(p, a, c_ptr, shape, kern, threads);
@@ -453,7 +453,6 @@ fn pack_a(a: &[f32], k: usize, r0: usize, rows: usize, pc: usize, kc: usize, mr:
             // SAFETY: AVX-512F was just detected; `rows ≤ mr`.
             unsafe { pack_a14_avx512(src, k, rows, kc, dst) }
         }
-        (14, 14) => pack_a_full::<14>(src, k, kc, dst),
         (6, 6) => pack_a_full::<6>(src, k, kc, dst),
         (4, 4) => pack_a_full::<4>(src, k, kc, dst),
         _ => {

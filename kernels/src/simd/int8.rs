@@ -123,9 +123,9 @@ const MATRIX_BLOCK_BYTES: usize = 16 * 1024;
 /// `Σ 128·b` is computed once, so a pair costs one `vpdpbusd` per 64 bytes instead of two, and four
 /// queries share each load of a base vector; otherwise each pair runs [`dot_i8`].
 pub(super) fn dot_matrix(queries: &[i8], base: &[i8], d: usize, mut put: impl FnMut(usize, usize, i64)) {
-    let (nq, nb) = (queries.len() / d, base.len() / d);
     #[cfg(target_arch = "x86_64")]
     if level() == Level::Avx512 && d <= I8_BLOCK {
+        let (nq, nb) = (queries.len() / d, base.len() / d);
         let flipped: Vec<u8> = queries.iter().map(|&x| x as u8 ^ 0x80).collect();
         let rows = (MATRIX_BLOCK_BYTES / d).max(1);
         let mut offsets = vec![0i32; rows.min(nb)];
@@ -163,7 +163,6 @@ pub(super) fn dot_matrix(queries: &[i8], base: &[i8], d: usize, mut put: impl Fn
             put(i, j, dot_i8(q, b));
         }
     }
-    let _ = (nq, nb);
 }
 
 /// `a·b` of one block (`len ≤ I8_BLOCK`, so the i32 result is exact).
