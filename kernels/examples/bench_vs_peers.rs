@@ -173,7 +173,7 @@ fn matmul(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
 /// Quantised GEMV at SmolLM2's shapes, hot (one matrix, cache-resident after the first pass) and
 /// cold (rotating through copies that together exceed the last-level cache several times).
 fn quantised_gemv(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
-    use kernels::quant::{QuantFormat, gemv, quantize};
+    use kernels::quant::{self, QuantFormat, gemv, quantize};
     let threads = rayon::current_num_threads();
     let cold_bytes: usize = if quick { 256 << 20 } else { 1 << 30 };
     for format in [QuantFormat::Q8_0, QuantFormat::Q4_0, QuantFormat::Q4_1, QuantFormat::Q4_K, QuantFormat::Q6_K] {
@@ -186,30 +186,45 @@ fn quantised_gemv(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
             let x = random_f32(cols, 10);
             let mut y = vec![0f32; r];
             let bytes = w.len() as f64 / 1e9;
+            let mut push = |dtype: &'static str, shape: String, rate: f64| {
+                rows.push(Row { op: "gemv", dtype, shape, unit: "GB/s", rate, threads, imp: "kernels" });
+            };
+            let cold = i == 1;
+            let copies = if cold { cold_bytes.div_ceil(w.len()) } else { 0 };
             let rate = t.best_rate(bytes, || gemv(format, black_box(&w), r, cols, &x, &mut y).expect("shapes agree"));
-            let dtype = format.name();
-            rows.push(Row {
-                op: "gemv",
-                dtype,
-                shape: format!("{r}x{cols} hot"),
-                unit: "GB/s",
-                rate,
-                threads,
-                imp: "kernels",
-            });
-            if i == 1 {
-                let copies: Vec<Vec<u8>> = (0..cold_bytes.div_ceil(w.len())).map(|_| w.clone()).collect();
+            push(format.name(), format!("{r}x{cols} hot"), rate);
+            if cold {
+                let copies: Vec<Vec<u8>> = (0..copies).map(|_| w.clone()).collect();
                 let mut next = 0;
                 let rate = t.best_rate(bytes, || {
                     gemv(format, black_box(&copies[next]), r, cols, &x, &mut y).expect("shapes agree");
                     next = (next + 1) % copies.len();
                 });
-                let shape = format!("{r}x{cols} cold");
-                rows.push(Row { op: "gemv", dtype, shape, unit: "GB/s", rate, threads, imp: "kernels" });
+                push(format.name(), format!("{r}x{cols} cold"), rate);
+            }
+            // The same matrix interleaved 16 rows at a time (`quant::pack_rows`), as the LLM holds it.
+            if quant::packs(format) {
+                let pack = |w: &[u8]| quant::pack_rows(format, w, r, cols).expect("whole Q4_1 rows");
+                let p = pack(&w);
+                let rate = t.best_rate(bytes, || quant::gemv_packed(black_box(&p), &x, &mut y).expect("shapes agree"));
+                push(PACKED_Q4_1, format!("{r}x{cols} hot"), rate);
+                if cold {
+                    drop(p);
+                    let copies: Vec<_> = (0..copies).map(|_| pack(&w)).collect();
+                    let mut next = 0;
+                    let rate = t.best_rate(bytes, || {
+                        quant::gemv_packed(black_box(&copies[next]), &x, &mut y).expect("shapes agree");
+                        next = (next + 1) % copies.len();
+                    });
+                    push(PACKED_Q4_1, format!("{r}x{cols} cold"), rate);
+                }
             }
         }
     }
 }
+
+/// The dtype of the rows that time Q4_1 interleaved by `quant::pack_rows`.
+const PACKED_Q4_1: &str = "Q4_1 ×16";
 
 /// Streaming read bandwidth: a sum over a buffer far larger than the caches, on 1 and on all threads.
 fn stream_read(t: &Timing, quick: bool, rows: &mut Vec<Row>) {

@@ -59,8 +59,11 @@ use crate::{Error, Result};
 mod decode;
 mod dot;
 mod encode;
+mod packed;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use packed::{GROUP_ROWS, PackedRows, pack_rows, packed_dots, packs};
 
 /// A GGUF / ggml quantised block format.
 #[allow(non_camel_case_types)]
@@ -624,4 +627,25 @@ pub fn gemv_activations_with(
         });
     }
     Ok(())
+}
+
+/// `y = W·x` for rows interleaved by [`pack_rows`], on the fastest kernel: `x` quantised once,
+/// groups of rows in parallel (rayon) above the size threshold of [`gemv`].
+///
+/// # Errors
+/// [`Error::DimensionMismatch`] when `x` is not `W.cols()` long or `y` not `W.rows()`.
+pub fn gemv_packed(w: &PackedRows, x: &[f32], y: &mut [f32]) -> Result<()> {
+    if x.len() != w.cols() {
+        return Err(Error::DimensionMismatch { expected: w.cols(), got: x.len() });
+    }
+    if y.len() != w.rows() {
+        return Err(Error::DimensionMismatch { expected: w.rows(), got: y.len() });
+    }
+    let act = [quantize_activations(QuantFormat::Q4_1, x)?];
+    let kernel = Kernel::best();
+    if w.memory_bytes() < PAR_MIN_BYTES {
+        return packed_dots(kernel, w, 0, &act, y);
+    }
+    let per_task = PAR_ROWS.next_multiple_of(GROUP_ROWS);
+    y.par_chunks_mut(per_task).enumerate().try_for_each(|(i, ys)| packed_dots(kernel, w, i * per_task, &act, ys))
 }

@@ -117,6 +117,21 @@ fn dequantised_weights_match_the_float64_reference_within_f32_rounding() {
 
 /// The f16-rounding cache (a numerics experiment against llama.cpp): the logits move, but only by
 /// what rounding the keys and values to f16 can do.
+/// Q4_1 matrices interleaved at load (`WeightPrecision::AsStored` on AVX-512 VNNI) give the logits
+/// of the same weights read in place (`Mapped`, the row kernels) bit for bit: the group kernel
+/// keeps the row kernels' lanes and order. Elsewhere both loads are the same weights and kernels.
+#[test]
+fn interleaved_weights_give_the_mapped_logits_bit_for_bit() {
+    let m = model();
+    let mapped = LlamaModel::load_with(model_path(), WeightPrecision::Mapped).unwrap();
+    assert_eq!(m.weight_bytes_per_token(), mapped.weight_bytes_per_token(), "the same bytes, rearranged");
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    // A batched prompt, then one decoded token.
+    let (mut ca, mut cb) = (m.new_cache(64), mapped.new_cache(64));
+    assert_eq!(bits(m.forward(PROMPT, &mut ca).unwrap()), bits(mapped.forward(PROMPT, &mut cb).unwrap()));
+    assert_eq!(bits(m.forward(&[28], &mut ca).unwrap()), bits(mapped.forward(&[28], &mut cb).unwrap()));
+}
+
 #[test]
 fn an_f16_rounding_cache_moves_the_logits_only_slightly() {
     let m = model();

@@ -537,6 +537,101 @@ fn dots_batch_rejects_mismatched_input() {
     assert!(quant::dots_batch(format, &w, 4, &[a64.clone(), a64], &mut out).is_ok());
 }
 
+/// Q4_1 rows interleaved by `pack_rows`: every kernel gives the scalar twin's bits, which are the
+/// bits of the AVX2 and VNNI row kernels on the same rows (`dot_with`); a row's value is the same
+/// whatever the batch or the group range it is computed in, and agrees with the f64 reference on
+/// dequantised weights. Row counts off the 16-row groups exercise the padding.
+#[test]
+fn packed_rows_match_the_reference_and_every_kernel_bit_for_bit() {
+    let format = QuantFormat::Q4_1;
+    for (rows, nb, n) in [(1, 1, 1), (16, 18, 1), (37, 18, 5), (48, 3, 9), (200, 18, 2)] {
+        let cols = nb * 32;
+        let w = random_blocks(format, rows * nb, (rows * 13 + nb) as u64);
+        let packed = quant::pack_rows(format, &w, rows, cols).unwrap();
+        assert_eq!((packed.rows(), packed.cols()), (rows, cols));
+        assert_eq!(packed.memory_bytes(), rows.div_ceil(16) * 16 * nb * 20, "the file's bytes, padded to 16 rows");
+        let mut rng = Rng::new((n * 5 + nb) as u64);
+        let acts: Vec<_> = (0..n)
+            .map(|_| {
+                let x: Vec<f32> = (0..cols).map(|_| rng.normal() * 3.0).collect();
+                quant::quantize_activations(format, &x).unwrap()
+            })
+            .collect();
+        let mut scalar = vec![f32::NAN; rows * n];
+        quant::packed_dots(Kernel::Scalar, &packed, 0, &acts, &mut scalar).unwrap();
+        let row_bytes = format.row_bytes(cols).unwrap();
+        for r in 0..rows {
+            for (j, act) in acts.iter().enumerate() {
+                let (reference, mag) = reference_dot(format, &w[r * row_bytes..(r + 1) * row_bytes], act);
+                let got = scalar[r * n + j] as f64;
+                let tol = tol_dot(nb, mag);
+                assert!((got - reference).abs() <= tol, "{rows}x{cols} row {r} act {j}: {got} vs {reference}");
+                for kernel in available_kernels().into_iter().filter(|&k| k != Kernel::Scalar) {
+                    let want = quant::dot_with(kernel, format, &w[r * row_bytes..(r + 1) * row_bytes], act).unwrap();
+                    assert_eq!(
+                        scalar[r * n + j].to_bits(),
+                        want.to_bits(),
+                        "row {r} act {j}: the {} row kernel",
+                        kernel.name()
+                    );
+                }
+            }
+        }
+        for kernel in available_kernels() {
+            let mut out = vec![f32::NAN; rows * n];
+            quant::packed_dots(kernel, &packed, 0, &acts, &mut out).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&scalar), "{} {rows}x{cols} batch {n}", kernel.name());
+            // One activation at a time, from the second group on.
+            for (j, act) in acts.iter().enumerate() {
+                let from = if rows > 16 { 16 } else { 0 };
+                let mut one = vec![f32::NAN; rows - from];
+                quant::packed_dots(kernel, &packed, from, std::slice::from_ref(act), &mut one).unwrap();
+                for (i, v) in one.iter().enumerate() {
+                    assert_eq!(
+                        v.to_bits(),
+                        scalar[(from + i) * n + j].to_bits(),
+                        "{} row {} act {j}",
+                        kernel.name(),
+                        from + i
+                    );
+                }
+            }
+        }
+        let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut y, mut want) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
+        quant::gemv_packed(&packed, &x, &mut y).unwrap();
+        let act = [quant::quantize_activations(format, &x).unwrap()];
+        quant::packed_dots(Kernel::best(), &packed, 0, &act, &mut want).unwrap();
+        assert_eq!(y, want, "gemv_packed is packed_dots of the quantised x");
+    }
+}
+
+#[test]
+fn packed_rows_reject_bad_input() {
+    let format = QuantFormat::Q4_1;
+    let w = random_blocks(format, 20 * 2, 3);
+    let err = |r: kernels::Result<()>| r.unwrap_err().to_string();
+    assert!(quant::pack_rows(QuantFormat::Q4_0, &random_blocks(QuantFormat::Q4_0, 2, 1), 1, 64).is_err());
+    assert!(matches!(quant::pack_rows(format, &w, 20, 48), Err(Error::QuantRaggedLength { .. })));
+    assert!(matches!(quant::pack_rows(format, &w[..w.len() - 1], 20, 64), Err(Error::DimensionMismatch { .. })));
+    let packed = quant::pack_rows(format, &w, 20, 64).unwrap();
+    let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let a = quant::quantize_activations(format, &x).unwrap();
+    let a32 = quant::quantize_activations(format, &x[..32]).unwrap();
+    let k_act = quant::quantize_activations(QuantFormat::Q4_K, &vec![1.0; 256]).unwrap();
+    let mut out = vec![0.0; 20];
+    let k = Kernel::Scalar;
+    assert!(err(quant::packed_dots(k, &packed, 0, &[a32], &mut out)).contains("Q8_0 activations of 64"));
+    assert!(err(quant::packed_dots(k, &packed, 0, &[k_act], &mut out)).contains("Q8_0 activations"));
+    assert!(err(quant::packed_dots(k, &packed, 3, std::slice::from_ref(&a), &mut out[..4])).contains("group of 16"));
+    assert!(quant::packed_dots(k, &packed, 16, std::slice::from_ref(&a), &mut out[..5]).is_err(), "past the last row");
+    assert!(quant::packed_dots(k, &packed, 0, &[a.clone(), a.clone()], &mut out[..3]).is_err(), "not whole rows");
+    assert!(quant::gemv_packed(&packed, &x[..32], &mut out).is_err());
+    assert!(quant::gemv_packed(&packed, &x, &mut out[..19]).is_err());
+    assert!(quant::packed_dots(k, &packed, 16, std::slice::from_ref(&a), &mut out[..4]).is_ok());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
