@@ -264,6 +264,7 @@ unsafe fn group_vnni(group: &[u8], nb: usize, a: &Activations, dots: &mut [f32; 
                 _mm512_set1_ps(*a.scale.get_unchecked(b)),
             );
             let acc = &mut acc[b % 2];
+            // ANCHOR: group_block
             for t in 0..4 {
                 let x = _mm512_load_si512(blk.add(64 + 64 * t).cast());
                 let lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(x, m4), word(t));
@@ -275,6 +276,7 @@ unsafe fn group_vnni(group: &[u8], nb: usize, a: &Activations, dots: &mut [f32; 
                 acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lo), acc[t]);
                 acc[4 + t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(hi), acc[4 + t]);
             }
+            // ANCHOR_END: group_block
             let m = _mm512_cvtph_ps(_mm256_load_si256(blk.add(32).cast()));
             extra = _mm512_add_ps(extra, _mm512_mul_ps(m, _mm512_set1_ps(*a.sum.get_unchecked(b))));
         }
