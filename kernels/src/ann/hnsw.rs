@@ -28,7 +28,8 @@
 //! - per-search scratch (an epoch-tagged visited set and both heaps) kept in a
 //!   pool, so a search allocates nothing but its result and `search` takes
 //!   `&self` and can run from many threads at once;
-//! - software prefetch of the next neighbour's vector and visited slot.
+//! - software prefetch of the neighbour vectors two ahead of the one being measured, and of the
+//!   next candidate's adjacency list.
 //!
 //! Builds by [`Hnsw::build`] and [`Hnsw::insert`] are deterministic: the same seed and
 //! insertion order give the same graph and the same answers. [`Hnsw::build_parallel`] inserts
@@ -48,6 +49,12 @@ use super::visited::VisitedSet;
 use super::{Far, Near, Neighbor, check_buffer, prefetch};
 use crate::simd::{self, Metric};
 use crate::{Error, Result};
+
+/// How many neighbour vectors ahead of the one being measured a search prefetches. hnswlib
+/// prefetches one; two kept more cache misses in flight: +7–16 % single-query and +5–10 % batched
+/// queries/s at recall@10 0.95–0.99 on both `bench hnsw` sets (100k × 128 clustered, 100k × 384
+/// MiniLM), alternating builds with one and two ahead; three and four were no better than two.
+const PREFETCH_AHEAD: usize = 2;
 
 /// The highest level a node may draw (keeps the level in a `u8`; reaching it
 /// would need `M^64` nodes).
@@ -563,8 +570,11 @@ impl Hnsw {
                     batch.push(e);
                 }
             }
+            for &e in batch.iter().take(PREFETCH_AHEAD) {
+                self.prefetch_vector(e);
+            }
             for (j, &e) in batch.iter().enumerate() {
-                if let Some(&next) = batch.get(j + 1) {
+                if let Some(&next) = batch.get(j + PREFETCH_AHEAD) {
                     self.prefetch_vector(next);
                 }
                 let d = self.dist(q, self.vector(e));
@@ -728,12 +738,12 @@ impl Hnsw {
                     batch.push(e);
                 }
             }
-            if let Some(&first) = batch.first() {
-                self.prefetch_vector(first);
+            for &e in batch.iter().take(PREFETCH_AHEAD) {
+                self.prefetch_vector(e);
             }
-            // Pass 2: measure them, fetching the next vector while this one is measured.
+            // Pass 2: measure them, fetching a later vector while this one is measured.
             for (j, &e) in batch.iter().enumerate() {
-                if let Some(&next) = batch.get(j + 1) {
+                if let Some(&next) = batch.get(j + PREFETCH_AHEAD) {
                     self.prefetch_vector(next);
                 }
                 let d = self.dist(q, self.vector(e));
