@@ -13,8 +13,9 @@
 //!   the same truth;
 //! - builds with [`Hnsw::build_parallel`] on `T` threads (2 unless given), timing the build and
 //!   the resident memory it added;
-//! - for each ef: recall@10, single-query speed (one query per call, one thread, best of five
-//!   passes) and batched speed (all queries split over the `T` threads, best of five).
+//! - for each ef: recall@10, single-query speed (one query per call, one thread) and batched
+//!   speed (all queries split over the `T` threads), each the best of five rounds over the whole
+//!   sweep.
 //!
 //! Each row: `{"impl", "ef", "recall@10", "single_qps", "batch_qps", "threads", "build_s",
 //! "memory_mb", "rss_mb", "n", "dim"}`.
@@ -52,17 +53,6 @@ fn read_rows(path: &std::path::Path, dim: usize) -> Vec<f32> {
     raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
-/// Best seconds of five passes of `f` (this machine's timings vary by tens of per cent).
-fn best_of_five(mut f: impl FnMut()) -> f64 {
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn main() -> Result<(), kernels::Error> {
     let out = std::path::PathBuf::from(arg("--out").expect("usage: --out DIR [--n N] [--threads T]"));
     let n: usize = arg("--n").map_or(100_000, |v| v.parse().expect("--n takes a number"));
@@ -98,18 +88,26 @@ fn main() -> Result<(), kernels::Error> {
     let rss_mb = rss_bytes().saturating_sub(rss_before) as f64 / (1 << 20) as f64;
     let memory_mb = index.memory_bytes() as f64 / (1 << 20) as f64;
 
-    let mut rows = Vec::new();
-    for ef in EFS {
-        eprintln!("ef {ef}…");
-        let mut results = Vec::new();
-        let single = best_of_five(|| {
-            results = qs.chunks_exact(dim).map(|q| index.search(q, K, ef).expect("search")).collect();
-        });
-        let batch = best_of_five(|| {
+    // Five rounds over the whole sweep, the best of each kept: a few seconds of noise on this
+    // shared machine then spoil one of an ef's five passes, not all of them (hnswlib_sweep.py
+    // measures the same way).
+    let mut best = [[f64::INFINITY; 2]; EFS.len()];
+    let mut results: Vec<Vec<Vec<kernels::ann::Neighbor>>> = vec![Vec::new(); EFS.len()];
+    for round in 0..5 {
+        eprintln!("round {} of 5…", round + 1);
+        for (i, &ef) in EFS.iter().enumerate() {
+            let t = Instant::now();
+            results[i] = qs.chunks_exact(dim).map(|q| index.search(q, K, ef).expect("search")).collect();
+            best[i][0] = best[i][0].min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
             let hits: Vec<_> =
                 pool.install(|| qs.par_chunks_exact(dim).map(|q| index.search(q, K, ef).expect("search")).collect());
+            best[i][1] = best[i][1].min(t.elapsed().as_secs_f64());
             std::hint::black_box(hits);
-        });
+        }
+    }
+    let mut rows = Vec::new();
+    for ((ef, [single, batch]), results) in EFS.iter().zip(best).zip(&results) {
         let hits: usize = results.iter().zip(&truth).map(|(r, t)| r.iter().filter(|h| t.contains(&h.id)).count()).sum();
         let nq = truth.len() as f64;
         rows.push(format!(
