@@ -209,7 +209,9 @@ pub fn quantize_into(format: QuantFormat, x: &[f32], out: &mut [u8]) -> Result<(
     }
     let (bl, bb) = (format.block_len(), format.block_bytes());
     for (b, (xs, ys)) in x.chunks_exact(bl).zip(out.chunks_exact_mut(bb)).enumerate() {
-        if let Some(i) = xs.iter().position(|v| !v.is_finite()) {
+        // A branch-free scan first (it vectorises); the position only on the error path.
+        if xs.iter().fold(false, |bad, v| bad | !v.is_finite()) {
+            let i = xs.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(Error::QuantNonFinite { format, index: b * bl + i });
         }
         let fits = match format {
