@@ -643,7 +643,7 @@ pub fn gemv_packed(w: &PackedRows, x: &[f32], y: &mut [f32]) -> Result<()> {
     if y.len() != w.rows() {
         return Err(Error::DimensionMismatch { expected: w.rows(), got: y.len() });
     }
-    let act = [quantize_activations(QuantFormat::Q4_1, x)?];
+    let act = [quantize_activations(w.format(), x)?];
     let kernel = Kernel::best();
     if w.memory_bytes() < PAR_MIN_BYTES {
         return packed_dots(kernel, w, 0, &act, y);

@@ -62,8 +62,8 @@ pub enum WeightPrecision {
     /// In the file's formats; each product quantises its activations to the weights' companion
     /// format (Q8_0, Q8_1 or Q8_K), as llama.cpp does. Mapped, not copied, except Q4_1 matrices on
     /// a CPU with AVX-512 VNNI, which are interleaved sixteen rows at a time at load
-    /// ([`quant::pack_rows`], llama.cpp's "repack"): same bytes, a faster GEMV, last-place
-    /// differences from [`WeightPrecision::Mapped`] (the per-row sums run in another order).
+    /// ([`quant::pack_rows`], llama.cpp's "repack"): the same bytes and the same logits as
+    /// [`WeightPrecision::Mapped`], bit for bit, from a faster GEMV.
     #[default]
     AsStored,
     /// In the file's formats, every quantised matrix mapped as stored (the row kernels).
