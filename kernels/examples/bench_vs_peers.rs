@@ -195,10 +195,8 @@ fn quantised_gemv(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
             push(format.name(), format!("{r}x{cols} hot"), rate);
             if cold {
                 let copies: Vec<Vec<u8>> = (0..copies).map(|_| w.clone()).collect();
-                let mut next = 0;
-                let rate = t.best_rate(bytes, || {
-                    gemv(format, black_box(&copies[next]), r, cols, &x, &mut y).expect("shapes agree");
-                    next = (next + 1) % copies.len();
+                let rate = rotating_rate(t, bytes, &copies, |w| {
+                    gemv(format, black_box(w), r, cols, &x, &mut y).expect("shapes agree");
                 });
                 push(format.name(), format!("{r}x{cols} cold"), rate);
             }
@@ -211,16 +209,24 @@ fn quantised_gemv(t: &Timing, quick: bool, rows: &mut Vec<Row>) {
                 if cold {
                     drop(p);
                     let copies: Vec<_> = (0..copies).map(|_| pack(&w)).collect();
-                    let mut next = 0;
-                    let rate = t.best_rate(bytes, || {
-                        quant::gemv_packed(black_box(&copies[next]), &x, &mut y).expect("shapes agree");
-                        next = (next + 1) % copies.len();
+                    let rate = rotating_rate(t, bytes, &copies, |p| {
+                        quant::gemv_packed(black_box(p), &x, &mut y).expect("shapes agree");
                     });
                     push(PACKED_Q4_1, format!("{r}x{cols} cold"), rate);
                 }
             }
         }
     }
+}
+
+/// [`Timing::best_rate`] of `f` on each of `copies` in turn (together several times the last-level
+/// cache, so every call reads its matrix from DRAM).
+fn rotating_rate<C>(t: &Timing, gb: f64, copies: &[C], mut f: impl FnMut(&C)) -> f64 {
+    let mut next = 0;
+    t.best_rate(gb, || {
+        f(&copies[next]);
+        next = (next + 1) % copies.len();
+    })
 }
 
 /// The dtype of the rows that time Q4_1 interleaved by `quant::pack_rows`.

@@ -253,7 +253,7 @@ impl LlamaModel {
     pub fn weight_bytes_per_token(&self) -> usize {
         let size = |m: &Matrix| match &m.weights {
             Weights::Quant { range, .. } => range.len(),
-            Weights::Packed(p) => p.rows() * quant::QuantFormat::Q4_1.row_bytes(p.cols()).unwrap_or(0),
+            Weights::Packed(p) => p.rows() * p.format().row_bytes(p.cols()).unwrap_or(0),
             Weights::Dense(w) => w.len() * 4,
         };
         let blocks: usize = self

@@ -110,8 +110,8 @@ pub fn pack_rows(format: QuantFormat, weights: &[u8], rows: usize, cols: usize) 
     if !packs(format) {
         return Err(Error::InvalidParameter(format!("pack_rows interleaves Q4_1 rows only, not {format}")));
     }
-    let nb = format.blocks_for(cols)?;
-    let row_bytes = nb * 20;
+    let (nb, bb) = (format.blocks_for(cols)?, format.block_bytes());
+    let row_bytes = nb * bb;
     let total = rows
         .checked_mul(row_bytes)
         .ok_or_else(|| Error::InvalidParameter(format!("{rows} rows of {row_bytes} bytes overflow usize")))?;
@@ -122,9 +122,9 @@ pub fn pack_rows(format: QuantFormat, weights: &[u8], rows: usize, cols: usize) 
     let mut lines = vec![Line([0; 64]); groups * nb * GROUP_BLOCK / 64];
     // SAFETY: as in `PackedRows::bytes`, mutably.
     let out = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64) };
-    for (r, row) in weights.chunks_exact(row_bytes.max(1)).enumerate().take(rows) {
+    for (r, row) in weights.chunks_exact(row_bytes.max(1)).enumerate() {
         let (g, lane) = (r / GROUP_ROWS, r % GROUP_ROWS);
-        for (b, block) in row.chunks_exact(20).enumerate() {
+        for (b, block) in row.chunks_exact(bb).enumerate() {
             let at = (g * nb + b) * GROUP_BLOCK;
             out[at + 2 * lane..at + 2 * lane + 2].copy_from_slice(&block[0..2]);
             out[at + 32 + 2 * lane..at + 32 + 2 * lane + 2].copy_from_slice(&block[2..4]);
@@ -255,7 +255,7 @@ unsafe fn group_vnni(group: &[u8], nb: usize, a: &Activations, dots: &mut [f32; 
         for b in 0..nb {
             let blk = p.add(b * GROUP_BLOCK);
             for line in 0..5 {
-                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH_BYTES + 64 * line).cast());
+                _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(super::x86::PREFETCH_BYTES + 64 * line).cast());
             }
             let q = a.blocks.as_ptr().add(34 * b + 2);
             let word = |k: usize| _mm512_set1_epi32(q.add(4 * k).cast::<i32>().read_unaligned());
@@ -288,7 +288,3 @@ unsafe fn group_vnni(group: &[u8], nb: usize, a: &Activations, dots: &mut [f32; 
         _mm512_storeu_ps(dots.as_mut_ptr(), _mm512_add_ps(sum, extra));
     }
 }
-
-/// How far ahead of use the group kernel asks for weights (as the row kernels' `PREFETCH_BYTES`).
-#[cfg(target_arch = "x86_64")]
-const PREFETCH_BYTES: usize = 4096;

@@ -117,7 +117,7 @@ pub(super) unsafe fn block_dots_vnni(format: QuantFormat, w: &[u8], act: &Activa
 /// (weights from DRAM, 2 threads) as a fraction of the streaming bandwidth, 2 KiB → 4 KiB: Q4_K
 /// 0.60–0.65 → 0.68–0.71, Q6_K 0.58–0.62 → 0.66–0.67, the others level; 8 KiB no better; decode
 /// (Q4_1) level in both regimes.
-const PREFETCH_BYTES: usize = 4096;
+pub(super) const PREFETCH_BYTES: usize = 4096;
 
 // Block kinds of the 32-element formats, as const generic parameters.
 const Q8: u8 = 0;
