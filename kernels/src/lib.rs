@@ -37,6 +37,8 @@ pub mod atomic_file;
 pub mod cache;
 pub mod fusion;
 pub mod matmul;
+#[cfg(feature = "llm")]
+mod phases;
 pub mod quant;
 pub mod simd;
 

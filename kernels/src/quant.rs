@@ -297,6 +297,11 @@ impl Activations {
     pub fn is_empty(&self) -> bool {
         self.scale.is_empty()
     }
+
+    /// No elements, in activation format `format`: a placeholder for a buffer of rows.
+    pub(crate) fn empty(format: QuantFormat) -> Activations {
+        Activations { format, blocks: Vec::new(), scale: Vec::new(), sum: Vec::new(), q4_0_bias: Vec::new() }
+    }
 }
 
 /// Quantises activations `x` for dot products with weights of format `weights`, to

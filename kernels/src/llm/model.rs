@@ -16,11 +16,10 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::attention::{AttentionShape, attention_head, attention_head_with, rope_frequencies, rope_in_place};
 use super::config::LlamaConfig;
 use crate::formats::gguf::{Gguf, TensorKind};
+use crate::phases::{self, Shared};
 use crate::quant::{self, Activations, QuantFormat};
 use crate::{Error, Result, matmul, simd};
 
@@ -347,60 +346,58 @@ impl LlamaModel {
         for (r, &t) in tokens.iter().enumerate() {
             self.embed(t, &mut x[r * d..(r + 1) * d])?;
         }
-        let mut xb = vec![0.0f32; n * d];
-        let (mut q, mut k, mut v) = (vec![0.0f32; n * d], vec![0.0f32; n * kv], vec![0.0f32; n * kv]);
-        let mut attn = vec![0.0f32; n * d];
-        let mut proj = vec![0.0f32; n * d];
-        let (mut gate, mut up) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
-
-        for (l, block) in self.blocks.iter().enumerate() {
-            rms_norm_rows(&x, &block.attn_norm, c.rms_eps, &mut xb, d);
-            self.matmul_rows(&mut [(&block.wq, &mut q), (&block.wk, &mut k), (&block.wv, &mut v)], &xb, n)?;
-            for (r, row) in rows.iter().enumerate() {
-                rope_in_place(&mut q[r * d..(r + 1) * d], row.pos, &self.inv_freq);
-                rope_in_place(&mut k[r * kv..(r + 1) * kv], row.pos, &self.inv_freq);
-                let cache = &mut *steps[row.seq].cache;
-                let (kr, vr) = (&k[r * kv..(r + 1) * kv], &v[r * kv..(r + 1) * kv]);
-                if cache.f16_rounding {
-                    let round = |x: &f32| half::f16::from_f32(*x).to_f32();
-                    cache.k[l].extend(kr.iter().map(round));
-                    cache.v[l].extend(vr.iter().map(round));
-                } else {
-                    cache.k[l].extend_from_slice(kr);
-                    cache.v[l].extend_from_slice(vr);
-                }
-            }
-            let caches: Vec<&KvCache> = steps.iter().map(|s| &*s.cache).collect();
-            // One task per (row, query head): a single decoded row still spreads over the threads.
-            let hd = c.head_dim;
-            attn.par_chunks_mut(hd).zip(q.par_chunks(hd)).enumerate().for_each(|(i, (out, qh))| {
-                let (row, head) = (rows[i / c.n_heads], i % c.n_heads);
-                self.attend_head(qh, caches[row.seq], l, row.pos, head, out);
-            });
-            self.matmul_rows(&mut [(&block.wo, &mut proj)], &attn, n)?;
-            add_in_place(&mut x, &proj);
-
-            rms_norm_rows(&x, &block.ffn_norm, c.rms_eps, &mut xb, d);
-            self.matmul_rows(&mut [(&block.w_gate, &mut gate), (&block.w_up, &mut up)], &xb, n)?;
-            simd::silu_in_place(&mut gate);
-            for (g, u) in gate.iter_mut().zip(&up) {
-                *g *= u;
-            }
-            self.matmul_rows(&mut [(&block.w_down, &mut proj)], &gate, n)?;
-            add_in_place(&mut x, &proj);
-        }
+        // Each cache takes its new positions now (the rope step fills them) and gives them back
+        // if the pass fails.
+        let old_lens: Vec<usize> = steps.iter().map(|s| s.cache.len).collect();
         for step in steps.iter_mut() {
-            step.cache.len += step.tokens.len();
-        }
-
-        // Only the rows whose logits are wanted go through the (large) output layer.
-        let mut xl = vec![0.0f32; last.len() * d];
-        for (i, &r) in last.iter().enumerate() {
-            simd::rms_norm(&x[r * d..(r + 1) * d], &self.output_norm, c.rms_eps, &mut xl[i * d..(i + 1) * d]);
+            let to = (step.cache.len + step.tokens.len()) * kv;
+            for layer in step.cache.k.iter_mut().chain(step.cache.v.iter_mut()) {
+                layer.resize(to, 0.0);
+            }
         }
         let mut logits = vec![0.0f32; last.len() * c.vocab_size];
-        let output = self.output.as_ref().unwrap_or(&self.token_embd);
-        self.matmul_rows(&mut [(output, &mut logits)], &xl, last.len())?;
+        let result = {
+            let mut xb = vec![0.0f32; n * d];
+            let (mut q, mut k, mut v) = (vec![0.0f32; n * d], vec![0.0f32; n * kv], vec![0.0f32; n * kv]);
+            let (mut attn, mut proj) = (vec![0.0f32; n * d], vec![0.0f32; n * d]);
+            let (mut gate, mut up) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
+            let mut acts = ACT_FORMATS.map(|f| vec![Activations::empty(f); n]);
+            let f16_rounding = steps.iter().map(|s| s.cache.f16_rounding).collect();
+            let (mut keys, mut values) = (Vec::new(), Vec::new());
+            for step in steps.iter_mut() {
+                let KvCache { k, v, .. } = &mut *step.cache;
+                keys.push(k.iter_mut().map(|l| Shared::new(l)).collect());
+                values.push(v.iter_mut().map(|l| Shared::new(l)).collect());
+            }
+            let [acts_q8_0, acts_q8_k] = &mut acts;
+            let pass = Pass {
+                model: self,
+                rows: &rows,
+                last: &last,
+                f16_rounding,
+                x: Shared::new(&mut x),
+                xb: Shared::new(&mut xb),
+                q: Shared::new(&mut q),
+                k: Shared::new(&mut k),
+                v: Shared::new(&mut v),
+                attn: Shared::new(&mut attn),
+                proj: Shared::new(&mut proj),
+                gate: Shared::new(&mut gate),
+                up: Shared::new(&mut up),
+                acts: [Shared::new(acts_q8_0), Shared::new(acts_q8_k)],
+                keys,
+                values,
+                logits: Shared::new(&mut logits),
+            };
+            phases::run(&pass.tasks(), |phase, task| pass.step(phase, task))
+        };
+        for (step, old) in steps.iter_mut().zip(old_lens) {
+            match result {
+                Ok(()) => step.cache.len += step.tokens.len(),
+                Err(_) => step.cache.truncate(old),
+            }
+        }
+        result?;
         if every_position.is_none() {
             return Ok(logits.chunks_exact(c.vocab_size).map(<[f32]>::to_vec).collect());
         }
@@ -431,14 +428,13 @@ impl LlamaModel {
         }
     }
 
-    /// Causal attention of one row's query head `head` over positions `0..=pos` of its cache.
-    fn attend_head(&self, q: &[f32], cache: &KvCache, layer: usize, pos: usize, head: usize, out: &mut [f32]) {
+    /// Causal attention of query head `head` (`q`, one head wide) over the `keys` and `values` a
+    /// row may see, into `out`.
+    fn attend_head(&self, q: &[f32], keys: &[f32], values: &[f32], f16_rounding: bool, head: usize, out: &mut [f32]) {
         let c = &self.config;
-        let seen = (pos + 1) * c.kv_dim();
         let shape = AttentionShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
         let kv_head = head / (c.n_heads / c.n_kv_heads);
-        let (keys, values) = (&cache.k[layer][..seen], &cache.v[layer][..seen]);
-        if cache.f16_rounding {
+        if f16_rounding {
             // ggml converts the other operand of a product with an f16 tensor to f16: the query
             // for K·q, the softmax weights for V·p.
             let round = |x: f32| half::f16::from_f32(x).to_f32();
@@ -449,128 +445,313 @@ impl LlamaModel {
         }
     }
 
-    /// `out = xs · Wᵀ` for each `(W, out)`, `xs` being `n` rows of `W.cols`. Quantised matrices
-    /// whose formats share an activation format share one quantisation of `xs` and run in one
-    /// parallel region; others (dense, or mixed formats) run one after another.
-    fn matmul_rows(&self, jobs: &mut [(&Matrix, &mut [f32])], xs: &[f32], n: usize) -> Result<()> {
-        let formats: Vec<Option<QuantFormat>> = jobs.iter().map(|(m, _)| quant_format(m)).collect();
-        let shared = match formats.first() {
-            Some(Some(f))
-                if formats.iter().all(|g| g.is_some_and(|g| g.activation_format() == f.activation_format())) =>
-            {
-                Some(*f)
-            }
-            _ => None,
-        };
-        let Some(format) = shared else {
-            for (m, out) in jobs.iter_mut() {
-                let acts = match quant_format(m) {
-                    Some(f) => Some(quantize_rows(f, xs, m.cols)?),
-                    None => None,
-                };
-                self.matmul_quantised(&mut [(*m, &mut out[..n * m.rows])], xs, n, acts.as_deref())?;
-            }
-            return Ok(());
-        };
-        let acts = quantize_rows(format, xs, jobs[0].0.cols)?;
-        self.matmul_quantised(jobs, xs, n, Some(&acts))
+    /// `output.weight`, or the token embedding the file ties it to.
+    fn output(&self) -> &Matrix {
+        self.output.as_ref().unwrap_or(&self.token_embd)
     }
 
-    /// [`LlamaModel::matmul_rows`] once the activations are quantised (`acts` is `None` only for
-    /// a single dense job).
-    fn matmul_quantised(
-        &self,
-        jobs: &mut [(&Matrix, &mut [f32])],
-        xs: &[f32],
-        n: usize,
-        acts: Option<&[Activations]>,
-    ) -> Result<()> {
-        let Some(acts) = acts else {
-            for (m, out) in jobs.iter_mut() {
-                let Weights::Dense(w) = &m.weights else { unreachable!("quantised jobs come with activations") };
-                let shape = matmul::GemmShape { m: n, n: m.rows, k: m.cols };
-                matmul::gemm_nt(&xs[..n * m.cols], w, &mut out[..n * m.rows], shape)?;
+    /// `out = W[rows] · acts` for quantised `m` (`out[r·n + b]`, `n` activation rows).
+    fn dots(&self, m: &Matrix, rows: Range<usize>, acts: &[Activations], out: &mut [f32]) -> Result<()> {
+        match &m.weights {
+            Weights::Quant { format, range } => {
+                let row_bytes = range.len() / m.rows;
+                let bytes = &self.bytes()[range.start + rows.start * row_bytes..range.start + rows.end * row_bytes];
+                quant::dots_batch(*format, bytes, rows.len(), acts, out)
             }
-            return Ok(());
+            Weights::Packed(packed) => quant::packed_dots(quant::Kernel::best(), packed, rows.start, acts, out),
+            Weights::Dense(_) => unreachable!("dense matrices are multiplied whole (Pass::product)"),
+        }
+    }
+}
+
+/// The steps of one block, each a phase of [`phases::run`] whose tasks are rows, heads or row
+/// ranges of a product: a decoded token crosses about ten phase boundaries per block and opens one
+/// parallel region for the whole pass.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Per row: the residual of the block before, RMSNorm, activations for Q, K and V.
+    AttnNorm,
+    /// The Q, K and V products, by row ranges of the three matrices.
+    Qkv,
+    /// Per row: RoPE on its query and key, and its key and value into the cache.
+    Rope,
+    /// Per row and query head: attention over the cache.
+    Attend,
+    /// Per row: activations of the attention output.
+    QuantAttn,
+    /// The output projection.
+    AttnOut,
+    /// Per row: the attention residual, RMSNorm, activations for the gate and up products.
+    FfnNorm,
+    /// The gate and up products.
+    GateUp,
+    /// Per row: SwiGLU and its activations for the down product.
+    Swiglu,
+    /// The down product.
+    Down,
+}
+
+const BLOCK_STEPS: [Step; 10] = [
+    Step::AttnNorm,
+    Step::Qkv,
+    Step::Rope,
+    Step::Attend,
+    Step::QuantAttn,
+    Step::AttnOut,
+    Step::FfnNorm,
+    Step::GateUp,
+    Step::Swiglu,
+    Step::Down,
+];
+
+/// The activation formats of the quantised products, one slot of [`Pass::acts`] each.
+const ACT_FORMATS: [QuantFormat; 2] = [QuantFormat::Q8_0, QuantFormat::Q8_K];
+
+/// The buffers of one pass, which its phases' tasks write in disjoint parts ([`phases::Shared`]):
+/// `n` rows of the batch, one per new token.
+struct Pass<'a> {
+    model: &'a LlamaModel,
+    rows: &'a [Row],
+    /// The rows whose logits are wanted, in output order.
+    last: &'a [usize],
+    /// Per sequence, whether its cache rounds to f16.
+    f16_rounding: Vec<bool>,
+    /// The residual stream, `n × d_model`.
+    x: Shared<'a, f32>,
+    /// The normalised rows (the last phase: the `last` rows, in order).
+    xb: Shared<'a, f32>,
+    q: Shared<'a, f32>,
+    k: Shared<'a, f32>,
+    v: Shared<'a, f32>,
+    attn: Shared<'a, f32>,
+    /// The output of the latest projection back to `d_model`, added to `x` by the next norm.
+    proj: Shared<'a, f32>,
+    gate: Shared<'a, f32>,
+    up: Shared<'a, f32>,
+    /// Per [`ACT_FORMATS`] slot, the quantised rows the next product reads.
+    acts: [Shared<'a, Activations>; 2],
+    /// Per sequence and block, the cache's keys and values (sized for the new positions).
+    keys: Vec<Vec<Shared<'a, f32>>>,
+    values: Vec<Vec<Shared<'a, f32>>>,
+    /// `last.len() × vocab`.
+    logits: Shared<'a, f32>,
+}
+
+impl Pass<'_> {
+    /// Tasks per phase: [`BLOCK_STEPS`] for every block, then the output norm and the logits.
+    fn tasks(&self) -> Vec<usize> {
+        let (m, n) = (self.model, self.rows.len());
+        let mut tasks = Vec::with_capacity(m.blocks.len() * BLOCK_STEPS.len() + 2);
+        for b in &m.blocks {
+            for step in BLOCK_STEPS {
+                tasks.push(match step {
+                    Step::AttnNorm | Step::Rope | Step::QuantAttn | Step::FfnNorm | Step::Swiglu => n,
+                    Step::Attend => n * m.config.n_heads,
+                    Step::Qkv => product_tasks(&[&b.wq, &b.wk, &b.wv], n),
+                    Step::AttnOut => product_tasks(&[&b.wo], n),
+                    Step::GateUp => product_tasks(&[&b.w_gate, &b.w_up], n),
+                    Step::Down => product_tasks(&[&b.w_down], n),
+                });
+            }
+        }
+        tasks.push(self.last.len());
+        tasks.push(product_tasks(&[m.output()], self.last.len()));
+        tasks
+    }
+
+    /// Task `task` of phase `phase`.
+    fn step(&self, phase: usize, task: usize) -> Result<()> {
+        let (m, n) = (self.model, self.rows.len());
+        let c = &m.config;
+        let (d, kv, ff, hd) = (c.d_model, c.kv_dim(), c.d_ff, c.head_dim);
+        let (l, at) = (phase / BLOCK_STEPS.len(), phase % BLOCK_STEPS.len());
+        let Some(block) = m.blocks.get(l) else {
+            // The output layer, on the `last` rows only.
+            let out = m.output();
+            if at == 0 {
+                let r = self.last[task];
+                // SAFETY: the `last` rows are distinct, so task `task` alone touches row `r` of
+                // `x` and `proj` and row `task` of `xb` and of the activations.
+                let (x, proj) = unsafe { (self.x.part_mut(r * d..(r + 1) * d), self.proj.part(r * d..(r + 1) * d)) };
+                add_in_place(x, proj);
+                let xb = unsafe { self.xb.part_mut(task * d..(task + 1) * d) };
+                simd::rms_norm(x, &m.output_norm, c.rms_eps, xb);
+                return unsafe { self.quantize_for(&[out], task, xb) };
+            }
+            return unsafe { self.product(&[(out, &self.logits)], &self.xb, self.last.len(), task) };
         };
-        if n == 1 {
-            return self.gemv_fused(jobs, &acts[0]);
-        }
-        // Each task writes its rows' dots for the whole batch (row-major, `rows × n`); they are
-        // transposed into the `n × rows` outputs afterwards.
-        let mut transposed: Vec<Vec<f32>> = jobs.iter().map(|(m, _)| vec![0.0f32; m.rows * n]).collect();
-        let mut tasks = Vec::new();
-        for ((m, _), t) in jobs.iter().zip(transposed.iter_mut()) {
-            self.push_tasks(m, t, ROWS_PER_TASK * n, &mut tasks);
-        }
-        tasks.into_par_iter().try_for_each(|task| task.run(acts))?;
-        for ((m, out), t) in jobs.iter_mut().zip(&transposed) {
-            for (r, dots) in t.chunks_exact(n).enumerate() {
-                for (b, &v) in dots.iter().enumerate() {
-                    out[b * m.rows + r] = v;
+        let row = |r: usize, w: usize| r * w..(r + 1) * w;
+        // SAFETY (every arm): a per-row step's task `r` touches row `r` of each buffer only; the
+        // attention task of (row, head) writes that head of that row; a product's task writes its
+        // own output rows (`product`). What a phase reads, the phases before it wrote.
+        unsafe {
+            match BLOCK_STEPS[at] {
+                Step::AttnNorm => {
+                    let x = self.x.part_mut(row(task, d));
+                    if l > 0 {
+                        add_in_place(x, self.proj.part(row(task, d)));
+                    }
+                    let xb = self.xb.part_mut(row(task, d));
+                    simd::rms_norm(x, &block.attn_norm, c.rms_eps, xb);
+                    self.quantize_for(&[&block.wq, &block.wk, &block.wv], task, xb)
                 }
+                Step::Qkv => {
+                    self.product(&[(&block.wq, &self.q), (&block.wk, &self.k), (&block.wv, &self.v)], &self.xb, n, task)
+                }
+                Step::Rope => {
+                    let Row { seq, pos } = self.rows[task];
+                    let q = self.q.part_mut(row(task, d));
+                    let k = self.k.part_mut(row(task, kv));
+                    rope_in_place(q, pos, &m.inv_freq);
+                    rope_in_place(k, pos, &m.inv_freq);
+                    let v = self.v.part(row(task, kv));
+                    let (keys, values) = (
+                        self.keys[seq][l].part_mut(pos * kv..(pos + 1) * kv),
+                        self.values[seq][l].part_mut(pos * kv..(pos + 1) * kv),
+                    );
+                    if self.f16_rounding[seq] {
+                        let round = |x: &f32| half::f16::from_f32(*x).to_f32();
+                        keys.iter_mut().zip(k.iter()).for_each(|(o, x)| *o = round(x));
+                        values.iter_mut().zip(v).for_each(|(o, x)| *o = round(x));
+                    } else {
+                        keys.copy_from_slice(k);
+                        values.copy_from_slice(v);
+                    }
+                    Ok(())
+                }
+                Step::Attend => {
+                    let (r, head) = (task / c.n_heads, task % c.n_heads);
+                    let Row { seq, pos } = self.rows[r];
+                    let seen = 0..(pos + 1) * kv;
+                    let at = r * d + head * hd..r * d + (head + 1) * hd;
+                    let (keys, values) = (self.keys[seq][l].part(seen.clone()), self.values[seq][l].part(seen));
+                    m.attend_head(
+                        self.q.part(at.clone()),
+                        keys,
+                        values,
+                        self.f16_rounding[seq],
+                        head,
+                        self.attn.part_mut(at),
+                    );
+                    Ok(())
+                }
+                Step::QuantAttn => self.quantize_for(&[&block.wo], task, self.attn.part(row(task, d))),
+                Step::AttnOut => self.product(&[(&block.wo, &self.proj)], &self.attn, n, task),
+                Step::FfnNorm => {
+                    let x = self.x.part_mut(row(task, d));
+                    add_in_place(x, self.proj.part(row(task, d)));
+                    let xb = self.xb.part_mut(row(task, d));
+                    simd::rms_norm(x, &block.ffn_norm, c.rms_eps, xb);
+                    self.quantize_for(&[&block.w_gate, &block.w_up], task, xb)
+                }
+                Step::GateUp => {
+                    self.product(&[(&block.w_gate, &self.gate), (&block.w_up, &self.up)], &self.xb, n, task)
+                }
+                Step::Swiglu => {
+                    let gate = self.gate.part_mut(row(task, ff));
+                    simd::silu_in_place(gate);
+                    for (g, u) in gate.iter_mut().zip(self.up.part(row(task, ff))) {
+                        *g *= u;
+                    }
+                    self.quantize_for(&[&block.w_down], task, gate)
+                }
+                Step::Down => self.product(&[(&block.w_down, &self.proj)], &self.gate, n, task),
+            }
+        }
+    }
+
+    /// Quantises row `r`'s input `xs` into the activation slots the products of `matrices` read.
+    ///
+    /// # Safety
+    /// No other task of the phase touches row `r` of the slots.
+    unsafe fn quantize_for(&self, matrices: &[&Matrix], r: usize, xs: &[f32]) -> Result<()> {
+        let mut done = [false; ACT_FORMATS.len()];
+        for format in matrices.iter().filter_map(|m| quant_format(m)) {
+            let slot = act_slot(format);
+            if !std::mem::replace(&mut done[slot], true) {
+                // SAFETY: the caller's.
+                unsafe { self.acts[slot].part_mut(r..r + 1)[0] = quant::quantize_activations(format, xs)? };
             }
         }
         Ok(())
     }
 
-    /// One token's products with several quantised matrices in one parallel region: the rows of
-    /// every matrix are cut into tasks together, so the threads meet once rather than per matrix.
-    fn gemv_fused(&self, jobs: &mut [(&Matrix, &mut [f32])], act: &Activations) -> Result<()> {
-        let mut tasks = Vec::new();
-        for (m, out) in jobs.iter_mut() {
-            self.push_tasks(m, &mut out[..m.rows], GEMV_ROWS_PER_TASK, &mut tasks);
-        }
-        tasks.into_par_iter().try_for_each(|task| task.run(std::slice::from_ref(act)))
-    }
-
-    /// Cuts quantised matrix `m`'s product into tasks of `per_task` outputs (whole rows of the
-    /// batch; a multiple of the packed groups), writing into `out` (row-major, `rows × n`).
-    fn push_tasks<'a>(&'a self, m: &'a Matrix, out: &'a mut [f32], per_task: usize, tasks: &mut Vec<Task<'a>>) {
-        let n = out.len() / m.rows;
-        match &m.weights {
-            Weights::Quant { format, range } => {
-                let bytes = &self.bytes()[range.clone()];
-                let row_bytes = bytes.len() / m.rows;
-                for (outs, ws) in out.chunks_mut(per_task).zip(bytes.chunks(per_task / n * row_bytes)) {
-                    tasks.push(Task::Rows { format: *format, weights: ws, out: outs });
+    /// Task `task` of the products `out = xs · Wᵀ` for each `(W, out)` of `jobs`, over `n` rows:
+    /// a range of a quantised matrix's rows against the quantised rows, or a whole dense matrix
+    /// against `xs` (whose GEMM is itself parallel).
+    ///
+    /// # Safety
+    /// The phase runs every task of these `jobs` once, and nothing else writes their outputs.
+    unsafe fn product(
+        &self,
+        jobs: &[(&Matrix, &Shared<'_, f32>)],
+        xs: &Shared<'_, f32>,
+        n: usize,
+        task: usize,
+    ) -> Result<()> {
+        let per = rows_per_task(n);
+        let mut t = task;
+        for &(m, out) in jobs {
+            let count = matrix_tasks(m, n);
+            if t >= count {
+                t -= count;
+                continue;
+            }
+            // SAFETY (below): task `task` is the only one of the phase on these rows of `m`, and
+            // the quantised rows and `xs` are only read.
+            let Some(format) = quant_format(m) else {
+                let Weights::Dense(w) = &m.weights else { unreachable!("quant_format covers the rest") };
+                let (xs, out) = unsafe { (xs.part(0..n * m.cols), out.part_mut(0..n * m.rows)) };
+                return matmul::gemm_nt(xs, w, out, matmul::GemmShape { m: n, n: m.rows, k: m.cols });
+            };
+            let acts = unsafe { self.acts[act_slot(format)].part(0..n) };
+            let rows = t * per..((t + 1) * per).min(m.rows);
+            if n == 1 {
+                return self.model.dots(m, rows.clone(), acts, unsafe { out.part_mut(rows) });
+            }
+            // The kernels write a row's dots for the whole batch together (`rows × n`).
+            let mut dots = vec![0.0f32; rows.len() * n];
+            self.model.dots(m, rows.clone(), acts, &mut dots)?;
+            for b in 0..n {
+                let out = unsafe { out.part_mut(b * m.rows + rows.start..b * m.rows + rows.end) };
+                for (o, row) in out.iter_mut().zip(dots.chunks_exact(n)) {
+                    *o = row[b];
                 }
             }
-            Weights::Packed(packed) => {
-                for (i, outs) in out.chunks_mut(per_task).enumerate() {
-                    tasks.push(Task::Packed { packed, first_row: i * per_task / n, out: outs });
-                }
-            }
-            Weights::Dense(_) => unreachable!("callers pass quantised matrices only"),
+            return Ok(());
         }
+        unreachable!("task {task} past the products' tasks")
     }
 }
 
-/// One rayon task of a quantised product: some rows of one matrix against every activation row,
-/// into `out[r·n + b]`.
-enum Task<'a> {
-    Rows { format: QuantFormat, weights: &'a [u8], out: &'a mut [f32] },
-    Packed { packed: &'a quant::PackedRows, first_row: usize, out: &'a mut [f32] },
+/// Rows of a quantised matrix per product task: 64 for one token, 16 for a batch (each task runs
+/// its rows against the whole batch). Both are whole interleaved groups.
+fn rows_per_task(n: usize) -> usize {
+    if n == 1 { GEMV_ROWS_PER_TASK } else { ROWS_PER_TASK }
 }
 
-impl Task<'_> {
-    fn run(self, acts: &[Activations]) -> Result<()> {
-        match self {
-            Task::Rows { format, weights, out } => {
-                let rows = out.len() / acts.len();
-                quant::dots_batch(format, weights, rows, acts, out)
-            }
-            Task::Packed { packed, first_row, out } => {
-                quant::packed_dots(quant::Kernel::best(), packed, first_row, acts, out)
-            }
-        }
+/// Tasks of `m`'s product over `n` rows: row ranges when quantised, one whole GEMM when dense.
+fn matrix_tasks(m: &Matrix, n: usize) -> usize {
+    match quant_format(m) {
+        Some(_) => m.rows.div_ceil(rows_per_task(n)),
+        None => 1,
     }
 }
 
-/// Rows per rayon task of the fused one-token products ([`LlamaModel::gemv_fused`]).
+fn product_tasks(matrices: &[&Matrix], n: usize) -> usize {
+    matrices.iter().map(|m| matrix_tasks(m, n)).sum()
+}
+
+/// The [`ACT_FORMATS`] slot of weights of `format`.
+fn act_slot(format: QuantFormat) -> usize {
+    let act = format.activation_format();
+    ACT_FORMATS.iter().position(|&f| f == act).expect("every quantised format pairs with Q8_0 or Q8_K")
+}
+
+/// Rows per task of one token's products.
 const GEMV_ROWS_PER_TASK: usize = 64;
 
-/// Rows per rayon task of the batched products (each task runs its rows against the whole batch).
+/// Rows per task of a batch's products.
 const ROWS_PER_TASK: usize = 16;
 
 /// The matrix's quantised format, `None` for dense weights.
@@ -582,19 +763,8 @@ fn quant_format(m: &Matrix) -> Option<QuantFormat> {
     }
 }
 
-/// Each `cols`-wide row of `xs`, quantised for weights of `format`.
-fn quantize_rows(format: QuantFormat, xs: &[f32], cols: usize) -> Result<Vec<Activations>> {
-    xs.chunks_exact(cols).map(|x| quant::quantize_activations(format, x)).collect()
-}
-
-fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], d: usize) {
-    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-        simd::rms_norm(xr, weight, eps, or);
-    }
-}
-
 fn add_in_place(x: &mut [f32], y: &[f32]) {
-    simd::axpy(1.0, &y[..x.len()], x);
+    simd::axpy(1.0, y, x);
 }
 
 /// The matrix `name`, checked to be `rows × cols`.
