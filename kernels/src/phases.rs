@@ -165,23 +165,34 @@ mod tests {
         let (mut a, mut b): (Vec<u64>, Vec<u64>) = ((0..n as u64).collect(), vec![0; n]);
         let buffers = [Shared::new(&mut a), Shared::new(&mut b)];
         let threads_seen = AtomicUsize::new(0);
-        crate::in_pool(|| {
+        // The pool's other threads kept awake, as the passes that use `run` keep them.
+        crate::in_pool_awake(|| {
             run::<()>(&vec![n; phases], |phase, task| {
                 let (from, to) = (&buffers[phase % 2], &buffers[(phase + 1) % 2]);
                 // SAFETY: this phase only reads `from`, and task `task` alone writes `to[task]`.
                 let from = unsafe { from.part(0..n) };
                 // A few microseconds a task, so that every thread of the pool is in the pass.
-                let value = (0..64).fold(0, |acc, _| acc.max(std::hint::black_box(next(from, task))));
+                let value = (0..64).fold(0, |acc, _| acc.max(next(std::hint::black_box(from), task)));
                 unsafe { to.part_mut(task..task + 1)[0] = value };
                 threads_seen.fetch_or(1 << rayon::current_thread_index().unwrap_or(0).min(63), Ordering::Relaxed);
+                // The first task holds its thread until another thread has joined (or a second has
+                // passed): from there on, at least two threads claim the tasks of every phase.
+                let start = std::time::Instant::now();
+                while phase == 0
+                    && task == 0
+                    && threads_seen.load(Ordering::Relaxed).count_ones() < 2
+                    && start.elapsed() < std::time::Duration::from_secs(1)
+                {
+                    std::hint::spin_loop();
+                }
                 Ok(())
             })
         })
         .unwrap();
+        assert_eq!(if phases % 2 == 0 { a } else { b }, expected);
         if rayon::current_num_threads() > 1 {
             assert!(threads_seen.into_inner().count_ones() > 1, "one thread ran every task: the test proves nothing");
         }
-        assert_eq!(if phases % 2 == 0 { a } else { b }, expected);
     }
 
     #[test]
