@@ -307,22 +307,37 @@ impl Activations {
 /// Quantises activations `x` for dot products with weights of format `weights`, to
 /// `weights.activation_format()` (Q8_0 or Q8_K). Errors as [`quantize`].
 pub fn quantize_activations(weights: QuantFormat, x: &[f32]) -> Result<Activations> {
+    let mut out = Activations::empty(weights.activation_format());
+    quantize_activations_into(weights, x, &mut out)?;
+    Ok(out)
+}
+
+/// [`quantize_activations`] into `out`, reusing its buffers (a pass that quantises a row per step
+/// allocates nothing). On error `out` is left empty.
+pub(crate) fn quantize_activations_into(weights: QuantFormat, x: &[f32], out: &mut Activations) -> Result<()> {
     let format = weights.activation_format();
-    let blocks = quantize(format, x)?;
     let bb = format.block_bytes();
-    let (mut scale, mut sum, mut q4_0_bias) = (Vec::new(), Vec::new(), Vec::new());
-    for b in blocks.chunks_exact(bb) {
+    out.format = format;
+    out.blocks.resize(format.blocks_for(x.len())? * bb, 0);
+    out.scale.clear();
+    out.sum.clear();
+    out.q4_0_bias.clear();
+    if let Err(e) = quantize_into(format, x, &mut out.blocks) {
+        out.blocks.clear();
+        return Err(e);
+    }
+    for b in out.blocks.chunks_exact(bb) {
         if format == QuantFormat::Q8_0 {
             let d = decode::f16_at(b, 0);
             let s: i32 = b[2..34].iter().map(|&q| q as i8 as i32).sum();
-            scale.push(d);
-            sum.push(d * s as f32);
-            q4_0_bias.push(-8 * s);
+            out.scale.push(d);
+            out.sum.push(d * s as f32);
+            out.q4_0_bias.push(-8 * s);
         } else {
-            scale.push(decode::f32_at(b, 0));
+            out.scale.push(decode::f32_at(b, 0));
         }
     }
-    Ok(Activations { format, blocks, scale, sum, q4_0_bias })
+    Ok(())
 }
 
 /// An implementation of the quantised dot products.

@@ -197,6 +197,81 @@ pub fn dot_at(level: Level, a: &[f32], b: &[f32]) -> f32 {
 }
 // ANCHOR_END: dispatch
 
+/// `out[t] = q · rows[t·stride..t·stride + q.len()]` for every `t < out.len()`: one query against
+/// rows laid out `stride` apart (one head's keys in a KV cache). Each value is bit-identical to
+/// [`dot`] of the pair; on AVX-512 four rows share each load of `q`.
+///
+/// # Panics
+/// If the last row runs past `rows`.
+pub fn dot_rows(q: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    let n = q.len();
+    assert!(out.is_empty() || (out.len() - 1) * stride + n <= rows.len(), "dot_rows: rows too short");
+    let row = |t: usize| &rows[t * stride..t * stride + n];
+    let mut t = 0;
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 {
+        while t + 4 <= out.len() {
+            let a = [0, 1, 2, 3].map(|i| row(t + i).as_ptr());
+            // SAFETY: the CPU has AVX-512 F/BW/VL (the level says so); `q` and each of the four
+            // rows hold `n` floats (bounds checked by `row`). `dot4(a_r, q)` multiplies the same
+            // pairs in the same order as `dot(q, a_r)`.
+            let dots = unsafe { avx512::f32::dot4(a, q.as_ptr(), n) };
+            out[t..t + 4].copy_from_slice(&dots);
+            t += 4;
+        }
+    }
+    for (t, o) in out.iter_mut().enumerate().skip(t) {
+        *o = dot(q, row(t));
+    }
+}
+
+/// `y_j += Σ_t ws[j][t] · rows[t·stride..t·stride + n]` for each weight vector `ws[j]`, where `y` is
+/// `ws.len()` outputs of `n` floats, one after another (the query heads of one KV group, weighting
+/// the same value rows). Per element bit-identical to [`axpy`]`(ws[j][t], row_t, y_j)` for
+/// `t = 0, 1, …` in turn; on AVX-512 each row is loaded once for four outputs, which stay in
+/// registers across the rows.
+///
+/// # Panics
+/// If `y` is not `ws.len()` equal parts, the weight vectors differ in length, or the last row runs
+/// past `rows`.
+pub fn axpy_rows(ws: &[&[f32]], rows: &[f32], stride: usize, y: &mut [f32]) {
+    if ws.is_empty() {
+        assert!(y.is_empty(), "axpy_rows: outputs without weights");
+        return;
+    }
+    assert!(y.len().is_multiple_of(ws.len()), "axpy_rows: {} floats for {} outputs", y.len(), ws.len());
+    let (n, positions) = (y.len() / ws.len(), ws[0].len());
+    assert!(ws.iter().all(|w| w.len() == positions), "axpy_rows: weight vectors of different lengths");
+    assert!(positions == 0 || (positions - 1) * stride + n <= rows.len(), "axpy_rows: rows too short");
+    if n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level() == Level::Avx512 && n.is_multiple_of(16) {
+        for (ws, y) in ws.chunks(4).zip(y.chunks_mut(4 * n)) {
+            let (r, yp) = (rows.as_ptr(), y.as_mut_ptr());
+            let w = |j: usize| ws[j].as_ptr();
+            // SAFETY: the CPU has AVX-512 F/BW/VL; every weight vector holds `positions` floats,
+            // `y` holds `ws.len()·n`, and every row `n` (asserted above). With `n` a multiple of 16
+            // (and so of 8) `axpy` has no scalar tail: it is one FMA per element, as here.
+            unsafe {
+                match ws.len() {
+                    1 => avx512::f32::axpy_rows([w(0)], positions, r, stride, yp, n),
+                    2 => avx512::f32::axpy_rows([w(0), w(1)], positions, r, stride, yp, n),
+                    3 => avx512::f32::axpy_rows([w(0), w(1), w(2)], positions, r, stride, yp, n),
+                    _ => avx512::f32::axpy_rows([w(0), w(1), w(2), w(3)], positions, r, stride, yp, n),
+                }
+            }
+        }
+        return;
+    }
+    for (w, y) in ws.iter().zip(y.chunks_exact_mut(n)) {
+        for (t, &a) in w.iter().enumerate() {
+            axpy(a, &rows[t * stride..t * stride + n], y);
+        }
+    }
+}
+
 /// Squared Euclidean distance `Σ (a_i - b_i)²`.
 #[inline]
 pub fn l2_sq(a: &[f32], b: &[f32]) -> f32 {

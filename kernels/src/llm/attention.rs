@@ -70,14 +70,16 @@ pub fn attention_head_with(
     let g = kv_head * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0.0f32; positions];
-    for (t, s) in scores.iter_mut().enumerate() {
-        *s = simd::dot(q, &keys[t * kv + g..t * kv + g + hd]) * scale;
+    simd::dot_rows(q, &keys[g..], kv, &mut scores);
+    for s in &mut scores {
+        *s *= scale;
     }
     simd::softmax_in_place(&mut scores);
-    out.fill(0.0);
-    for (t, &p) in scores.iter().enumerate() {
-        simd::axpy(weight(p), &values[t * kv + g..t * kv + g + hd], out);
+    for p in &mut scores {
+        *p = weight(*p);
     }
+    out.fill(0.0);
+    simd::axpy_rows(&[&scores], &values[g..], kv, out);
 }
 
 /// RoPE's inverse frequencies `base^(−2i/head_dim)` for `i < head_dim / 2` (Su et al., "RoFormer", 2021).
@@ -89,9 +91,23 @@ pub fn rope_frequencies(head_dim: usize, base: f32) -> Vec<f32> {
 /// position `pos`, on adjacent pairs `(x[2i], x[2i+1])` (llama.cpp's "normal" RoPE, which GGUF
 /// LLaMA weights are permuted for).
 pub fn rope_in_place(x: &mut [f32], pos: usize, inv_freq: &[f32]) {
-    for head in x.chunks_exact_mut(2 * inv_freq.len()) {
-        for (pair, &f) in head.chunks_exact_mut(2).zip(inv_freq) {
-            let (sin, cos) = (pos as f32 * f).sin_cos();
+    let mut angles = vec![(0.0, 0.0); inv_freq.len()];
+    rope_angles(pos, inv_freq, &mut angles);
+    rope_rotate(x, &angles);
+}
+
+/// `(sin, cos)` of position `pos`'s angle for each frequency: what [`rope_rotate`] turns by, the
+/// same for every head and block of a position.
+pub(crate) fn rope_angles(pos: usize, inv_freq: &[f32], out: &mut [(f32, f32)]) {
+    for (o, &f) in out.iter_mut().zip(inv_freq) {
+        *o = (pos as f32 * f).sin_cos();
+    }
+}
+
+/// [`rope_in_place`] by angles [`rope_angles`] computed once.
+pub(crate) fn rope_rotate(x: &mut [f32], angles: &[(f32, f32)]) {
+    for head in x.chunks_exact_mut(2 * angles.len()) {
+        for (pair, &(sin, cos)) in head.chunks_exact_mut(2).zip(angles) {
             let (a, b) = (pair[0], pair[1]);
             pair[0] = a * cos - b * sin;
             pair[1] = a * sin + b * cos;

@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use super::attention::{AttentionShape, attention_head, attention_head_with, rope_frequencies, rope_in_place};
+use super::attention::{rope_angles, rope_frequencies, rope_rotate};
 use super::config::LlamaConfig;
 use crate::formats::gguf::{Gguf, TensorKind};
 use crate::phases::{self, Shared};
@@ -363,6 +363,9 @@ impl LlamaModel {
             let (mut gate, mut up) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
             let mut acts = ACT_FORMATS.map(|f| vec![Activations::empty(f); n]);
             let f16_rounding = steps.iter().map(|s| s.cache.f16_rounding).collect();
+            let mut rope = vec![(0.0f32, 0.0f32); n * c.head_dim / 2];
+            let span = rows.iter().map(|r| r.pos + 1).max().unwrap_or(0);
+            let mut scores = vec![0.0f32; n * c.n_heads * span];
             let (mut keys, mut values) = (Vec::new(), Vec::new());
             for step in steps.iter_mut() {
                 let KvCache { k, v, .. } = &mut *step.cache;
@@ -375,6 +378,9 @@ impl LlamaModel {
                 rows: &rows,
                 last: &last,
                 f16_rounding,
+                rope: Shared::new(&mut rope),
+                span,
+                scores: Shared::new(&mut scores),
                 x: Shared::new(&mut x),
                 xb: Shared::new(&mut xb),
                 q: Shared::new(&mut q),
@@ -428,23 +434,6 @@ impl LlamaModel {
         }
     }
 
-    /// Causal attention of query head `head` (`q`, one head wide) over the `keys` and `values` a
-    /// row may see, into `out`.
-    fn attend_head(&self, q: &[f32], keys: &[f32], values: &[f32], f16_rounding: bool, head: usize, out: &mut [f32]) {
-        let c = &self.config;
-        let shape = AttentionShape { n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim };
-        let kv_head = head / (c.n_heads / c.n_kv_heads);
-        if f16_rounding {
-            // ggml converts the other operand of a product with an f16 tensor to f16: the query
-            // for K·q, the softmax weights for V·p.
-            let round = |x: f32| half::f16::from_f32(x).to_f32();
-            let q: Vec<f32> = q.iter().map(|&x| round(x)).collect();
-            attention_head_with(&q, keys, values, shape, kv_head, out, round);
-        } else {
-            attention_head(q, keys, values, shape, kv_head, out);
-        }
-    }
-
     /// `output.weight`, or the token embedding the file ties it to.
     fn output(&self) -> &Matrix {
         self.output.as_ref().unwrap_or(&self.token_embd)
@@ -475,27 +464,35 @@ enum Step {
     Qkv,
     /// Per row: RoPE on its query and key, and its key and value into the cache.
     Rope,
-    /// Per row and query head: attention over the cache.
-    Attend,
+    /// Per row, KV head and run of positions: the scores of the group's query heads (each key
+    /// read once for the group, the others from L1).
+    Scores,
+    /// Per row and query head: scale and softmax.
+    Softmax,
+    /// Per row and KV head: the weighted sum of the values for the group's query heads (each
+    /// value row read once for the group).
+    Mix,
     /// Per row: activations of the attention output.
     QuantAttn,
     /// The output projection.
     AttnOut,
     /// Per row: the attention residual, RMSNorm, activations for the gate and up products.
     FfnNorm,
-    /// The gate and up products.
+    /// The gate and up products, with SwiGLU on each task's rows when both are quantised.
     GateUp,
-    /// Per row: SwiGLU and its activations for the down product.
+    /// Per row: the activations for the down product (and SwiGLU, when `GateUp` did not apply it).
     Swiglu,
     /// The down product.
     Down,
 }
 
-const BLOCK_STEPS: [Step; 10] = [
+const BLOCK_STEPS: [Step; 12] = [
     Step::AttnNorm,
     Step::Qkv,
     Step::Rope,
-    Step::Attend,
+    Step::Scores,
+    Step::Softmax,
+    Step::Mix,
     Step::QuantAttn,
     Step::AttnOut,
     Step::FfnNorm,
@@ -516,6 +513,13 @@ struct Pass<'a> {
     last: &'a [usize],
     /// Per sequence, whether its cache rounds to f16.
     f16_rounding: Vec<bool>,
+    /// Per row, RoPE's `(sin, cos)` for its position (`head_dim / 2` pairs), made by the first
+    /// block's norm step for them all.
+    rope: Shared<'a, (f32, f32)>,
+    /// Positions the farthest row sees: the row stride of `scores`.
+    span: usize,
+    /// Per row and query head, the attention scores, then weights (`span` each).
+    scores: Shared<'a, f32>,
     /// The residual stream, `n × d_model`.
     x: Shared<'a, f32>,
     /// The normalised rows (the last phase: the `last` rows, in order).
@@ -546,9 +550,12 @@ impl Pass<'_> {
             for step in BLOCK_STEPS {
                 tasks.push(match step {
                     Step::AttnNorm | Step::Rope | Step::QuantAttn | Step::FfnNorm | Step::Swiglu => n,
-                    Step::Attend => n * m.config.n_heads,
+                    Step::Scores => n * m.config.n_kv_heads * self.span.div_ceil(SCORE_POSITIONS),
+                    Step::Softmax => n * m.config.n_heads,
+                    Step::Mix => n * m.config.n_kv_heads,
                     Step::Qkv => product_tasks(&[&b.wq, &b.wk, &b.wv], n),
                     Step::AttnOut => product_tasks(&[&b.wo], n),
+                    Step::GateUp if fuses_swiglu(b) => matrix_tasks(&b.w_gate, n),
                     Step::GateUp => product_tasks(&[&b.w_gate, &b.w_up], n),
                     Step::Down => product_tasks(&[&b.w_down], n),
                 });
@@ -587,6 +594,9 @@ impl Pass<'_> {
         unsafe {
             match BLOCK_STEPS[at] {
                 Step::AttnNorm => {
+                    if l == 0 {
+                        rope_angles(self.rows[task].pos, &m.inv_freq, self.rope.part_mut(row(task, hd / 2)));
+                    }
                     let x = self.x.part_mut(row(task, d));
                     if l > 0 {
                         add_in_place(x, self.proj.part(row(task, d)));
@@ -602,37 +612,70 @@ impl Pass<'_> {
                     let Row { seq, pos } = self.rows[task];
                     let q = self.q.part_mut(row(task, d));
                     let k = self.k.part_mut(row(task, kv));
-                    rope_in_place(q, pos, &m.inv_freq);
-                    rope_in_place(k, pos, &m.inv_freq);
+                    let angles = self.rope.part(row(task, hd / 2));
+                    rope_rotate(q, angles);
+                    rope_rotate(k, angles);
                     let v = self.v.part(row(task, kv));
                     let (keys, values) = (
                         self.keys[seq][l].part_mut(pos * kv..(pos + 1) * kv),
                         self.values[seq][l].part_mut(pos * kv..(pos + 1) * kv),
                     );
                     if self.f16_rounding[seq] {
-                        let round = |x: &f32| half::f16::from_f32(*x).to_f32();
-                        keys.iter_mut().zip(k.iter()).for_each(|(o, x)| *o = round(x));
-                        values.iter_mut().zip(v).for_each(|(o, x)| *o = round(x));
+                        // ggml converts the other operand of a product with an f16 tensor to f16:
+                        // the query for K·q (here), the softmax weights for V·p (`Softmax`).
+                        q.iter_mut().for_each(|x| *x = round_f16(*x));
+                        keys.iter_mut().zip(k.iter()).for_each(|(o, x)| *o = round_f16(*x));
+                        values.iter_mut().zip(v).for_each(|(o, x)| *o = round_f16(*x));
                     } else {
                         keys.copy_from_slice(k);
                         values.copy_from_slice(v);
                     }
                     Ok(())
                 }
-                Step::Attend => {
-                    let (r, head) = (task / c.n_heads, task % c.n_heads);
+                Step::Scores => {
+                    let chunks = self.span.div_ceil(SCORE_POSITIONS);
+                    let (r, g, chunk) = (task / (c.n_kv_heads * chunks), task / chunks % c.n_kv_heads, task % chunks);
                     let Row { seq, pos } = self.rows[r];
-                    let seen = 0..(pos + 1) * kv;
-                    let at = r * d + head * hd..r * d + (head + 1) * hd;
-                    let (keys, values) = (self.keys[seq][l].part(seen.clone()), self.values[seq][l].part(seen));
-                    m.attend_head(
-                        self.q.part(at.clone()),
-                        keys,
-                        values,
-                        self.f16_rounding[seq],
-                        head,
-                        self.attn.part_mut(at),
-                    );
+                    let seen = chunk * SCORE_POSITIONS..((chunk + 1) * SCORE_POSITIONS).min(pos + 1);
+                    if seen.is_empty() {
+                        return Ok(());
+                    }
+                    let keys = self.keys[seq][l].part(seen.start * kv..seen.end * kv);
+                    let group = c.n_heads / c.n_kv_heads;
+                    for h in g * group..(g + 1) * group {
+                        let q = self.q.part(r * d + h * hd..r * d + (h + 1) * hd);
+                        let at = (r * c.n_heads + h) * self.span;
+                        simd::dot_rows(q, &keys[g * hd..], kv, self.scores.part_mut(at + seen.start..at + seen.end));
+                    }
+                    Ok(())
+                }
+                Step::Softmax => {
+                    let (r, h) = (task / c.n_heads, task % c.n_heads);
+                    let Row { seq, pos } = self.rows[r];
+                    let at = (r * c.n_heads + h) * self.span;
+                    let scores = self.scores.part_mut(at..at + pos + 1);
+                    let scale = 1.0 / (hd as f32).sqrt();
+                    scores.iter_mut().for_each(|s| *s *= scale);
+                    simd::softmax_in_place(scores);
+                    if self.f16_rounding[seq] {
+                        scores.iter_mut().for_each(|p| *p = round_f16(*p));
+                    }
+                    Ok(())
+                }
+                Step::Mix => {
+                    let (r, g) = (task / c.n_kv_heads, task % c.n_kv_heads);
+                    let group = c.n_heads / c.n_kv_heads;
+                    let Row { seq, pos } = self.rows[r];
+                    let values = self.values[seq][l].part(0..(pos + 1) * kv);
+                    let weights: Vec<&[f32]> = (g * group..(g + 1) * group)
+                        .map(|h| {
+                            let at = (r * c.n_heads + h) * self.span;
+                            self.scores.part(at..at + pos + 1)
+                        })
+                        .collect();
+                    let out = self.attn.part_mut(r * d + g * group * hd..r * d + (g + 1) * group * hd);
+                    out.fill(0.0);
+                    simd::axpy_rows(&weights, &values[g * hd..], kv, out);
                     Ok(())
                 }
                 Step::QuantAttn => self.quantize_for(&[&block.wo], task, self.attn.part(row(task, d))),
@@ -644,20 +687,43 @@ impl Pass<'_> {
                     simd::rms_norm(x, &block.ffn_norm, c.rms_eps, xb);
                     self.quantize_for(&[&block.w_gate, &block.w_up], task, xb)
                 }
-                Step::GateUp => {
-                    self.product(&[(&block.w_gate, &self.gate), (&block.w_up, &self.up)], &self.xb, n, task)
-                }
+                Step::GateUp => self.gate_up(block, n, task),
                 Step::Swiglu => {
                     let gate = self.gate.part_mut(row(task, ff));
-                    simd::silu_in_place(gate);
-                    for (g, u) in gate.iter_mut().zip(self.up.part(row(task, ff))) {
-                        *g *= u;
+                    if !fuses_swiglu(block) {
+                        swiglu(gate, self.up.part(row(task, ff)));
                     }
                     self.quantize_for(&[&block.w_down], task, gate)
                 }
                 Step::Down => self.product(&[(&block.w_down, &self.proj)], &self.gate, n, task),
             }
         }
+    }
+
+    /// Task `task` of the gate and up products. When [`fuses_swiglu`], the task computes the same
+    /// rows of both and applies SwiGLU to them (`gate ← silu(gate)·up`, element-wise, so the rows
+    /// may go in any grouping); otherwise it is a plain product task and `Swiglu` applies it.
+    ///
+    /// # Safety
+    /// As for [`Pass::product`].
+    unsafe fn gate_up(&self, block: &Block, n: usize, task: usize) -> Result<()> {
+        let (gate, up) = ((&block.w_gate, &self.gate), (&block.w_up, &self.up));
+        if !fuses_swiglu(block) {
+            return unsafe { self.product(&[gate, up], &self.xb, n, task) };
+        }
+        // SAFETY: task `task` alone computes these rows of `gate` and `up` (the same range in
+        // both: one matrix's task `task`), then reads and writes only them.
+        unsafe {
+            self.product(&[gate], &self.xb, n, task)?;
+            self.product(&[up], &self.xb, n, task)?;
+            let (ff, per) = (block.w_gate.rows, rows_per_task(n));
+            let rows = task * per..((task + 1) * per).min(ff);
+            for b in 0..n {
+                let at = b * ff + rows.start..b * ff + rows.end;
+                swiglu(self.gate.part_mut(at.clone()), self.up.part(at));
+            }
+        }
+        Ok(())
     }
 
     /// Quantises row `r`'s input `xs` into the activation slots the products of `matrices` read.
@@ -670,7 +736,7 @@ impl Pass<'_> {
             let slot = act_slot(format);
             if !std::mem::replace(&mut done[slot], true) {
                 // SAFETY: the caller's.
-                unsafe { self.acts[slot].part_mut(r..r + 1)[0] = quant::quantize_activations(format, xs)? };
+                unsafe { quant::quantize_activations_into(format, xs, &mut self.acts[slot].part_mut(r..r + 1)[0])? };
             }
         }
         Ok(())
@@ -746,6 +812,27 @@ fn product_tasks(matrices: &[&Matrix], n: usize) -> usize {
 fn act_slot(format: QuantFormat) -> usize {
     let act = format.activation_format();
     ACT_FORMATS.iter().position(|&f| f == act).expect("every quantised format pairs with Q8_0 or Q8_K")
+}
+
+/// Positions per task of the attention scores.
+const SCORE_POSITIONS: usize = 64;
+
+/// Whether the gate and up products of `block` apply SwiGLU in their own tasks (both quantised,
+/// so that task `t` of each covers the same rows).
+fn fuses_swiglu(block: &Block) -> bool {
+    quant_format(&block.w_gate).is_some() && quant_format(&block.w_up).is_some()
+}
+
+/// `gate ← silu(gate)·up`, element-wise.
+fn swiglu(gate: &mut [f32], up: &[f32]) {
+    simd::silu_in_place(gate);
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g *= u;
+    }
+}
+
+fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
 }
 
 /// Rows per task of one token's products.

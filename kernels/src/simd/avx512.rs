@@ -262,6 +262,69 @@ pub mod f32 {
         ab.map(|ab| _mm512_reduce_add_ps(_mm512_add_ps(ab[0], ab[1])))
     }
 
+    /// `y_h += Σ_t w_h[t] · row_t` for `M` weight vectors `w_h` (`positions` each) and `M` outputs
+    /// `y_h` (`n` floats each, `y + h·n`), rows `stride` apart from `rows`, `n` a multiple of 16.
+    /// Each row's 64 (then 16) floats are loaded once for the `M` outputs, which stay in registers
+    /// (up to 16 accumulators) while every row is added: one FMA per element, output and row,
+    /// rows in order.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL; each `w_h` holds `positions` floats, `y` holds `M·n`, and row
+    /// `t < positions` is `n` readable floats at `rows + t·stride`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub unsafe fn axpy_rows<const M: usize>(
+        w: [*const f32; M],
+        positions: usize,
+        rows: *const f32,
+        stride: usize,
+        y: *mut f32,
+        n: usize,
+    ) {
+        let mut i = 0;
+        // SAFETY (all loads and stores): `i + 16·k + 16 <= n` for the lanes of each output and
+        // row, `t < positions` for the weights, by the caller's guarantee.
+        unsafe {
+            while i + 64 <= n {
+                let mut acc = [[_mm512_setzero_ps(); 4]; M];
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    *acc = [0, 1, 2, 3].map(|k| load(y.add(h * n + i + 16 * k)));
+                }
+                for t in 0..positions {
+                    let row = rows.add(t * stride + i);
+                    let v = [0, 1, 2, 3].map(|k| load(row.add(16 * k)));
+                    for (acc, w) in acc.iter_mut().zip(w) {
+                        let a = _mm512_set1_ps(*w.add(t));
+                        for (acc, v) in acc.iter_mut().zip(v) {
+                            *acc = _mm512_fmadd_ps(a, v, *acc);
+                        }
+                    }
+                }
+                for (h, acc) in acc.iter().enumerate() {
+                    for (k, acc) in acc.iter().enumerate() {
+                        _mm512_storeu_ps(y.add(h * n + i + 16 * k), *acc);
+                    }
+                }
+                i += 64;
+            }
+            while i + 16 <= n {
+                let mut acc = [_mm512_setzero_ps(); M];
+                for (h, acc) in acc.iter_mut().enumerate() {
+                    *acc = load(y.add(h * n + i));
+                }
+                for t in 0..positions {
+                    let v = load(rows.add(t * stride + i));
+                    for (acc, w) in acc.iter_mut().zip(w) {
+                        *acc = _mm512_fmadd_ps(_mm512_set1_ps(*w.add(t)), v, *acc);
+                    }
+                }
+                for (h, acc) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(y.add(h * n + i), *acc);
+                }
+                i += 16;
+            }
+        }
+    }
+
     /// `Σ x_i` with four 16-lane accumulators.
     ///
     /// # Safety

@@ -215,3 +215,37 @@ fn cdist_rejects_bad_shapes_with_typed_errors() {
     ));
     simd::cdist(&q, &b, 4, Metric::L2, &mut out).unwrap();
 }
+
+/// `dot_rows` and `axpy_rows` (strided rows, as attention reads a KV cache) give, bit for bit,
+/// what `dot` and `axpy` give row by row, for widths around the 16-lane blocks and 1–5 outputs.
+#[test]
+fn strided_row_kernels_match_the_per_row_kernels_bit_for_bit() {
+    for n in [0, 8, 16, 40, 64, 80, 128] {
+        for positions in [0, 1, 3, 4, 9] {
+            let stride = n + 24;
+            let rows = noise(positions * stride + n, 3 + n as u64);
+            let q = noise(n, 5);
+            let mut got = vec![f32::NAN; positions];
+            simd::dot_rows(&q, &rows, stride, &mut got);
+            for (t, &g) in got.iter().enumerate() {
+                let want = simd::dot(&q, &rows[t * stride..t * stride + n]);
+                assert_eq!(g.to_bits(), want.to_bits(), "dot_rows n={n} positions={positions} row {t}");
+            }
+            for heads in 1..=5 {
+                let weights: Vec<Vec<f32>> = (0..heads).map(|h| noise(positions, 11 + h as u64)).collect();
+                let ws: Vec<&[f32]> = weights.iter().map(Vec::as_slice).collect();
+                let start = noise(heads * n, 13);
+                let mut got = start.clone();
+                simd::axpy_rows(&ws, &rows, stride, &mut got);
+                let mut want = start;
+                for (w, y) in ws.iter().zip(want.chunks_exact_mut(n.max(1))) {
+                    for (t, &a) in w.iter().enumerate() {
+                        simd::axpy(a, &rows[t * stride..t * stride + n], &mut y[..n]);
+                    }
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "axpy_rows n={n} positions={positions} heads={heads}");
+            }
+        }
+    }
+}
