@@ -716,7 +716,7 @@ impl Pass<'_> {
         unsafe {
             self.product(&[gate], &self.xb, n, task)?;
             self.product(&[up], &self.xb, n, task)?;
-            let (ff, per) = (block.w_gate.rows, rows_per_task(n));
+            let (ff, per) = (block.w_gate.rows, rows_per_task(block.w_gate.rows, n));
             let rows = task * per..((task + 1) * per).min(ff);
             for b in 0..n {
                 let at = b * ff + rows.start..b * ff + rows.end;
@@ -755,9 +755,9 @@ impl Pass<'_> {
         n: usize,
         task: usize,
     ) -> Result<()> {
-        let per = rows_per_task(n);
         let mut t = task;
         for &(m, out) in jobs {
+            let per = rows_per_task(m.rows, n);
             let count = matrix_tasks(m, n);
             if t >= count {
                 t -= count;
@@ -790,16 +790,22 @@ impl Pass<'_> {
     }
 }
 
-/// Rows of a quantised matrix per product task: 64 for one token, 16 for a batch (each task runs
-/// its rows against the whole batch). Both are whole interleaved groups.
-fn rows_per_task(n: usize) -> usize {
-    if n == 1 { GEMV_ROWS_PER_TASK } else { ROWS_PER_TASK }
+/// Rows of a `rows`-row quantised matrix per product task. For one token, about two tasks per
+/// thread and matrix, of 64 to 256 rows: long runs stream the weights better than many short ones
+/// (each task starts cold), and two per thread still balance the threads. For a batch, 16 (each
+/// task runs its rows against the whole batch). All are whole interleaved groups.
+fn rows_per_task(rows: usize, n: usize) -> usize {
+    if n > 1 {
+        return ROWS_PER_TASK;
+    }
+    let per_thread_pair = rows.div_ceil(2 * rayon::current_num_threads());
+    (per_thread_pair.div_ceil(quant::GROUP_ROWS) * quant::GROUP_ROWS).clamp(GEMV_MIN_ROWS, GEMV_MAX_ROWS)
 }
 
 /// Tasks of `m`'s product over `n` rows: row ranges when quantised, one whole GEMM when dense.
 fn matrix_tasks(m: &Matrix, n: usize) -> usize {
     match quant_format(m) {
-        Some(_) => m.rows.div_ceil(rows_per_task(n)),
+        Some(_) => m.rows.div_ceil(rows_per_task(m.rows, n)),
         None => 1,
     }
 }
@@ -835,8 +841,9 @@ fn round_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
 
-/// Rows per task of one token's products.
-const GEMV_ROWS_PER_TASK: usize = 64;
+/// The fewest and the most rows per task of one token's products ([`rows_per_task`]).
+const GEMV_MIN_ROWS: usize = 64;
+const GEMV_MAX_ROWS: usize = 256;
 
 /// Rows per task of a batch's products.
 const ROWS_PER_TASK: usize = 16;
