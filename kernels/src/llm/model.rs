@@ -454,7 +454,7 @@ impl LlamaModel {
 }
 
 /// The steps of one block, each a phase of [`phases::run`] whose tasks are rows, heads or row
-/// ranges of a product: a decoded token crosses about ten phase boundaries per block and opens one
+/// ranges of a product: a decoded token crosses twelve phase boundaries per block and opens one
 /// parallel region for the whole pass.
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -464,8 +464,8 @@ enum Step {
     Qkv,
     /// Per row: RoPE on its query and key, and its key and value into the cache.
     Rope,
-    /// Per row, KV head and run of positions: the scores of the group's query heads (each key
-    /// read once for the group, the others from L1).
+    /// Per row, KV head and run of positions: the scores of the group's query heads (a run's
+    /// keys come from memory once, for the group's first head; the others find them in L1).
     Scores,
     /// Per row and query head: scale and softmax.
     Softmax,
@@ -588,9 +588,11 @@ impl Pass<'_> {
             return unsafe { self.product(&[(out, &self.logits)], &self.xb, self.last.len(), task) };
         };
         let row = |r: usize, w: usize| r * w..(r + 1) * w;
-        // SAFETY (every arm): a per-row step's task `r` touches row `r` of each buffer only; the
-        // attention task of (row, head) writes that head of that row; a product's task writes its
-        // own output rows (`product`). What a phase reads, the phases before it wrote.
+        // SAFETY (every arm): a per-row step's task `r` touches row `r` of each buffer only (and
+        // the cache slot of row `r`'s position, which no other row has); a scores task writes
+        // its run of positions of its group's heads' scores, a softmax task one head's scores, a
+        // mix task its group's heads of `attn`; a product's task writes its own output rows
+        // (`product`). Everything else a phase reads, and the phases before it wrote.
         unsafe {
             match BLOCK_STEPS[at] {
                 Step::AttnNorm => {
