@@ -372,7 +372,6 @@ impl LlamaModel {
                 keys.push(k.iter_mut().map(|l| Shared::new(l)).collect());
                 values.push(v.iter_mut().map(|l| Shared::new(l)).collect());
             }
-            let [acts_q8_0, acts_q8_k] = &mut acts;
             let pass = Pass {
                 model: self,
                 rows: &rows,
@@ -390,7 +389,7 @@ impl LlamaModel {
                 proj: Shared::new(&mut proj),
                 gate: Shared::new(&mut gate),
                 up: Shared::new(&mut up),
-                acts: [Shared::new(acts_q8_0), Shared::new(acts_q8_k)],
+                acts: acts.each_mut().map(|slot| Shared::new(slot)),
                 keys,
                 values,
                 logits: Shared::new(&mut logits),
@@ -718,8 +717,7 @@ impl Pass<'_> {
         unsafe {
             self.product(&[gate], &self.xb, n, task)?;
             self.product(&[up], &self.xb, n, task)?;
-            let (ff, per) = (block.w_gate.rows, rows_per_task(block.w_gate.rows, n));
-            let rows = task * per..((task + 1) * per).min(ff);
+            let (ff, rows) = (block.w_gate.rows, task_rows(block.w_gate.rows, n, task));
             for b in 0..n {
                 let at = b * ff + rows.start..b * ff + rows.end;
                 swiglu(self.gate.part_mut(at.clone()), self.up.part(at));
@@ -759,7 +757,6 @@ impl Pass<'_> {
     ) -> Result<()> {
         let mut t = task;
         for &(m, out) in jobs {
-            let per = rows_per_task(m.rows, n);
             let count = matrix_tasks(m, n);
             if t >= count {
                 t -= count;
@@ -773,7 +770,7 @@ impl Pass<'_> {
                 return matmul::gemm_nt(xs, w, out, matmul::GemmShape { m: n, n: m.rows, k: m.cols });
             };
             let acts = unsafe { self.acts[act_slot(format)].part(0..n) };
-            let rows = t * per..((t + 1) * per).min(m.rows);
+            let rows = task_rows(m.rows, n, t);
             if n == 1 {
                 return self.model.dots(m, rows.clone(), acts, unsafe { out.part_mut(rows) });
             }
@@ -802,6 +799,12 @@ fn rows_per_task(rows: usize, n: usize) -> usize {
     }
     let per_thread_pair = rows.div_ceil(2 * rayon::current_num_threads());
     (per_thread_pair.div_ceil(quant::GROUP_ROWS) * quant::GROUP_ROWS).clamp(GEMV_MIN_ROWS, GEMV_MAX_ROWS)
+}
+
+/// The rows of a `rows`-row quantised matrix that its product's task `task` computes.
+fn task_rows(rows: usize, n: usize, task: usize) -> Range<usize> {
+    let per = rows_per_task(rows, n);
+    task * per..((task + 1) * per).min(rows)
 }
 
 /// Tasks of `m`'s product over `n` rows: row ranges when quantised, one whole GEMM when dense.
